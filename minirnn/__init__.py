@@ -1,0 +1,1 @@
+"""minirnn: exact, readable and fast recurrent networks (Elman RNN, GRU, LSTM) for NumPy."""
