@@ -1,1 +1,13 @@
-"""minirnn: exact, readable and fast recurrent networks (Elman RNN, GRU, LSTM) for NumPy."""
+"""minirnn: exact, readable and fast recurrent networks (Elman RNN, GRU, LSTM) for NumPy.
+
+Behaves like PyTorch's ``torch.nn.RNN/GRU/LSTM`` and ``RNNCell/GRUCell/LSTMCell``:
+same parameter names, shapes, order and initialization, same outputs and
+gradients, with NumPy arrays in and out.
+"""
+from ._grad_mode import is_grad_enabled, no_grad
+from .modules import BACKENDS, GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+
+__version__ = "0.1.0"
+
+__all__ = ["RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell", "no_grad",
+           "is_grad_enabled", "BACKENDS", "__version__"]

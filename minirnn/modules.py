@@ -1,0 +1,692 @@
+"""The user-facing classes: RNN, GRU, LSTM and RNNCell, GRUCell, LSTMCell.
+
+They own the parameters (PyTorch's names, shapes, order and initialization),
+validate every argument before any computation, convert between the caller's
+layout (``batch_first``, unbatched) and the time-major layout of
+:mod:`minirnn.functional`, and keep the backward *tape*: every forward run
+outside :class:`minirnn.no_grad` pushes what its backward needs; ``backward``
+pops the latest one (last in, first out), so a loop of cell steps or chunks of
+truncated BPTT backpropagate in the natural reverse order.
+
+Parameters must not be modified in place between a forward and its backward:
+the tape holds references to them, not copies.
+"""
+import math
+import warnings
+
+import numpy as np
+
+from . import functional
+from ._grad_mode import is_grad_enabled
+from ._validation import (check_array, check_bool, check_dropout, check_dtype, check_shape,
+                          check_size)
+from .cells import CELLS
+
+#: compute paths a module can use; ``"numpy"`` is the readable reference
+BACKENDS = ("numpy",)
+DEFAULT_BACKEND = "numpy"
+
+_NOT_GIVEN = object()
+
+
+def _check_backend(backend):
+    if backend is None:
+        return DEFAULT_BACKEND
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None (default), got {backend!r}")
+    return backend
+
+
+class _Module:
+    """Parameters, gradients, the tape and the train/eval flag, shared by modules and cells."""
+
+    def _init_parameters(self, shapes, hidden_size, dtype, seed):
+        # Every parameter ~ U(-1/sqrt(hidden_size), +1/sqrt(hidden_size)), drawn in
+        # PyTorch's parameter order from numpy.random.default_rng(seed).
+        rng = np.random.default_rng(seed)
+        k = 1.0 / math.sqrt(hidden_size)
+        self._params = {name: rng.uniform(-k, k, size=shape).astype(dtype)
+                        for name, shape in shapes.items()}
+        self.grads = {name: np.zeros_like(p) for name, p in self._params.items()}
+        self._tape = []
+        self.training = True
+
+    # -- parameters -------------------------------------------------------------------------
+    def named_parameters(self):
+        """(name, array) pairs in PyTorch's order. The arrays are the live parameters:
+        updating them in place (``p -= lr * m.grads[name]``) updates the module."""
+        return iter(self._params.items())
+
+    def parameters(self):
+        """The live parameter arrays, in PyTorch's order."""
+        return list(self._params.values())
+
+    def state_dict(self):
+        """{name: copy of the parameter}, PyTorch's names, shapes and order."""
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state_dict):
+        """Copy parameters in, strictly: every key must be present, none unexpected,
+        every shape equal. Values are cast to the module's dtype (so float32 weights
+        load into a float64 module); they may be NumPy arrays or anything
+        ``numpy.asarray`` accepts (e.g. CPU torch tensors). Nothing is changed when
+        any check fails."""
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
+        missing = [k for k in self._params if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in self._params]
+        if missing or unexpected:
+            raise ValueError(
+                f"Error(s) in loading state_dict for {type(self).__name__}: "
+                f"missing key(s): {missing}; unexpected key(s): {unexpected}")
+        values = {}
+        for name, p in self._params.items():
+            v = np.asarray(state_dict[name])
+            if v.shape != p.shape:
+                raise ValueError(
+                    f"Error(s) in loading state_dict for {type(self).__name__}: size mismatch for "
+                    f"{name}: expected shape {p.shape}, got {v.shape}")
+            if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
+                raise TypeError(f"state_dict[{name!r}] must hold real numbers, got dtype {v.dtype}")
+            values[name] = v
+        for name, v in values.items():
+            np.copyto(self._params[name], v, casting="unsafe")
+
+    # -- gradients and tape -----------------------------------------------------------------
+    def zero_grad(self):
+        """Set every accumulated gradient in ``grads`` to zero (in place)."""
+        for g in self.grads.values():
+            g.fill(0)
+
+    @property
+    def tape_size(self):
+        """How many forwards are waiting for their backward."""
+        return len(self._tape)
+
+    def clear_tape(self):
+        """Forget every forward not yet backpropagated (frees their saved activations)."""
+        self._tape.clear()
+
+    def _pop_check(self):
+        if not self._tape:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() called with nothing to backpropagate: every "
+                "forward has already been backpropagated, or ran under minirnn.no_grad()")
+        return self._tape[-1]
+
+    # -- train / eval -----------------------------------------------------------------------
+    def train(self, mode=True):
+        """Training mode (the default): dropout between layers is active. Returns self."""
+        self.training = check_bool("mode", mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode: no dropout. Returns self."""
+        return self.train(False)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+
+def _incoming_grad(owner, name, g, shape, dtype):
+    """An incoming gradient: None means zeros; otherwise exactly the forward's shape and dtype."""
+    if g is None:
+        return np.zeros(shape, dtype=dtype)
+    check_array(owner, name, g, dtype)
+    return check_shape(owner, name, g, shape)
+
+
+# =========================================================================================== modules
+
+class _RNNBase(_Module):
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, seed=None,
+                 backend=None):
+        name = {"RNN_TANH": "RNN", "RNN_RELU": "RNN"}.get(mode, mode)
+        self.mode = mode
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        self.num_layers = check_size("num_layers", num_layers)
+        self.bias = check_bool("bias", bias)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.dropout = check_dropout(dropout)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                f"expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}", UserWarning, stacklevel=3)
+        if self.dropout > 0:
+            raise NotImplementedError(
+                f"{name}: dropout between layers is not implemented yet in minirnn "
+                f"(got dropout={dropout}); use dropout=0.0")
+        if proj_size is not _NOT_GIVEN:
+            if mode != "LSTM":
+                raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+            if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
+                raise ValueError("proj_size should be a positive integer or zero to disable "
+                                 f"projections, got {proj_size!r}")
+            if proj_size >= self.hidden_size:
+                raise ValueError(f"proj_size has to be smaller than hidden_size, got proj_size="
+                                 f"{proj_size} and hidden_size={self.hidden_size}")
+            if proj_size > 0:
+                raise NotImplementedError(
+                    f"LSTM: projections (proj_size={proj_size}) are not implemented yet in "
+                    "minirnn; use proj_size=0")
+        self.proj_size = 0
+        self.dtype = check_dtype(dtype)
+        self.backend = _check_backend(backend)
+        self._name = name
+        G, H, D = CELLS[mode].gates, self.hidden_size, self.num_directions
+        shapes = {}
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else D * H
+            for sfx in ("", "_reverse")[:D]:
+                shapes[f"weight_ih_l{layer}{sfx}"] = (G * H, in_size)
+                shapes[f"weight_hh_l{layer}{sfx}"] = (G * H, H)
+                if self.bias:
+                    shapes[f"bias_ih_l{layer}{sfx}"] = (G * H,)
+                    shapes[f"bias_hh_l{layer}{sfx}"] = (G * H,)
+        assert list(shapes) == functional.param_names(self.num_layers, self.bidirectional, self.bias)
+        self._init_parameters(shapes, H, self.dtype, seed)
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    def __getattr__(self, name):
+        # PyTorch-style attribute access to parameters: m.weight_ih_l0
+        params = self.__dict__.get("_params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __repr__(self):
+        s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if type(self) is RNN and self.nonlinearity != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        for attr, default in (("bias", True), ("batch_first", False), ("bidirectional", False)):
+            if getattr(self, attr) != default:
+                s += f", {attr}={getattr(self, attr)}"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype}"
+        return s + ")"
+
+    # -- forward ----------------------------------------------------------------------------
+    def _check_input(self, input):
+        name = self._name
+        check_array(name, "input", input, self.dtype)
+        if input.ndim not in (2, 3):
+            raise ValueError(
+                f"{name}: Expected input to be 2-D (L, H_in) or 3-D "
+                f"({'N, L' if self.batch_first else 'L, N'}, H_in), got {input.ndim}-D array "
+                f"of shape {input.shape}")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name}: input.shape[-1] must be equal to input_size. Expected "
+                f"{self.input_size}, got {input.shape[-1]} (input shape {input.shape})")
+        batched = input.ndim == 3
+        if not batched:
+            X = input[:, None, :]                      # (L, 1, H_in)
+        elif self.batch_first:
+            X = input.transpose(1, 0, 2)               # (N, L, H_in) -> (L, N, H_in)
+        else:
+            X = input
+        if X.shape[0] == 0:
+            raise ValueError(f"{name}: Expected sequence length to be larger than 0, got input "
+                             f"of shape {input.shape}")
+        return X, batched
+
+    def _check_state(self, label, s, width, B, batched):
+        """One initial state (h0 or c0): None -> zeros (L*D, B, width)."""
+        name = self._name
+        LD = self.num_layers * self.num_directions
+        if s is None:
+            return np.zeros((LD, B, width), dtype=self.dtype)
+        check_array(name, label, s, self.dtype)
+        if batched and s.ndim != 3:
+            raise ValueError(f"{name}: For batched 3-D input, {label} should also be 3-D "
+                             f"(num_layers*num_directions, N, H) but got {s.ndim}-D array of "
+                             f"shape {s.shape}")
+        if not batched and s.ndim != 2:
+            raise ValueError(f"{name}: For unbatched 2-D input, {label} should also be 2-D "
+                             f"(num_layers*num_directions, H) but got {s.ndim}-D array of "
+                             f"shape {s.shape}")
+        expected = (LD, B, width) if batched else (LD, width)
+        if s.shape != expected:
+            raise ValueError(f"{name}: Expected {label} of shape {expected}, got {s.shape}")
+        return s if batched else s[:, None, :]
+
+    def _check_hx(self, hx, B, batched):
+        H = self.hidden_size
+        if self.mode == "LSTM":
+            if hx is None:
+                hx = (None, None)
+            if not isinstance(hx, (tuple, list)):
+                raise TypeError(f"LSTM: hx must be a tuple (h0, c0) (either may be None), got "
+                                f"{type(hx).__name__}")
+            if len(hx) != 2:
+                raise ValueError(f"LSTM: hx must be a tuple of two states (h0, c0), got {len(hx)}")
+            return (self._check_state("h0", hx[0], H, B, batched),
+                    self._check_state("c0", hx[1], H, B, batched))
+        if isinstance(hx, (tuple, list)):
+            raise TypeError(f"{self._name}: hx must be an array h0 or None, got a "
+                            f"{type(hx).__name__} (only LSTM takes a tuple (h0, c0))")
+        return self._check_state("h0", hx, H, B, batched), None
+
+    def forward(self, input, hx=None):
+        """Run the whole sequence. See the class docstring for shapes.
+
+        Returns ``(output, h_n)`` (RNN, GRU) or ``(output, (h_n, c_n))`` (LSTM).
+        """
+        X, batched = self._check_input(input)
+        h0, c0 = self._check_hx(hx, X.shape[1], batched)
+        record = is_grad_enabled()
+        out, h_n, c_n, tape = functional.rnn_forward(
+            self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
+            need_tape=record)
+        if record:
+            self._tape.append(dict(tape=tape, batched=batched, out_shape=out.shape,
+                                   state_shape=h_n.shape, in_shape=X.shape))
+        out, h_n, c_n = self._to_caller(out, batched), self._state_out(h_n, batched), \
+            self._state_out(c_n, batched)
+        return (out, (h_n, c_n)) if self.mode == "LSTM" else (out, h_n)
+
+    def _to_caller(self, seq, batched):
+        """time-major (L, N, F) -> the caller's layout."""
+        if not batched:
+            return seq[:, 0, :]
+        if self.batch_first:
+            return np.ascontiguousarray(seq.transpose(1, 0, 2))
+        return seq
+
+    def _from_caller(self, seq, batched):
+        """the caller's layout -> time-major (L, N, F)."""
+        if not batched:
+            return seq[:, None, :]
+        return seq.transpose(1, 0, 2) if self.batch_first else seq
+
+    @staticmethod
+    def _state_out(s, batched):
+        if s is None or batched:
+            return s
+        return s[:, 0, :]
+
+    # -- backward ---------------------------------------------------------------------------
+    def backward(self, grad_output=None, grad_state=None):
+        """Backpropagate the latest forward not yet backpropagated.
+
+        ``grad_output``: gradient of the loss w.r.t. ``output`` (same shape), or None.
+        ``grad_state``: gradient w.r.t. ``h_n`` (RNN, GRU) or a tuple ``(grad_h_n, grad_c_n)``
+        (LSTM), each the shape of the forward's state, or None (zeros).
+        Accumulates parameter gradients into ``self.grads`` and returns
+        ``(grad_input, grad_h0)`` or, for LSTM, ``(grad_input, (grad_h0, grad_c0))``,
+        in the shapes of the forward's input and states (``grad_h0`` is returned even
+        when the forward had no ``h0``: it is the gradient w.r.t. the zero state).
+        """
+        name = self._name
+        entry = self._pop_check()
+        batched = entry["batched"]
+        L, B, F = entry["out_shape"]
+        LD, _, H = entry["state_shape"]
+        out_shape = (L, F) if not batched else ((B, L, F) if self.batch_first else (L, B, F))
+        state_shape = (LD, B, H) if batched else (LD, H)
+        go = _incoming_grad(name, "grad_output", grad_output, out_shape, self.dtype)
+        if self.mode == "LSTM":
+            if grad_state is None:
+                grad_state = (None, None)
+            if not isinstance(grad_state, (tuple, list)) or len(grad_state) != 2:
+                raise TypeError("LSTM: grad_state must be a tuple (grad_h_n, grad_c_n) (either "
+                                f"may be None), got {type(grad_state).__name__}")
+            gh = _incoming_grad(name, "grad_h_n", grad_state[0], state_shape, self.dtype)
+            gc = _incoming_grad(name, "grad_c_n", grad_state[1], state_shape, self.dtype)
+        else:
+            if isinstance(grad_state, (tuple, list)):
+                raise TypeError(f"{name}: grad_state must be an array grad_h_n or None, got a "
+                                f"{type(grad_state).__name__}")
+            gh = _incoming_grad(name, "grad_h_n", grad_state, state_shape, self.dtype)
+            gc = None
+        if not batched:
+            gh = gh[:, None, :]
+            gc = None if gc is None else gc[:, None, :]
+        self._tape.pop()
+        gx, gh0, gc0 = functional.rnn_backward(
+            entry["tape"], self._from_caller(go, batched), gh, gc, self.grads)
+        gx, gh0, gc0 = self._to_caller(gx, batched), self._state_out(gh0, batched), \
+            self._state_out(gc0, batched)
+        return (gx, (gh0, gc0)) if self.mode == "LSTM" else (gx, gh0)
+
+
+_MODULE_DOC_COMMON = """
+    Args:
+        input_size: the number of features of ``x`` (``H_in``).
+        hidden_size: the number of features of the state ``h`` (``H``).
+        num_layers: the number of stacked layers; layer ``k > 0`` reads the
+            outputs of layer ``k-1`` (both directions side by side). Default 1.
+        bias: if False, there are no ``bias_ih``/``bias_hh`` parameters. Default True.
+        batch_first: if True, ``input`` and ``output`` are ``(N, L, .)`` instead of
+            ``(L, N, .)``. It never applies to the states ``h0``/``h_n``. Default False.
+        dropout: must be 0.0 for now (dropout between layers is not implemented yet).
+        bidirectional: if True, each layer also runs a second, reverse-time
+            direction with its own parameters (suffix ``_reverse``). Default False.
+        dtype: ``numpy.float32`` (default) or ``numpy.float64``. Inputs must have
+            exactly this dtype: another is a ``TypeError``, never a silent cast.
+        seed: seed (or ``numpy.random.Generator``) for ``numpy.random.default_rng``,
+            which draws the initial parameters.
+        backend: ``"numpy"`` (the readable reference path) or None (the default
+            backend).
+
+    Shapes (``L`` sequence length, ``N`` batch, ``D`` = 2 if bidirectional else 1):
+        input:  ``(L, N, H_in)``, ``(N, L, H_in)`` if batch_first, or ``(L, H_in)`` unbatched
+        h0, h_n: ``(D*num_layers, N, H)``, or ``(D*num_layers, H)`` unbatched (never batch-first)
+        output: ``(L, N, D*H)``, ``(N, L, D*H)`` if batch_first, or ``(L, D*H)`` unbatched
+
+    ``output`` and ``h_n`` hold different things: ``output`` is the LAST layer at
+    EVERY step, ``h_n`` is EVERY layer at the LAST step, indexed
+    ``layer*D + direction`` (``h_n.reshape(num_layers, D, N, H)`` splits it). So
+    ``output[-1, :, :H] == h_n[-D]`` (last layer, forward direction) and, for a
+    bidirectional model, the reverse direction's final state is at the *first*
+    step: ``output[0, :, H:] == h_n[-1]`` (``output[-1]`` is not it).
+    ``output`` grows with the sequence length; ``h_n`` does not.
+
+    Initialization: every parameter is drawn from U(-k, k), k = 1/sqrt(hidden_size),
+    in the order of ``state_dict()``, from ``numpy.random.default_rng(seed)``.
+
+    Backward: ``m.backward(grad_output, grad_state)`` backpropagates the latest
+    forward not yet backpropagated (a last-in-first-out tape), accumulates the
+    parameter gradients into ``m.grads`` (keys as ``state_dict``) and returns the
+    gradients of the input and of the initial state. ``m.zero_grad()`` clears
+    ``m.grads``. Under ``minirnn.no_grad()`` a forward records nothing.
+"""
+
+
+class RNN(_RNNBase):
+    __doc__ = """Elman RNN with tanh or ReLU, stacked and optionally bidirectional.
+
+    For each element of the input sequence, each layer computes::
+
+        h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)
+
+    where ``act`` is tanh or relu, ``h_t`` is the state at time ``t`` and ``x_t``
+    the layer's input (the sequence for layer 0, the previous layer's outputs
+    above it). ``weight_ih`` is the textbook's ``W``, ``weight_hh`` its ``U``.
+
+    Parameters (``k`` the layer, suffix ``_reverse`` for the reverse direction):
+        weight_ih_l{k}: ``(H, H_in)`` for k = 0, else ``(H, D*H)``
+        weight_hh_l{k}: ``(H, H)``
+        bias_ih_l{k}, bias_hh_l{k}: ``(H,)``
+
+    nonlinearity: ``'tanh'`` (default) or ``'relu'`` (its derivative at 0 is 0).
+    """ + _MODULE_DOC_COMMON
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
+                 seed=None, backend=None, proj_size=_NOT_GIVEN):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity {nonlinearity!r}. Select from 'tanh' or 'relu'.")
+        self.nonlinearity = nonlinearity
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
+                         hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size, dtype=dtype, seed=seed, backend=backend)
+
+
+class GRU(_RNNBase):
+    __doc__ = """Gated recurrent unit, stacked and optionally bidirectional.
+
+    For each element of the input sequence, each layer computes::
+
+        r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+        z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    ``r``, ``z``, ``n`` are the reset gate, update gate and candidate. The reset
+    gate multiplies ``W_hn h + b_hn`` after the product ("reset after", as PyTorch
+    and cuDNN; Cho et al. put it inside: ``W_hn (r * h)``).
+
+    Parameters (gate order **r, z, n**: rows ``k*H:(k+1)*H`` of ``weight_ih`` are
+    ``W_ir | W_iz | W_in``, of ``weight_hh`` ``W_hr | W_hz | W_hn``):
+        weight_ih_l{k}: ``(3H, H_in)`` for k = 0, else ``(3H, D*H)``
+        weight_hh_l{k}: ``(3H, H)``
+        bias_ih_l{k}, bias_hh_l{k}: ``(3H,)``
+    """ + _MODULE_DOC_COMMON
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, dtype=np.float32, seed=None, backend=None,
+                 proj_size=_NOT_GIVEN):
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, proj_size, dtype=dtype, seed=seed, backend=backend)
+
+
+class LSTM(_RNNBase):
+    __doc__ = """Long short-term memory, stacked and optionally bidirectional.
+
+    For each element of the input sequence, each layer computes::
+
+        i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)
+        f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)
+        g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)
+        o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)
+        c_t = f_t * c_{t-1} + i_t * g_t
+        h_t = o_t * tanh(c_t)
+
+    ``i``, ``f``, ``g``, ``o`` are the input, forget, cell and output gates.
+
+    Parameters (gate order **i, f, g, o**: rows ``k*H:(k+1)*H`` of ``weight_ih``
+    are the paper's ``W_i | W_f | W_g | W_o``, of ``weight_hh`` its ``U_i | U_f |
+    U_g | U_o``; one ``(4H, .)`` product computes all four):
+        weight_ih_l{k}: ``(4H, H_in)`` for k = 0, else ``(4H, D*H)``
+        weight_hh_l{k}: ``(4H, H)``
+        bias_ih_l{k}, bias_hh_l{k}: ``(4H,)``
+
+    The state is a pair: ``m(x, (h0, c0))`` returns ``output, (h_n, c_n)``; ``c0``
+    and ``c_n`` have the shape of ``h0``. ``hx=None``, or either of ``h0``/``c0``
+    None, means zeros. ``proj_size`` must be 0 for now (projections are not
+    implemented yet).
+    """ + _MODULE_DOC_COMMON
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, seed=None,
+                 backend=None):
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, proj_size, dtype=dtype, seed=seed, backend=backend)
+
+
+# =========================================================================================== cells
+
+class _CellBase(_Module):
+    """One time step. Runs the same code as one step of a 1-layer module."""
+
+    def __init__(self, mode, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None,
+                 backend=None):
+        self.mode = mode
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        self.bias = check_bool("bias", bias)
+        self.dtype = check_dtype(dtype)
+        self.backend = _check_backend(backend)
+        G, H = CELLS[mode].gates, self.hidden_size
+        shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
+        if self.bias:
+            shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
+        self._init_parameters(shapes, H, self.dtype, seed)
+
+    def __getattr__(self, name):
+        params = self.__dict__.get("_params", {})
+        if name in params:
+            return params[name]
+        if name in ("bias_ih", "bias_hh"):        # as PyTorch: registered as None without bias
+            return None
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __repr__(self):
+        s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype}"
+        return s + ")"
+
+    def _layer_params(self, d):
+        """{cell name: x} -> {layer-0 module name: x}, as functional.rnn_forward expects."""
+        return {f"{k}_l0": v for k, v in d.items()}
+
+    def _check_cell_state(self, label, s, B, batched):
+        name = type(self).__name__
+        H = self.hidden_size
+        if s is None:
+            return np.zeros((B, H), dtype=self.dtype)
+        check_array(name, label, s, self.dtype)
+        if s.ndim not in (1, 2):
+            raise ValueError(f"{name}: Expected {label} to be 1-D (H,) or 2-D (N, H), got "
+                             f"{s.ndim}-D array of shape {s.shape}")
+        expected = (B, H) if batched else (H,)
+        if s.shape != expected:
+            raise ValueError(f"{name}: Expected {label} of shape {expected} for input of "
+                             f"{'batch ' + str(B) if batched else 'unbatched shape'}, got {s.shape}")
+        return s if batched else s[None, :]
+
+    def forward(self, input, hx=None):
+        name = type(self).__name__
+        check_array(name, "input", input, self.dtype)
+        if input.ndim not in (1, 2):
+            raise ValueError(f"{name}: Expected input to be 1-D (H_in,) or 2-D (N, H_in), got "
+                             f"{input.ndim}-D array of shape {input.shape}")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"{name}: input.shape[-1] must be equal to input_size. Expected "
+                             f"{self.input_size}, got {input.shape[-1]} (input shape {input.shape})")
+        batched = input.ndim == 2
+        X = input[None] if batched else input[None, None]            # (1, N, H_in)
+        B = X.shape[1]
+        if self.mode == "LSTM":
+            if hx is None:
+                hx = (None, None)
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"LSTMCell: hx must be a tuple (h, c) (either may be None), got "
+                                f"{type(hx).__name__}")
+            h0 = self._check_cell_state("h", hx[0], B, batched)
+            c0 = self._check_cell_state("c", hx[1], B, batched)[None]
+        else:
+            if isinstance(hx, (tuple, list)):
+                raise TypeError(f"{name}: hx must be an array h or None, got a "
+                                f"{type(hx).__name__} (only LSTMCell takes a tuple (h, c))")
+            h0, c0 = self._check_cell_state("h", hx, B, batched), None
+        record = is_grad_enabled()
+        _, h_n, c_n, tape = functional.rnn_forward(
+            self.mode, X, self._layer_params(self._params), h0[None], c0, 1, False,
+            need_tape=record)
+        if record:
+            self._tape.append(dict(tape=tape, batched=batched, B=B))
+        h = h_n[0] if batched else h_n[0, 0]
+        if self.mode == "LSTM":
+            return h, (c_n[0] if batched else c_n[0, 0])
+        return h
+
+    def backward(self, grad):
+        """Backpropagate the latest step not yet backpropagated.
+
+        ``grad``: gradient w.r.t. the step's ``h`` (RNNCell, GRUCell) or a tuple
+        ``(grad_h, grad_c)`` (LSTMCell); None means zeros. Accumulates into
+        ``self.grads``; returns ``(grad_input, grad_h_prev)`` or, for LSTMCell,
+        ``(grad_input, (grad_h_prev, grad_c_prev))``.
+        """
+        name = type(self).__name__
+        entry = self._pop_check()
+        batched, B, H = entry["batched"], entry["B"], self.hidden_size
+        shape = (B, H) if batched else (H,)
+        if self.mode == "LSTM":
+            if grad is None:
+                grad = (None, None)
+            if not isinstance(grad, (tuple, list)) or len(grad) != 2:
+                raise TypeError(f"LSTMCell: grad must be a tuple (grad_h, grad_c) (either may be "
+                                f"None), got {type(grad).__name__}")
+            gh = _incoming_grad(name, "grad_h", grad[0], shape, self.dtype)
+            gc = _incoming_grad(name, "grad_c", grad[1], shape, self.dtype).reshape(1, B, H)
+        else:
+            if isinstance(grad, (tuple, list)):
+                raise TypeError(f"{name}: grad must be an array grad_h or None, got a "
+                                f"{type(grad).__name__}")
+            gh, gc = _incoming_grad(name, "grad_h", grad, shape, self.dtype), None
+        self._tape.pop()
+        gx, gh0, gc0 = functional.rnn_backward(
+            entry["tape"], np.zeros((1, B, H), dtype=self.dtype), gh.reshape(1, B, H), gc,
+            self._layer_params(self.grads))
+        gx = gx[0] if batched else gx[0, 0]
+        unb = (lambda s: s[0]) if batched else (lambda s: s[0, 0])
+        if self.mode == "LSTM":
+            return gx, (unb(gh0), unb(gc0))
+        return gx, unb(gh0)
+
+
+_CELL_DOC_COMMON = """
+    Args:
+        input_size: the number of features of ``x`` (``H_in``).
+        hidden_size: the number of features of ``h`` (``H``).
+        bias: if False, there are no biases (``cell.bias_ih is None``). Default True.
+        dtype, seed, backend: as for the modules.
+
+    Shapes: ``x`` is ``(N, H_in)`` or unbatched ``(H_in,)``; states are ``(N, H)``
+    or ``(H,)``. A cell is one step: no ``num_layers``, no direction and no time axis,
+    unlike the modules (whose input is ``(L, N, H_in)`` and states ``(D*num_layers, N, H)``).
+    A state of None means zeros.
+
+    Initialization: every parameter from U(-k, k), k = 1/sqrt(hidden_size), in the
+    order weight_ih, weight_hh, bias_ih, bias_hh.
+
+    Backward: each ``backward`` call backpropagates the latest step not yet
+    backpropagated, so after a loop of ``T`` steps, call it ``T`` times in reverse
+    order, adding the returned state gradient to the next (earlier) step's.
+"""
+
+
+class RNNCell(_CellBase):
+    __doc__ = """One step of an Elman RNN: ``h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)``.
+
+    ``h = cell(x, h)``; ``grad_x, grad_h_prev = cell.backward(grad_h)``.
+
+    Parameters: ``weight_ih (H, H_in)``, ``weight_hh (H, H)``, ``bias_ih (H,)``,
+    ``bias_hh (H,)``. nonlinearity: ``'tanh'`` (default) or ``'relu'``.
+    """ + _CELL_DOC_COMMON
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *,
+                 dtype=np.float32, seed=None, backend=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity {nonlinearity!r}. Select from 'tanh' or 'relu'.")
+        self.nonlinearity = nonlinearity
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
+                         hidden_size, bias, dtype=dtype, seed=seed, backend=backend)
+
+
+class GRUCell(_CellBase):
+    __doc__ = """One step of a GRU (equations as :class:`GRU`, gate order r, z, n).
+
+    ``h = cell(x, h)``; ``grad_x, grad_h_prev = cell.backward(grad_h)``.
+
+    Parameters: ``weight_ih (3H, H_in)``, ``weight_hh (3H, H)``, ``bias_ih (3H,)``,
+    ``bias_hh (3H,)``.
+    """ + _CELL_DOC_COMMON
+
+    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None,
+                 backend=None):
+        super().__init__("GRU", input_size, hidden_size, bias, dtype=dtype, seed=seed,
+                         backend=backend)
+
+
+class LSTMCell(_CellBase):
+    __doc__ = """One step of an LSTM (equations as :class:`LSTM`, gate order i, f, g, o).
+
+    ``h, c = cell(x, (h, c))``;
+    ``grad_x, (grad_h_prev, grad_c_prev) = cell.backward((grad_h, grad_c))``.
+
+    Parameters: ``weight_ih (4H, H_in)``, ``weight_hh (4H, H)``, ``bias_ih (4H,)``,
+    ``bias_hh (4H,)``.
+    """ + _CELL_DOC_COMMON
+
+    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None,
+                 backend=None):
+        super().__init__("LSTM", input_size, hidden_size, bias, dtype=dtype, seed=seed,
+                         backend=backend)
