@@ -1,0 +1,134 @@
+"""Run PyTorch reference dumps against minirnn and compare, tensor by tensor.
+
+A dump (written by ``tools/make_reference_dumps.py``, format in
+``tests/data/README.md``) holds a configuration, parameters, inputs, upstream
+gradients and every output and gradient PyTorch computed, in float64. This
+module rebuilds the model from the dump, runs forward and backward on a chosen
+backend and dtype, and compares with **one** routine, :func:`compare`, which
+reports the largest difference, where it is, and how much of the tolerance it
+used. Tensors are compared in dataflow order (forward outputs, then gradients
+in the order the backward produces them), so the first failure points at the
+bug.
+
+Used by the test suite and by ``python -m minirnn``; implementers of other RNN
+libraries can use the dumps and this file as a conformance suite.
+"""
+import json
+import os
+from collections import namedtuple
+
+import numpy as np
+
+from . import modules
+
+#: normalized tolerance per dtype: max|got - ref| / max|ref| must not exceed it
+#: (measured: float64 implementations agree to ~1e-15, float32 to ~1e-6 against float64).
+TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
+
+Comparison = namedtuple("Comparison", "name error tolerance where max_ref ok")
+Comparison.__doc__ = ("One tensor compared: ``error`` = max|got - ref| / max|ref| (normalized), "
+                      "``where`` the index of the largest difference.")
+
+
+def compare(name, got, ref, tolerance):
+    """Compare ``got`` with the reference ``ref`` (shapes must be equal).
+
+    The error is normalized by the largest reference magnitude, so one tolerance
+    serves tensors of any scale (gradients reach 100, states stay below 1).
+    """
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if got.shape != ref.shape:
+        return Comparison(name, np.inf, tolerance, f"shape {got.shape} != reference {ref.shape}",
+                          0.0, False)
+    if ref.size == 0:
+        return Comparison(name, 0.0, tolerance, None, 0.0, True)
+    diff = np.abs(got - ref)
+    max_ref = float(np.abs(ref).max())
+    worst = int(np.argmax(np.where(np.isnan(diff), np.inf, diff)))
+    where = tuple(int(i) for i in np.unravel_index(worst, ref.shape))
+    error = float(diff.flat[worst]) / max(max_ref, np.finfo(np.float64).tiny)
+    if not np.isfinite(error):
+        error = np.inf
+    return Comparison(name, error, tolerance, where, max_ref, error <= tolerance)
+
+
+def format_comparison(c):
+    used = c.error / c.tolerance if c.tolerance else np.inf
+    return (f"{c.name}: {'ok' if c.ok else 'MISMATCH'} max|diff|/max|ref| = {c.error:.3e} "
+            f"at {c.where} (tolerance {c.tolerance:.0e}, {100 * used:.2g}% used; "
+            f"max|ref| = {c.max_ref:.3g})")
+
+
+def load_case(path):
+    """Read one dump: returns (meta dict, {key: float64 array})."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files if k != "meta"}
+        meta = json.loads(str(z["meta"]))
+    return meta, arrays
+
+
+def find_cases(directory):
+    """Sorted paths of every ``*.npz`` dump in ``directory``."""
+    return sorted(os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".npz"))
+
+
+def _build(meta, dtype, backend):
+    cls = getattr(modules, meta["class"])
+    return cls(**meta["config"], dtype=dtype, backend=backend)
+
+
+def run_case(path_or_case, backend=None, dtype=np.float64):
+    """Run one dump on ``backend`` in ``dtype``; return the list of Comparisons in dataflow order."""
+    meta, a = load_case(path_or_case) if isinstance(path_or_case, str) else path_or_case
+    dtype = np.dtype(dtype)
+    tol = TOLERANCE[dtype]
+    m = _build(meta, dtype, backend)
+    m.load_state_dict({name: a[name] for name in meta["param_names"]})
+    cast = lambda k: a[k].astype(dtype) if k in a else None      # noqa: E731
+    lstm = meta["mode"] == "LSTM"
+    results = []
+    if meta["kind"] == "module":
+        h0, c0 = cast("h0"), cast("c0")
+        hx = ((h0, c0) if meta["has_h0"] else None) if lstm else h0
+        out, state = m(cast("input"), hx)
+        h_n, c_n = state if lstm else (state, None)
+        results.append(compare("output", out, a["output"], tol))
+        results.append(compare("h_n", h_n, a["h_n"], tol))
+        if lstm:
+            results.append(compare("c_n", c_n, a["c_n"], tol))
+        gstate = (cast("grad_h_n"), cast("grad_c_n")) if lstm else cast("grad_h_n")
+        gx, gs = m.backward(cast("grad_output"), gstate)
+        gh0, gc0 = gs if lstm else (gs, None)
+    else:
+        x = cast("input")
+        h, c = cast("h0"), cast("c0")
+        hs, cs = [], []
+        for t in range(meta["steps"]):
+            if lstm:
+                h, c = m(x[t], (h, c))
+                cs.append(c)
+            else:
+                h = m(x[t], h)
+            hs.append(h)
+        results.append(compare("h", np.stack(hs), a["h"], tol))
+        if lstm:
+            results.append(compare("c", np.stack(cs), a["c"], tol))
+        gx_steps = [None] * meta["steps"]
+        gh0 = np.zeros_like(hs[0])
+        gc0 = np.zeros_like(hs[0]) if lstm else None
+        for t in reversed(range(meta["steps"])):
+            # the gradient reaching h_t: from the loss at step t, plus from step t+1
+            gh_t = cast("grad_h")[t] + gh0
+            if lstm:
+                gx_steps[t], (gh0, gc0) = m.backward((gh_t, cast("grad_c")[t] + gc0))
+            else:
+                gx_steps[t], gh0 = m.backward(gh_t)
+        gx = np.stack(gx_steps)
+    for name in reversed(meta["param_names"]):
+        results.append(compare(f"grad.{name}", m.grads[name], a[f"grad.{name}"], tol))
+    results.append(compare("grad_input", gx, a["grad_input"], tol))
+    results.append(compare("grad_h0", gh0, a["grad_h0"], tol))
+    if lstm:
+        results.append(compare("grad_c0", gc0, a["grad_c0"], tol))
+    return results
