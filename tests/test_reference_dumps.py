@@ -1,0 +1,88 @@
+"""Every PyTorch reference dump in tests/data, on every backend, in float64 and float32.
+
+Expected values come only from the dumps (written by tools/make_reference_dumps.py
+with torch; torch is not needed here). Each tensor is compared with
+minirnn.conformance.compare: normalized max error <= 1e-10 (float64) / 1e-4 (float32).
+"""
+import itertools
+import json
+import os
+
+import numpy as np
+import pytest
+
+from minirnn.conformance import TOLERANCE, compare, find_cases, format_comparison, load_case, run_case
+from helpers import BACKENDS
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+CASES = find_cases(DATA)
+NAMES = [os.path.basename(p)[:-4] for p in CASES]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("path", CASES, ids=NAMES)
+def test_reference_case(path, dtype, backend):
+    results = run_case(path, backend=backend, dtype=dtype)
+    assert results and all(c.ok for c in results), \
+        "\n".join(format_comparison(c) for c in results)
+
+
+def _metas():
+    return [load_case(p)[0] for p in CASES]
+
+
+def test_dumps_cover_the_promised_configurations():
+    """The committed dumps must cover each mode x layers x directions x batch_first x bias x h0,
+    unbatched input, relu and every cell (so deleting dumps cannot silently shrink the suite)."""
+    metas = _metas()
+    assert all(m["format_version"] == 1 and m["dtype"] == "float64" for m in metas)
+    seen = {(m["mode"], m["config"]["num_layers"], m["config"]["bidirectional"],
+             m["config"]["batch_first"], m["config"]["bias"], m["has_h0"])
+            for m in metas if m["kind"] == "module" and not m["unbatched"]}
+    for combo in itertools.product(["RNN_TANH", "GRU", "LSTM"], [1, 2, 3], [False, True],
+                                   [False, True], [True, False], [True, False]):
+        assert combo in seen, f"no dump for (mode, layers, bidirectional, batch_first, bias, h0) = {combo}"
+    modes = lambda **kw: {m["mode"] for m in metas if all(m.get(k) == v for k, v in kw.items())}  # noqa: E731
+    assert modes(kind="module") >= {"RNN_TANH", "RNN_RELU", "GRU", "LSTM"}
+    assert modes(kind="module", unbatched=True) == {"RNN_TANH", "RNN_RELU", "GRU", "LSTM"}
+    for unbatched in (False, True):
+        assert modes(kind="cell", unbatched=unbatched) == {"RNN_TANH", "RNN_RELU", "GRU", "LSTM"}
+
+
+def test_dumps_are_sensitive():
+    """Inputs that make tests sensitive: nonzero distinct biases, nonzero h0, random
+    upstream gradients on every output."""
+    for path in CASES:
+        meta, a = load_case(path)
+        for name in meta["param_names"]:
+            if name.startswith("bias_ih"):
+                other = a[name.replace("bias_ih", "bias_hh")]
+                assert np.abs(a[name]).min() > 0 and not np.allclose(a[name], other), path
+        if meta["has_h0"]:
+            assert np.abs(a["h0"]).min() > 0, path
+        for g in ("grad_output", "grad_h_n", "grad_c_n", "grad_h", "grad_c"):
+            if g in a:
+                assert np.abs(a[g]).min() > 0, (path, g)
+
+
+def test_comparison_detects_a_wrong_result():
+    """The routine must fail: perturb one reference entry by 10x the tolerance."""
+    meta, a = load_case(CASES[0])
+    ref = a["output"] if "output" in a else a["h"]
+    tol = TOLERANCE[np.dtype(np.float64)]
+    bad = ref.copy()
+    bad.flat[3] += 10 * tol * np.abs(ref).max()
+    c = compare("output", bad, ref, tol)
+    assert not c.ok and c.where == np.unravel_index(3, ref.shape)
+    assert compare("output", ref, ref, tol).ok
+    assert not compare("output", ref[:1], ref, tol).ok                 # shape mismatch
+    assert not compare("output", np.full_like(ref, np.nan), ref, tol).ok
+
+
+def test_meta_is_self_describing():
+    meta, _ = load_case(CASES[0])
+    for key in ("format_version", "torch_version", "kind", "class", "mode", "config", "seed", "loss",
+                "param_names", "has_h0", "unbatched", "batch"):
+        assert key in meta, key
+    json.dumps(meta)
