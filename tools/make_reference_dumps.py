@@ -1,0 +1,734 @@
+#!/usr/bin/env python
+"""Write the PyTorch reference dumps that minirnn's tests compare against.
+
+This is the only file in the project that imports torch. It runs
+torch.nn.RNN/GRU/LSTM and RNNCell/GRUCell/LSTMCell in float64 on small,
+seeded random problems and stores, for every case, the parameters, the
+inputs, the outputs, random upstream gradients and the gradients that
+autograd returns, all keyed by PyTorch's own names.
+
+Output: one file per case, ``<out>/<case_name>.npz`` (default out dir:
+``tests/data`` at the repository root). The format is documented in
+``tests/data/README.md``; ``meta`` inside each file says everything needed to
+rebuild the case (class, constructor kwargs, sizes, seed, loss).
+
+How to run (from anywhere; paths are relative to the repository root)::
+
+    pip install torch==2.13.0        # the CPU wheel; never a bare `pip install torch`
+    python tools/make_reference_dumps.py                 # (re)write every dump
+    python tools/make_reference_dumps.py --only 'cell_*' # only matching cases
+    python tools/make_reference_dumps.py --check         # regenerate in memory and
+                                                         # compare with the files on disk
+    python tools/make_reference_dumps.py --list          # print the case names
+
+A full run deletes stale ``*.npz`` files in the out dir (files for cases it
+no longer generates); ``--only`` never deletes anything.
+
+Determinism: every case seeds torch with ``zlib.crc32(case_name)`` (stable
+across runs and independent of the order or number of cases), torch runs
+single-threaded, and the .npz files are written by ``write_npz`` below, which
+is ``np.savez_compressed`` with one difference: the zip members get a fixed
+timestamp (1980-01-01) instead of the current time, so two runs give
+byte-identical files. ``np.load`` reads them like any other .npz.
+
+Before a file is written the script asserts (so a broken dump cannot be
+written):
+  * modules: ``output``'s last forward step equals ``h_n[(nl-1)*D]`` and its
+    first reverse step equals ``h_n[(nl-1)*D+1]`` (bit-exact), taking
+    ``batch_first`` and unbatched input into account;
+  * when no initial state is passed, a second run with an explicit zero state
+    (a leaf requiring grad, which gives ``grad_h0``/``grad_c0``) has exactly the
+    same outputs and input/parameter gradients as the ``hx=None`` run;
+  * cells: the loop of cell calls matches the 1-layer module with the same
+    weights (outputs, final states and the gradients of the h-only loss) to
+    1e-12 relative to the largest magnitude;
+  * every array is finite float64; after writing, the file is re-loaded and
+    its keys, shapes and values are checked against what was meant to be
+    written and against the shapes derived from ``meta`` alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import sys
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMAT_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO_ROOT / "tests" / "data"
+DTYPE = torch.float64
+
+# mode -> (module class name, cell class name, nonlinearity or None, file-name token)
+MODES = {
+    "RNN_TANH": ("RNN", "RNNCell", "tanh", "rnn_tanh"),
+    "RNN_RELU": ("RNN", "RNNCell", "relu", "rnn_relu"),
+    "GRU": ("GRU", "GRUCell", None, "gru"),
+    "LSTM": ("LSTM", "LSTMCell", None, "lstm"),
+}
+
+# Sizes. Small and all distinct, so that a transposed axis cannot pass by
+# accident: modules use input (L, N, I) = (5, 3, 2), hidden H = 4, output last
+# dim D*H in {4, 8}; cells use (steps, N, I) = (4, 7, 3), H = 5. They are this
+# small because an .npz pays ~160 bytes per array and random float64 data
+# does not compress: the folder must stay around 3 MB.
+SMALL = dict(input_size=2, hidden_size=4, seq_len=5, batch=3)
+CELL_SMALL = dict(input_size=3, hidden_size=5, steps=4, batch=7)
+# "Longer" cases (2 layers, bidirectional), for realistic accumulated rounding.
+LONG = dict(input_size=10, hidden_size=16, seq_len=30, batch=3)
+
+MODULE_LOSS = "sum(output*grad_output) + sum(h_n*grad_h_n)"
+MODULE_LOSS_LSTM = MODULE_LOSS + " + sum(c_n*grad_c_n)"
+CELL_LOSS = "sum_t sum(h_t*grad_h[t])"
+CELL_LOSS_LSTM = CELL_LOSS + " + sum_t sum(c_t*grad_c[t])"
+
+
+# --------------------------------------------------------------------------
+# Case definitions
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModuleCase:
+    name: str
+    mode: str
+    num_layers: int
+    bidirectional: bool
+    batch_first: bool
+    bias: bool
+    has_h0: bool
+    unbatched: bool
+    input_size: int
+    hidden_size: int
+    seq_len: int
+    batch: int | None  # None when unbatched
+
+
+@dataclass(frozen=True)
+class CellCase:
+    name: str
+    mode: str
+    unbatched: bool
+    bias: bool
+    has_h0: bool
+    input_size: int
+    hidden_size: int
+    steps: int
+    batch: int | None  # None when unbatched
+
+
+def _module_case(mode, nl, bi, layout, bias, h0, sizes=None, prefix=""):
+    """layout: 'tf' (time-first), 'bf' (batch_first), 'unbatched', 'unbatched_bf'."""
+    sizes = SMALL if sizes is None else sizes
+    tok = MODES[mode][3]
+    name = "{}{}_l{}_{}_{}_{}_{}".format(
+        tok, prefix, nl, "bi" if bi else "uni", layout,
+        "bias" if bias else "nobias", "h0" if h0 else "noh0")
+    unbatched = layout.startswith("unbatched")
+    return ModuleCase(
+        name=name, mode=mode, num_layers=nl, bidirectional=bi,
+        batch_first=layout.endswith("bf"), bias=bias, has_h0=h0,
+        unbatched=unbatched, input_size=sizes["input_size"],
+        hidden_size=sizes["hidden_size"], seq_len=sizes["seq_len"],
+        batch=None if unbatched else sizes["batch"])
+
+
+def build_cases():
+    cases = []
+    # 1. Full cross product for RNN_TANH, GRU, LSTM (3 x 48 = 144 cases).
+    for mode in ("RNN_TANH", "GRU", "LSTM"):
+        for nl in (1, 2, 3):
+            for bi in (False, True):
+                for layout in ("tf", "bf"):
+                    for bias in (True, False):
+                        for h0 in (True, False):
+                            cases.append(_module_case(mode, nl, bi, layout, bias, h0))
+    # 2. RNN_RELU: layers x directions x layout with bias and h0, plus a few others.
+    for nl in (1, 2):
+        for bi in (False, True):
+            for layout in ("tf", "bf"):
+                cases.append(_module_case("RNN_RELU", nl, bi, layout, True, True))
+    cases.append(_module_case("RNN_RELU", 1, False, "tf", False, True))
+    cases.append(_module_case("RNN_RELU", 2, True, "tf", True, False))
+    cases.append(_module_case("RNN_RELU", 2, True, "bf", False, False))
+    # 3. Unbatched 2-D input, 2 layers, every mode x directions x h0.
+    for mode in MODES:
+        for bi in (False, True):
+            for h0 in (True, False):
+                cases.append(_module_case(mode, 2, bi, "unbatched", True, h0))
+    # batch_first must be ignored for unbatched input.
+    cases.append(_module_case("LSTM", 2, True, "unbatched_bf", True, True))
+    cases.append(_module_case("GRU", 1, False, "unbatched_bf", False, False))
+    # 4. Cells: every cell x batched/unbatched x h0 x bias.
+    for mode in MODES:
+        for unbatched in (False, True):
+            for bias in (True, False):
+                for h0 in (True, False):
+                    name = "cell_{}_{}_{}_{}".format(
+                        MODES[mode][3], "unbatched" if unbatched else "batched",
+                        "bias" if bias else "nobias", "h0" if h0 else "noh0")
+                    cases.append(CellCase(
+                        name=name, mode=mode, unbatched=unbatched, bias=bias,
+                        has_h0=h0, input_size=CELL_SMALL["input_size"],
+                        hidden_size=CELL_SMALL["hidden_size"],
+                        steps=CELL_SMALL["steps"],
+                        batch=None if unbatched else CELL_SMALL["batch"]))
+    # 5. One longer case per mode.
+    for mode in MODES:
+        cases.append(_module_case(mode, 2, True, "tf", True, True, sizes=LONG, prefix="_long"))
+    names = [c.name for c in cases]
+    assert len(names) == len(set(names)), "duplicate case names"
+    return cases
+
+
+def case_seed(name: str) -> int:
+    """Stable per-case seed: independent of case order and of Python's hash seed."""
+    return zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+def randn(shape):
+    return torch.randn(tuple(shape), dtype=DTYPE)
+
+
+def perturb_biases(named_params):
+    """Default init leaves b_ih and b_hh drawn from the same U(+-1/sqrt(H));
+    add 0.1*randn to every bias (in named_parameters() order) so that biases
+    are clearly nonzero and b_ih != b_hh."""
+    with torch.no_grad():
+        for name, p in named_params:
+            if name.startswith("bias"):
+                p.add_(0.1 * randn(p.shape))
+
+
+def leaf(t):
+    return t.detach().clone().requires_grad_(True)
+
+
+def to_np(t):
+    a = t.detach().cpu().numpy().astype(np.float64, copy=True)
+    assert a.dtype == np.float64
+    assert np.all(np.isfinite(a)), "non-finite value in dump"
+    return np.ascontiguousarray(a)
+
+
+def max_rel_diff(a, b):
+    a, b = a.detach(), b.detach()
+    scale = max(1.0, float(b.abs().max()) if b.numel() else 0.0)
+    return float((a - b).abs().max()) / scale if a.numel() else 0.0
+
+
+def assert_equal_exact(a, b, what):
+    if not torch.equal(a, b):
+        diff = float((a - b).abs().max()) if a.shape == b.shape else float("nan")
+        raise AssertionError(f"{what}: not bit-identical (max |diff| = {diff:.3e})")
+
+
+def base_meta(kind, cls_name, mode, config, seed, loss, param_names):
+    return {
+        "format_version": FORMAT_VERSION,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "kind": kind,
+        "class": cls_name,
+        "mode": mode,
+        "config": config,
+        "seed": seed,
+        "dtype": "float64",
+        "loss": loss,
+        "param_names": param_names,
+    }
+
+
+# --------------------------------------------------------------------------
+# Modules
+# --------------------------------------------------------------------------
+
+def _module_forward_backward(module, is_lstm, x, state, upstream):
+    """Run module(x, hx) with fresh leaves; return (outputs, grads).
+
+    state: None (hx=None) or a list [h0] / [h0, c0] of tensors (made leaves).
+    upstream: list of upstream gradients for [output, h_n, (c_n)].
+    grads: [grad_x, grad_h0, (grad_c0), grad params...] -- state grads only
+    when state is not None.
+    """
+    x = leaf(x)
+    if state is None:
+        st, hx = [], None
+    else:
+        st = [leaf(s) for s in state]
+        hx = tuple(st) if is_lstm else st[0]
+    out, hn = module(x, hx)
+    outs = [out, hn[0], hn[1]] if is_lstm else [out, hn]
+    loss = sum((o * g).sum() for o, g in zip(outs, upstream))
+    params = [p for _, p in module.named_parameters()]
+    grads = torch.autograd.grad(loss, [x] + st + params)
+    return [o.detach() for o in outs], list(grads)
+
+
+def make_module_case(case: ModuleCase):
+    cls_name, _, nonlin, _ = MODES[case.mode]
+    is_lstm = case.mode == "LSTM"
+    seed = case_seed(case.name)
+    torch.manual_seed(seed)
+
+    config = dict(input_size=case.input_size, hidden_size=case.hidden_size,
+                  num_layers=case.num_layers, bias=case.bias,
+                  batch_first=case.batch_first, bidirectional=case.bidirectional)
+    if nonlin is not None:
+        config["nonlinearity"] = nonlin
+    module = getattr(torch.nn, cls_name)(**config, dtype=DTYPE)
+    module.eval()  # no dropout anyway; be explicit
+    perturb_biases(module.named_parameters())
+    named = list(module.named_parameters())
+    param_names = [n for n, _ in named]
+
+    D = 2 if case.bidirectional else 1
+    nl, H, I, L, N = case.num_layers, case.hidden_size, case.input_size, case.seq_len, case.batch
+    if case.unbatched:
+        in_shape, st_shape = (L, I), (D * nl, H)
+    elif case.batch_first:
+        in_shape, st_shape = (N, L, I), (D * nl, N, H)
+    else:
+        in_shape, st_shape = (L, N, I), (D * nl, N, H)
+    out_shape = in_shape[:-1] + (D * H,)
+
+    # RNG draw order (after the module and the bias perturbation):
+    # input, h0, c0 (when has_h0), grad_output, grad_h_n, grad_c_n.
+    x = randn(in_shape)
+    n_states = 2 if is_lstm else 1
+    state = [randn(st_shape) for _ in range(n_states)] if case.has_h0 else None
+    upstream = [randn(out_shape)] + [randn(st_shape) for _ in range(n_states)]
+
+    outs, grads = _module_forward_backward(module, is_lstm, x, state, upstream)
+    if state is None:
+        zeros = [torch.zeros(st_shape, dtype=DTYPE) for _ in range(n_states)]
+        outs0, grads0 = _module_forward_backward(module, is_lstm, x, zeros, upstream)
+        for k, (a, b) in enumerate(zip(outs, outs0)):
+            assert_equal_exact(b, a, f"{case.name}: zero-state run output #{k} vs hx=None")
+        grad_x, grad_p = grads[0], grads[1:]
+        assert_equal_exact(grads0[0], grad_x, f"{case.name}: zero-state run grad_input")
+        for n, a, b in zip(param_names, grad_p, grads0[1 + n_states:]):
+            assert_equal_exact(b, a, f"{case.name}: zero-state run grad.{n}")
+        grad_states = grads0[1:1 + n_states]
+    else:
+        grad_x, grad_states, grad_p = grads[0], grads[1:1 + n_states], grads[1 + n_states:]
+
+    # output / h_n identities.
+    out, hn = outs[0], outs[1]
+    if case.unbatched:
+        o_t, hn_t = out.unsqueeze(1), hn.unsqueeze(1)
+    elif case.batch_first:
+        o_t, hn_t = out.transpose(0, 1), hn
+    else:
+        o_t, hn_t = out, hn
+    assert tuple(out.shape) == out_shape and tuple(hn.shape) == st_shape
+    assert_equal_exact(o_t[-1, :, :H], hn_t[(nl - 1) * D], f"{case.name}: output[-1,:,:H] vs h_n")
+    if D == 2:
+        assert_equal_exact(o_t[0, :, H:], hn_t[(nl - 1) * D + 1], f"{case.name}: output[0,:,H:] vs h_n")
+
+    meta = base_meta("module", cls_name, case.mode, config, seed,
+                     MODULE_LOSS_LSTM if is_lstm else MODULE_LOSS, param_names)
+    meta.update(seq_len=L, batch=N, unbatched=case.unbatched, has_h0=case.has_h0)
+
+    arrays = {}
+    for n, p in named:
+        arrays[n] = to_np(p)
+    arrays["input"] = to_np(x)
+    if case.has_h0:
+        arrays["h0"] = to_np(state[0])
+        if is_lstm:
+            arrays["c0"] = to_np(state[1])
+    arrays["output"] = to_np(outs[0])
+    arrays["h_n"] = to_np(outs[1])
+    if is_lstm:
+        arrays["c_n"] = to_np(outs[2])
+    arrays["grad_output"] = to_np(upstream[0])
+    arrays["grad_h_n"] = to_np(upstream[1])
+    if is_lstm:
+        arrays["grad_c_n"] = to_np(upstream[2])
+    arrays["grad_input"] = to_np(grad_x)
+    arrays["grad_h0"] = to_np(grad_states[0])
+    if is_lstm:
+        arrays["grad_c0"] = to_np(grad_states[1])
+    for n, g in zip(param_names, grad_p):
+        arrays["grad." + n] = to_np(g)
+    return meta, arrays
+
+
+# --------------------------------------------------------------------------
+# Cells
+# --------------------------------------------------------------------------
+
+def _cell_loop(cell, is_lstm, x, state, steps):
+    """Loop the cell over x[0..steps-1], feeding each state to the next step.
+    state: None or list of leaves. Returns stacked h (and c)."""
+    hx = None if state is None else (tuple(state) if is_lstm else state[0])
+    hs, cs = [], []
+    for t in range(steps):
+        if is_lstm:
+            h, c = cell(x[t], hx)
+            hx = (h, c)
+            cs.append(c)
+        else:
+            h = cell(x[t], hx)
+            hx = h
+        hs.append(h)
+    return [torch.stack(hs)] + ([torch.stack(cs)] if is_lstm else [])
+
+
+def _cell_forward_backward(cell, is_lstm, x, state, upstream, steps):
+    x = leaf(x)
+    st = [] if state is None else [leaf(s) for s in state]
+    outs = _cell_loop(cell, is_lstm, x, st if state is not None else None, steps)
+    loss = sum((o * g).sum() for o, g in zip(outs, upstream))
+    params = [p for _, p in cell.named_parameters()]
+    grads = torch.autograd.grad(loss, [x] + st + params)
+    return [o.detach() for o in outs], list(grads)
+
+
+def _check_cell_against_module(case, cell, is_lstm, x, state0, g_h):
+    """Looping the cell == 1-layer module with the same weights (tol 1e-12)."""
+    cls_name, _, nonlin, _ = MODES[case.mode]
+    kw = dict(num_layers=1, bias=case.bias)
+    if nonlin is not None:
+        kw["nonlinearity"] = nonlin
+    module = getattr(torch.nn, cls_name)(case.input_size, case.hidden_size, **kw, dtype=DTYPE)
+    with torch.no_grad():
+        for n, p in cell.named_parameters():
+            getattr(module, n + "_l0").copy_(p)
+
+    # h-only loss, explicit state leaves on both sides.
+    xc, xm = leaf(x), leaf(x)
+    sc = [leaf(s) for s in state0]
+    sm = [leaf(s.unsqueeze(0)) for s in state0]
+    outs_c = _cell_loop(cell, is_lstm, xc, sc, case.steps)
+    hx_m = tuple(sm) if is_lstm else sm[0]
+    out_m, hn_m = module(xm, hx_m)
+    pc = [p for _, p in cell.named_parameters()]
+    pm = [p for _, p in module.named_parameters()]
+    gc = torch.autograd.grad((outs_c[0] * g_h).sum(), [xc] + sc + pc)
+    gm = torch.autograd.grad((out_m * g_h).sum(), [xm] + sm + pm)
+
+    tol = 1e-12
+    checks = [("h vs output", outs_c[0], out_m)]
+    if is_lstm:
+        checks.append(("h[-1] vs h_n", outs_c[0][-1], hn_m[0][0]))
+        checks.append(("c[-1] vs c_n", outs_c[1][-1], hn_m[1][0]))
+    else:
+        checks.append(("h[-1] vs h_n", outs_c[0][-1], hn_m[0]))
+    names = ["input"] + ["h0", "c0"][:len(sc)] + [n for n, _ in cell.named_parameters()]
+    for n, a, b in zip(names, gc, gm):
+        checks.append(("grad " + n, a, b.reshape(a.shape)))
+    for what, a, b in checks:
+        assert a.shape == b.shape, f"{case.name}: cell vs module {what}: shape {a.shape} vs {b.shape}"
+        d = max_rel_diff(a, b)
+        assert d <= tol, f"{case.name}: cell vs module {what}: rel diff {d:.3e} > {tol}"
+
+
+def make_cell_case(case: CellCase):
+    _, cls_name, nonlin, _ = MODES[case.mode]
+    is_lstm = case.mode == "LSTM"
+    seed = case_seed(case.name)
+    torch.manual_seed(seed)
+
+    config = dict(input_size=case.input_size, hidden_size=case.hidden_size, bias=case.bias)
+    if nonlin is not None:
+        config["nonlinearity"] = nonlin
+    cell = getattr(torch.nn, cls_name)(**config, dtype=DTYPE)
+    perturb_biases(cell.named_parameters())
+    named = list(cell.named_parameters())
+    param_names = [n for n, _ in named]
+
+    S, H, I, N = case.steps, case.hidden_size, case.input_size, case.batch
+    in_shape = (S, I) if case.unbatched else (S, N, I)
+    st_shape = (H,) if case.unbatched else (N, H)
+    n_states = 2 if is_lstm else 1
+
+    # RNG draw order: input, h0, c0 (when has_h0), grad_h, grad_c.
+    x = randn(in_shape)
+    state = [randn(st_shape) for _ in range(n_states)] if case.has_h0 else None
+    upstream = [randn((S,) + st_shape) for _ in range(n_states)]
+
+    outs, grads = _cell_forward_backward(cell, is_lstm, x, state, upstream, S)
+    if state is None:
+        zeros = [torch.zeros(st_shape, dtype=DTYPE) for _ in range(n_states)]
+        outs0, grads0 = _cell_forward_backward(cell, is_lstm, x, zeros, upstream, S)
+        for k, (a, b) in enumerate(zip(outs, outs0)):
+            assert_equal_exact(b, a, f"{case.name}: zero-state run output #{k} vs hx=None")
+        grad_x, grad_p = grads[0], grads[1:]
+        assert_equal_exact(grads0[0], grad_x, f"{case.name}: zero-state run grad_input")
+        for n, a, b in zip(param_names, grad_p, grads0[1 + n_states:]):
+            assert_equal_exact(b, a, f"{case.name}: zero-state run grad.{n}")
+        grad_states = grads0[1:1 + n_states]
+    else:
+        grad_x, grad_states, grad_p = grads[0], grads[1:1 + n_states], grads[1 + n_states:]
+
+    state0 = state if state is not None else [torch.zeros(st_shape, dtype=DTYPE)] * n_states
+    _check_cell_against_module(case, cell, is_lstm, x, state0, upstream[0])
+
+    meta = base_meta("cell", cls_name, case.mode, config, seed,
+                     CELL_LOSS_LSTM if is_lstm else CELL_LOSS, param_names)
+    meta.update(steps=S, batch=N, unbatched=case.unbatched, has_h0=case.has_h0)
+
+    arrays = {}
+    for n, p in named:
+        arrays[n] = to_np(p)
+    arrays["input"] = to_np(x)
+    if case.has_h0:
+        arrays["h0"] = to_np(state[0])
+        if is_lstm:
+            arrays["c0"] = to_np(state[1])
+    arrays["h"] = to_np(outs[0])
+    if is_lstm:
+        arrays["c"] = to_np(outs[1])
+    arrays["grad_h"] = to_np(upstream[0])
+    if is_lstm:
+        arrays["grad_c"] = to_np(upstream[1])
+    arrays["grad_input"] = to_np(grad_x)
+    arrays["grad_h0"] = to_np(grad_states[0])
+    if is_lstm:
+        arrays["grad_c0"] = to_np(grad_states[1])
+    for n, g in zip(param_names, grad_p):
+        arrays["grad." + n] = to_np(g)
+    return meta, arrays
+
+
+def make_case(case):
+    if isinstance(case, CellCase):
+        return make_cell_case(case)
+    return make_module_case(case)
+
+
+# --------------------------------------------------------------------------
+# Expected keys and shapes, derived from meta alone (what a test can rely on)
+# --------------------------------------------------------------------------
+
+GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
+
+
+def expected_shapes(meta):
+    """{key: shape} that a dump with this meta must contain, exactly."""
+    cfg = meta["config"]
+    G, I, H = GATES[meta["mode"]], cfg["input_size"], cfg["hidden_size"]
+    lstm = meta["mode"] == "LSTM"
+    N, unb = meta["batch"], meta["unbatched"]
+    assert (N is None) == unb
+    shapes = {}
+    if meta["kind"] == "module":
+        nl, D = cfg["num_layers"], 2 if cfg["bidirectional"] else 1
+        for k in range(nl):
+            for sfx in ([""] if D == 1 else ["", "_reverse"]):
+                shapes[f"weight_ih_l{k}{sfx}"] = (G * H, I if k == 0 else D * H)
+                shapes[f"weight_hh_l{k}{sfx}"] = (G * H, H)
+                if cfg["bias"]:
+                    shapes[f"bias_ih_l{k}{sfx}"] = (G * H,)
+                    shapes[f"bias_hh_l{k}{sfx}"] = (G * H,)
+        L = meta["seq_len"]
+        if unb:
+            x, st = (L, I), (D * nl, H)
+        elif cfg["batch_first"]:
+            x, st = (N, L, I), (D * nl, N, H)
+        else:
+            x, st = (L, N, I), (D * nl, N, H)
+        out = x[:-1] + (D * H,)
+        outputs = {"output": out, "h_n": st, **({"c_n": st} if lstm else {})}
+        states = {"h0": st, **({"c0": st} if lstm else {})}
+    else:
+        shapes["weight_ih"] = (G * H, I)
+        shapes["weight_hh"] = (G * H, H)
+        if cfg["bias"]:
+            shapes["bias_ih"] = (G * H,)
+            shapes["bias_hh"] = (G * H,)
+        S = meta["steps"]
+        st = (H,) if unb else (N, H)
+        x = (S,) + ((I,) if unb else (N, I))
+        outputs = {"h": (S,) + st, **({"c": (S,) + st} if lstm else {})}
+        states = {"h0": st, **({"c0": st} if lstm else {})}
+    params = list(shapes)
+    assert params == meta["param_names"], (params, meta["param_names"])
+    shapes["input"] = x
+    if meta["has_h0"]:
+        shapes.update(states)
+    shapes.update(outputs)
+    for k, s in outputs.items():
+        shapes["grad_" + k] = s
+    shapes["grad_input"] = x
+    for k, s in states.items():
+        shapes["grad_" + k] = s
+    for p in params:
+        shapes["grad." + p] = shapes[p]
+    return shapes
+
+
+# --------------------------------------------------------------------------
+# Writing and verifying
+# --------------------------------------------------------------------------
+
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+# numpy's savez forces zip64 headers (for >4 GiB members); these files are tiny.
+FORCE_ZIP64 = False
+
+
+def write_npz(path: Path, meta: dict, arrays: dict):
+    """np.savez_compressed with fixed zip timestamps (byte-deterministic).
+
+    Mirrors numpy's _savez: one deflated '<key>.npy' member per array, in
+    insertion order ('meta' first), written by np.lib.format.write_array.
+    Differences, invisible to np.load: fixed member timestamps instead of
+    the current time, and no forced zip64 headers (saves ~50 bytes/array).
+    """
+    members = {"meta": np.array(json.dumps(meta, sort_keys=False))}
+    members.update(arrays)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            for key, val in members.items():
+                info = zipfile.ZipInfo(key + ".npy", date_time=_ZIP_DATE)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o600 << 16
+                with zf.open(info, "w", force_zip64=FORCE_ZIP64) as fid:
+                    np.lib.format.write_array(fid, np.asanyarray(val), allow_pickle=False)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_npz(path: Path):
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"][()]))
+        arrays = {k: z[k] for k in z.files if k != "meta"}
+        assert z["meta"].shape == () and z["meta"].dtype.kind == "U"
+    return meta, arrays
+
+
+def verify(name, meta, arrays, ref_meta=None, ref_arrays=None, compare_versions=True):
+    """Check a (loaded) dump: keys/shapes/dtypes from meta, and optionally
+    equality with what was generated. Returns a list of problems."""
+    problems = []
+    try:
+        shapes = expected_shapes(meta)
+    except AssertionError as e:
+        return [f"{name}: meta inconsistent: {e}"]
+    if set(arrays) != set(shapes):
+        problems.append(f"{name}: keys differ: missing {sorted(set(shapes) - set(arrays))}, "
+                        f"extra {sorted(set(arrays) - set(shapes))}")
+    for k, s in shapes.items():
+        if k in arrays:
+            a = arrays[k]
+            if a.shape != s:
+                problems.append(f"{name}: {k} has shape {a.shape}, expected {s}")
+            if a.dtype != np.float64:
+                problems.append(f"{name}: {k} has dtype {a.dtype}")
+            elif not np.all(np.isfinite(a)):
+                problems.append(f"{name}: {k} not finite")
+    if ref_meta is not None:
+        m1, m2 = dict(meta), dict(ref_meta)
+        if not compare_versions:
+            for v in ("torch_version", "numpy_version"):
+                m1.pop(v, None)
+                m2.pop(v, None)
+        if m1 != m2:
+            problems.append(f"{name}: meta differs: {meta} vs {ref_meta}")
+    if ref_arrays is not None:
+        if list(arrays) != list(ref_arrays):
+            problems.append(f"{name}: keys (or their order) differ from generated")
+        for k, ref in ref_arrays.items():
+            if k in arrays and (arrays[k].shape != ref.shape or not np.array_equal(arrays[k], ref)):
+                d = (np.abs(arrays[k] - ref).max() if arrays[k].shape == ref.shape else "shape")
+                problems.append(f"{name}: {k} differs from generated (max |diff| {d})")
+    return problems
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                    help="output directory (default: tests/data at the repo root)")
+    ap.add_argument("--only", metavar="PATTERN", action="append",
+                    help="only cases whose name matches this glob (repeatable); never deletes files")
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing: regenerate in memory and compare with the files in --out")
+    ap.add_argument("--list", action="store_true", help="print the case names and exit")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+
+    cases = build_cases()
+    if args.only:
+        cases = [c for c in cases if any(fnmatch.fnmatchcase(c.name, p) for p in args.only)]
+        if not cases:
+            ap.error(f"no case matches {args.only}")
+    if args.list:
+        for c in cases:
+            print(c.name)
+        return 0
+
+    out = args.out
+    problems = []
+    if args.check:
+        for c in cases:
+            path = out / (c.name + ".npz")
+            if not path.exists():
+                problems.append(f"{c.name}: missing {path}")
+                continue
+            meta, arrays = make_case(c)
+            lmeta, larrays = load_npz(path)
+            problems += verify(c.name, lmeta, larrays, meta, arrays, compare_versions=False)
+        if not args.only:
+            wanted = {c.name + ".npz" for c in cases}
+            for p in sorted(out.glob("*.npz")):
+                if p.name not in wanted:
+                    problems.append(f"stale file {p}")
+        for p in problems:
+            print("PROBLEM:", p)
+        print(f"checked {len(cases)} cases in {out}: "
+              f"{'OK' if not problems else str(len(problems)) + ' problem(s)'}")
+        return 1 if problems else 0
+
+    out.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for c in cases:
+        meta, arrays = make_case(c)
+        p = verify(c.name, meta, arrays)  # before writing
+        if p:
+            raise AssertionError("\n".join(p))
+        path = out / (c.name + ".npz")
+        write_npz(path, meta, arrays)
+        lmeta, larrays = load_npz(path)
+        p = verify(c.name, lmeta, larrays, meta, arrays)
+        if p:
+            path.unlink()
+            raise AssertionError("\n".join(p))
+        total += path.stat().st_size
+    removed = []
+    if not args.only:
+        wanted = {c.name + ".npz" for c in cases}
+        for p in sorted(out.glob("*.npz")):
+            if p.name not in wanted:
+                p.unlink()
+                removed.append(p.name)
+    print(f"wrote {len(cases)} cases to {out} ({total / 1024:.1f} KiB)"
+          + (f"; removed {len(removed)} stale: {removed}" if removed else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
