@@ -156,10 +156,6 @@ class _RNNBase(_Module):
                 "dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                 f"expects num_layers greater than 1, but got dropout={dropout} and "
                 f"num_layers={num_layers}", UserWarning, stacklevel=3)
-        if self.dropout > 0:
-            raise NotImplementedError(
-                f"{name}: dropout between layers is not implemented yet in minirnn "
-                f"(got dropout={dropout}); use dropout=0.0")
         if proj_size is not _NOT_GIVEN:
             if mode != "LSTM":
                 raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
@@ -283,6 +279,12 @@ class _RNNBase(_Module):
         """
         X, batched = self._check_input(input)
         h0, c0 = self._check_hx(hx, X.shape[1], batched)
+        if self.training and self.dropout > 0 and self.num_layers > 1:
+            # eval() mode, or a single layer, is exactly the dropout-free model; training is not
+            raise NotImplementedError(
+                f"{self._name}: dropout between layers in training mode is not implemented yet "
+                f"in minirnn (dropout={self.dropout}, num_layers={self.num_layers}); call "
+                "m.eval() for inference, or build the model with dropout=0.0")
         record = is_grad_enabled()
         out, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
@@ -368,7 +370,10 @@ _MODULE_DOC_COMMON = """
         bias: if False, there are no ``bias_ih``/``bias_hh`` parameters. Default True.
         batch_first: if True, ``input`` and ``output`` are ``(N, L, .)`` instead of
             ``(L, N, .)``. It never applies to the states ``h0``/``h_n``. Default False.
-        dropout: must be 0.0 for now (dropout between layers is not implemented yet).
+        dropout: probability of zeroing the outputs of each layer but the last, in
+            training mode. Not implemented yet: a model with ``dropout > 0`` runs in
+            ``eval()`` mode (where dropout does nothing) and raises
+            ``NotImplementedError`` in a training-mode forward. Default 0.0.
         bidirectional: if True, each layer also runs a second, reverse-time
             direction with its own parameters (suffix ``_reverse``). Default False.
         dtype: ``numpy.float32`` (default) or ``numpy.float64``. Inputs must have

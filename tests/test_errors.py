@@ -56,13 +56,20 @@ def test_bad_module_arguments(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_dropout_not_yet_implemented_and_single_layer_warning(mode):
-    with pytest.raises(NotImplementedError, match="dropout"):
-        make_module(mode, 4, 6, 2, dropout=0.5)
+def test_dropout_not_yet_implemented_in_training_and_single_layer_warning(mode):
+    m = make_module(mode, 4, 6, 2, dropout=0.5, seed=0)
+    x = x3(5, 3, 4) + 1
+    with pytest.raises(NotImplementedError, match=r"dropout between layers in training mode.*m.eval\(\)"):
+        m(x)
+    assert m.tape_size == 0
+    # eval() mode is exactly the dropout-free model
+    ref = make_module(mode, 4, 6, 2, seed=0)
+    np.testing.assert_array_equal(m.eval()(x)[0], ref(x)[0])
     with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1, but "
                                          "got dropout=0.5 and num_layers=1"):
-        with pytest.raises(NotImplementedError):
-            make_module(mode, 4, 6, 1, dropout=0.5)
+        single = make_module(mode, 4, 6, 1, dropout=0.5, seed=0)
+    # a single layer has no "between layers": dropout changes nothing, even in training
+    np.testing.assert_array_equal(single(x)[0], make_module(mode, 4, 6, 1, seed=0)(x)[0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make_module(mode, 4, 6, 1, dropout=0.0)
