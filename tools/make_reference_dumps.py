@@ -255,6 +255,29 @@ def base_meta(kind, cls_name, mode, config, seed, loss, param_names):
 # Modules
 # --------------------------------------------------------------------------
 
+def collect_arrays(named, x, state, is_lstm, outputs, upstream, grad_x, grad_states,
+                   param_names, grad_p):
+    """The arrays of one case, in file order: parameters, input, h0 (c0), the outputs,
+    the upstream gradients, grad_input, grad_h0 (grad_c0), grad.<param>.
+    ``outputs`` / ``upstream`` are ordered {key: tensor}; ``state`` is None when no
+    initial state was passed."""
+    arrays = {n: to_np(p) for n, p in named}
+    arrays["input"] = to_np(x)
+    if state is not None:
+        arrays["h0"] = to_np(state[0])
+        if is_lstm:
+            arrays["c0"] = to_np(state[1])
+    arrays.update((k, to_np(v)) for k, v in outputs.items())
+    arrays.update((k, to_np(v)) for k, v in upstream.items())
+    arrays["grad_input"] = to_np(grad_x)
+    arrays["grad_h0"] = to_np(grad_states[0])
+    if is_lstm:
+        arrays["grad_c0"] = to_np(grad_states[1])
+    for n, g in zip(param_names, grad_p):
+        arrays["grad." + n] = to_np(g)
+    return arrays
+
+
 def _module_forward_backward(module, is_lstm, x, state, upstream):
     """Run module(x, hx) with fresh leaves; return (outputs, grads).
 
@@ -342,28 +365,11 @@ def make_module_case(case: ModuleCase):
                      MODULE_LOSS_LSTM if is_lstm else MODULE_LOSS, param_names)
     meta.update(seq_len=L, batch=N, unbatched=case.unbatched, has_h0=case.has_h0)
 
-    arrays = {}
-    for n, p in named:
-        arrays[n] = to_np(p)
-    arrays["input"] = to_np(x)
-    if case.has_h0:
-        arrays["h0"] = to_np(state[0])
-        if is_lstm:
-            arrays["c0"] = to_np(state[1])
-    arrays["output"] = to_np(outs[0])
-    arrays["h_n"] = to_np(outs[1])
-    if is_lstm:
-        arrays["c_n"] = to_np(outs[2])
-    arrays["grad_output"] = to_np(upstream[0])
-    arrays["grad_h_n"] = to_np(upstream[1])
-    if is_lstm:
-        arrays["grad_c_n"] = to_np(upstream[2])
-    arrays["grad_input"] = to_np(grad_x)
-    arrays["grad_h0"] = to_np(grad_states[0])
-    if is_lstm:
-        arrays["grad_c0"] = to_np(grad_states[1])
-    for n, g in zip(param_names, grad_p):
-        arrays["grad." + n] = to_np(g)
+    arrays = collect_arrays(
+        named, x, state if case.has_h0 else None, is_lstm,
+        dict(zip(["output", "h_n", "c_n"], outs)),
+        dict(zip(["grad_output", "grad_h_n", "grad_c_n"], upstream)),
+        grad_x, grad_states, param_names, grad_p)
     return meta, arrays
 
 
@@ -482,26 +488,10 @@ def make_cell_case(case: CellCase):
                      CELL_LOSS_LSTM if is_lstm else CELL_LOSS, param_names)
     meta.update(steps=S, batch=N, unbatched=case.unbatched, has_h0=case.has_h0)
 
-    arrays = {}
-    for n, p in named:
-        arrays[n] = to_np(p)
-    arrays["input"] = to_np(x)
-    if case.has_h0:
-        arrays["h0"] = to_np(state[0])
-        if is_lstm:
-            arrays["c0"] = to_np(state[1])
-    arrays["h"] = to_np(outs[0])
-    if is_lstm:
-        arrays["c"] = to_np(outs[1])
-    arrays["grad_h"] = to_np(upstream[0])
-    if is_lstm:
-        arrays["grad_c"] = to_np(upstream[1])
-    arrays["grad_input"] = to_np(grad_x)
-    arrays["grad_h0"] = to_np(grad_states[0])
-    if is_lstm:
-        arrays["grad_c0"] = to_np(grad_states[1])
-    for n, g in zip(param_names, grad_p):
-        arrays["grad." + n] = to_np(g)
+    arrays = collect_arrays(
+        named, x, state if case.has_h0 else None, is_lstm,
+        dict(zip(["h", "c"], outs)), dict(zip(["grad_h", "grad_c"], upstream)),
+        grad_x, grad_states, param_names, grad_p)
     return meta, arrays
 
 
