@@ -47,12 +47,13 @@ def param_names(num_layers, bidirectional, bias, proj=False):
 
 # --------------------------------------------------------------------------- one layer, one direction
 
-def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse):
+def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=True):
     """Run one direction of one layer over a whole sequence.
 
     X (T, B, I) read; W_ih (G*H, I), W_hh (G*H, H) read; b_ih, b_hh (G*H,) or None;
     h0 (B, H), c0 (B, H) or None (cells without a cell state).
-    Returns Y (T, B, H), h_T (B, H), c_T (B, H) or None, and the tape for the backward.
+    Returns Y (T, B, H), h_T (B, H), c_T (B, H) or None, and the tape for the backward
+    (None unless need_tape: then no step's activations are kept).
     """
     T = X.shape[0]
     # G_x = X @ W_ih^T + b_ih, for all time steps at once
@@ -68,9 +69,12 @@ def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse):
         if b_hh is not None:
             Gh += b_hh
         h_new, c_new, saved = cell.forward(Gx[t], Gh, h, c)
-        steps.append((t, h, c, saved))
+        if need_tape:
+            steps.append((t, h, c, saved))
         h, c = h_new, c_new
         Y[t] = h
+    if not need_tape:
+        return Y, h, c, None
     tape = dict(X=X, W_ih=W_ih, W_hh=W_hh, steps=steps, has_bias=b_ih is not None)
     return Y, h, c, tape
 
@@ -135,7 +139,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
                 cell, x,
                 params[f"weight_ih_l{layer}{sfx}"], params[f"weight_hh_l{layer}{sfx}"],
                 params.get(f"bias_ih_l{layer}{sfx}"), params.get(f"bias_hh_l{layer}{sfx}"),
-                h0[k], None if c0 is None else c0[k], reverse=bool(d))
+                h0[k], None if c0 is None else c0[k], reverse=bool(d), need_tape=need_tape)
             if c_n is not None:
                 c_n[k] = c_T
             outs.append(y)

@@ -52,6 +52,17 @@ class _Module:
         self.training = True
 
     # -- parameters -------------------------------------------------------------------------
+    _absent_parameters = ()     # names that read as None when the parameter does not exist
+
+    def __getattr__(self, name):
+        # PyTorch-style attribute access to parameters: m.weight_ih_l0, cell.weight_hh
+        params = self.__dict__.get("_params", {})
+        if name in params:
+            return params[name]
+        if name in self._absent_parameters:
+            return None
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def named_parameters(self):
         """(name, array) pairs in PyTorch's order. The arrays are the live parameters:
         updating them in place (``p -= lr * m.grads[name]``) updates the module."""
@@ -189,13 +200,6 @@ class _RNNBase(_Module):
     @property
     def num_directions(self):
         return 2 if self.bidirectional else 1
-
-    def __getattr__(self, name):
-        # PyTorch-style attribute access to parameters: m.weight_ih_l0
-        params = self.__dict__.get("_params", {})
-        if name in params:
-            return params[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self):
         s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
@@ -518,13 +522,8 @@ class _CellBase(_Module):
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
         self._init_parameters(shapes, H, self.dtype, seed)
 
-    def __getattr__(self, name):
-        params = self.__dict__.get("_params", {})
-        if name in params:
-            return params[name]
-        if name in ("bias_ih", "bias_hh"):        # as PyTorch: registered as None without bias
-            return None
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    # as PyTorch's cells: without bias, the biases are registered as None
+    _absent_parameters = ("bias_ih", "bias_hh")
 
     def __repr__(self):
         s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
