@@ -255,6 +255,27 @@ def base_meta(kind, cls_name, mode, config, seed, loss, param_names):
 # Modules
 # --------------------------------------------------------------------------
 
+def run_with_state_grads(run, state, st_shape, n_states, param_names, name):
+    """``run(state) -> (outs, grads)`` with grads = [input, *states, *params].
+
+    With no initial state (``state is None``) torch has no tensor to give ``grad_h0``:
+    run again from an explicit zero leaf, assert that outputs and the input/parameter
+    gradients equal the ``hx=None`` run exactly, and take the state gradients from it.
+    Returns outs, grad_x, grad_states, grad_params."""
+    outs, grads = run(state)
+    if state is not None:
+        return outs, grads[0], grads[1:1 + n_states], grads[1 + n_states:]
+    zeros = [torch.zeros(st_shape, dtype=DTYPE) for _ in range(n_states)]
+    outs0, grads0 = run(zeros)
+    for k, (a, b) in enumerate(zip(outs, outs0)):
+        assert_equal_exact(b, a, f"{name}: zero-state run output #{k} vs hx=None")
+    grad_x, grad_p = grads[0], grads[1:]
+    assert_equal_exact(grads0[0], grad_x, f"{name}: zero-state run grad_input")
+    for n, a, b in zip(param_names, grad_p, grads0[1 + n_states:]):
+        assert_equal_exact(b, a, f"{name}: zero-state run grad.{n}")
+    return outs, grad_x, grads0[1:1 + n_states], grad_p
+
+
 def collect_arrays(named, x, state, is_lstm, outputs, upstream, grad_x, grad_states,
                    param_names, grad_p):
     """The arrays of one case, in file order: parameters, input, h0 (c0), the outputs,
@@ -334,19 +355,9 @@ def make_module_case(case: ModuleCase):
     state = [randn(st_shape) for _ in range(n_states)] if case.has_h0 else None
     upstream = [randn(out_shape)] + [randn(st_shape) for _ in range(n_states)]
 
-    outs, grads = _module_forward_backward(module, is_lstm, x, state, upstream)
-    if state is None:
-        zeros = [torch.zeros(st_shape, dtype=DTYPE) for _ in range(n_states)]
-        outs0, grads0 = _module_forward_backward(module, is_lstm, x, zeros, upstream)
-        for k, (a, b) in enumerate(zip(outs, outs0)):
-            assert_equal_exact(b, a, f"{case.name}: zero-state run output #{k} vs hx=None")
-        grad_x, grad_p = grads[0], grads[1:]
-        assert_equal_exact(grads0[0], grad_x, f"{case.name}: zero-state run grad_input")
-        for n, a, b in zip(param_names, grad_p, grads0[1 + n_states:]):
-            assert_equal_exact(b, a, f"{case.name}: zero-state run grad.{n}")
-        grad_states = grads0[1:1 + n_states]
-    else:
-        grad_x, grad_states, grad_p = grads[0], grads[1:1 + n_states], grads[1 + n_states:]
+    outs, grad_x, grad_states, grad_p = run_with_state_grads(
+        lambda st: _module_forward_backward(module, is_lstm, x, st, upstream),
+        state, st_shape, n_states, param_names, case.name)
 
     # output / h_n identities.
     out, hn = outs[0], outs[1]
@@ -467,19 +478,9 @@ def make_cell_case(case: CellCase):
     state = [randn(st_shape) for _ in range(n_states)] if case.has_h0 else None
     upstream = [randn((S,) + st_shape) for _ in range(n_states)]
 
-    outs, grads = _cell_forward_backward(cell, is_lstm, x, state, upstream, S)
-    if state is None:
-        zeros = [torch.zeros(st_shape, dtype=DTYPE) for _ in range(n_states)]
-        outs0, grads0 = _cell_forward_backward(cell, is_lstm, x, zeros, upstream, S)
-        for k, (a, b) in enumerate(zip(outs, outs0)):
-            assert_equal_exact(b, a, f"{case.name}: zero-state run output #{k} vs hx=None")
-        grad_x, grad_p = grads[0], grads[1:]
-        assert_equal_exact(grads0[0], grad_x, f"{case.name}: zero-state run grad_input")
-        for n, a, b in zip(param_names, grad_p, grads0[1 + n_states:]):
-            assert_equal_exact(b, a, f"{case.name}: zero-state run grad.{n}")
-        grad_states = grads0[1:1 + n_states]
-    else:
-        grad_x, grad_states, grad_p = grads[0], grads[1:1 + n_states], grads[1 + n_states:]
+    outs, grad_x, grad_states, grad_p = run_with_state_grads(
+        lambda st: _cell_forward_backward(cell, is_lstm, x, st, upstream, S),
+        state, st_shape, n_states, param_names, case.name)
 
     state0 = state if state is not None else [torch.zeros(st_shape, dtype=DTYPE)] * n_states
     _check_cell_against_module(case, cell, is_lstm, x, state0, upstream[0])
