@@ -114,14 +114,15 @@ def run_case(path_or_case, backend=None, dtype=np.float64):
         results.append(compare("h", np.stack(hs), a["h"], tol))
         if lstm:
             results.append(compare("c", np.stack(cs), a["c"], tol))
+        grad_h, grad_c = cast("grad_h"), cast("grad_c")
         gx_steps = [None] * meta["steps"]
         gh0 = np.zeros_like(hs[0])
         gc0 = np.zeros_like(hs[0]) if lstm else None
         for t in reversed(range(meta["steps"])):
             # the gradient reaching h_t: from the loss at step t, plus from step t+1
-            gh_t = cast("grad_h")[t] + gh0
+            gh_t = grad_h[t] + gh0
             if lstm:
-                gx_steps[t], (gh0, gc0) = m.backward((gh_t, cast("grad_c")[t] + gc0))
+                gx_steps[t], (gh0, gc0) = m.backward((gh_t, grad_c[t] + gc0))
             else:
                 gx_steps[t], gh0 = m.backward(gh_t)
         gx = np.stack(gx_steps)

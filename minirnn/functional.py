@@ -32,17 +32,21 @@ import numpy as np
 from .cells import CELLS
 
 
-def param_names(num_layers, bidirectional, bias, proj=False):
-    """PyTorch's parameter names in PyTorch's order (layer, direction, w_ih, w_hh, b_ih, b_hh, w_hr)."""
-    names = []
+def param_shapes(gates, input_size, hidden_size, num_layers, bidirectional, bias):
+    """{PyTorch name: shape} in PyTorch's order: layer, then direction (forward before
+    ``_reverse``), then weight_ih, weight_hh, bias_ih, bias_hh. Layer 0 reads the input;
+    layer k > 0 reads both directions of layer k-1 side by side (D*H features)."""
+    G, H, D = gates, hidden_size, 2 if bidirectional else 1
+    shapes = {}
     for layer in range(num_layers):
-        for sfx in ("", "_reverse")[: 2 if bidirectional else 1]:
-            names += [f"weight_ih_l{layer}{sfx}", f"weight_hh_l{layer}{sfx}"]
+        in_size = input_size if layer == 0 else D * H
+        for sfx in ("", "_reverse")[:D]:
+            shapes[f"weight_ih_l{layer}{sfx}"] = (G * H, in_size)
+            shapes[f"weight_hh_l{layer}{sfx}"] = (G * H, H)
             if bias:
-                names += [f"bias_ih_l{layer}{sfx}", f"bias_hh_l{layer}{sfx}"]
-            if proj:
-                names.append(f"weight_hr_l{layer}{sfx}")
-    return names
+                shapes[f"bias_ih_l{layer}{sfx}"] = (G * H,)
+                shapes[f"bias_hh_l{layer}{sfx}"] = (G * H,)
+    return shapes
 
 
 # --------------------------------------------------------------------------- one layer, one direction

@@ -118,7 +118,8 @@ class _Module:
         """Forget every forward not yet backpropagated (frees their saved activations)."""
         self._tape.clear()
 
-    def _pop_check(self):
+    def _latest_tape_entry(self):
+        """The entry backward will use (popped only once the incoming gradients pass their checks)."""
         if not self._tape:
             raise RuntimeError(
                 f"{type(self).__name__}.backward() called with nothing to backpropagate: every "
@@ -184,18 +185,9 @@ class _RNNBase(_Module):
         self.dtype = check_dtype(dtype)
         self.backend = _check_backend(backend)
         self._name = name
-        G, H, D = CELLS[mode].gates, self.hidden_size, self.num_directions
-        shapes = {}
-        for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else D * H
-            for sfx in ("", "_reverse")[:D]:
-                shapes[f"weight_ih_l{layer}{sfx}"] = (G * H, in_size)
-                shapes[f"weight_hh_l{layer}{sfx}"] = (G * H, H)
-                if self.bias:
-                    shapes[f"bias_ih_l{layer}{sfx}"] = (G * H,)
-                    shapes[f"bias_hh_l{layer}{sfx}"] = (G * H,)
-        assert list(shapes) == functional.param_names(self.num_layers, self.bidirectional, self.bias)
-        self._init_parameters(shapes, H, self.dtype, seed)
+        shapes = functional.param_shapes(CELLS[mode].gates, self.input_size, self.hidden_size,
+                                         self.num_layers, self.bidirectional, self.bias)
+        self._init_parameters(shapes, self.hidden_size, self.dtype, seed)
 
     @property
     def num_directions(self):
@@ -254,9 +246,7 @@ class _RNNBase(_Module):
             raise ValueError(f"{name}: For unbatched 2-D input, {label} should also be 2-D "
                              f"(num_layers*num_directions, H) but got {s.ndim}-D array of "
                              f"shape {s.shape}")
-        expected = (LD, B, width) if batched else (LD, width)
-        if s.shape != expected:
-            raise ValueError(f"{name}: Expected {label} of shape {expected}, got {s.shape}")
+        check_shape(name, label, s, (LD, B, width) if batched else (LD, width))
         return s if batched else s[:, None, :]
 
     def _check_hx(self, hx, B, batched):
@@ -295,7 +285,7 @@ class _RNNBase(_Module):
             need_tape=record)
         if record:
             self._tape.append(dict(tape=tape, batched=batched, out_shape=out.shape,
-                                   state_shape=h_n.shape, in_shape=X.shape))
+                                   state_shape=h_n.shape))
         out, h_n, c_n = self._to_caller(out, batched), self._state_out(h_n, batched), \
             self._state_out(c_n, batched)
         return (out, (h_n, c_n)) if self.mode == "LSTM" else (out, h_n)
@@ -333,7 +323,7 @@ class _RNNBase(_Module):
         when the forward had no ``h0``: it is the gradient w.r.t. the zero state).
         """
         name = self._name
-        entry = self._pop_check()
+        entry = self._latest_tape_entry()
         batched = entry["batched"]
         L, B, F = entry["out_shape"]
         LD, _, H = entry["state_shape"]
@@ -599,7 +589,7 @@ class _CellBase(_Module):
         ``(grad_input, (grad_h_prev, grad_c_prev))``.
         """
         name = type(self).__name__
-        entry = self._pop_check()
+        entry = self._latest_tape_entry()
         batched, B, H = entry["batched"], entry["B"], self.hidden_size
         shape = (B, H) if batched else (H,)
         if self.mode == "LSTM":
