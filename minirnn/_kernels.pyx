@@ -1,21 +1,52 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""minirnn._kernels: the compiled half of minirnn.
+"""minirnn._kernels: the compiled time loops of RNN, GRU and LSTM, forward and backward.
 
-For now this module says how it was built (with OpenMP or serial) and holds a tiny parallel
-self-test that exercises the OpenMP code path. The nogil time-loop kernels of RNN, GRU and LSTM
-(forward and backward) come later; the per-cell pointwise math will live in csrc/*.h.
+One layer at a time (both directions at once), called by :mod:`minirnn._backend_c`:
+
+    forward_layer:   pack W_ih^T, W_hh^T              (units: direction x matrix)
+                     G_x = X W_ih^T + b_ih            (units: direction x block of T*B rows)
+                     the time loop                    (units: direction x batch slice)
+    backward_layer:  pack W_hh, W_ih                  (units: direction x matrix)
+                     the reverse time loop            (units: direction x batch slice)
+                     pack X and H_prev                (units: panels)
+                     dW_ih += dG_x^T X, dW_hh += dG_h^T H_prev, db += sums, dX = dG_x W_ih
+                                                      (units: blocks of rows of each result)
+
+Each phase is one OpenMP ``prange`` over work units. A unit writes memory no other unit of its
+phase touches, and the units are fixed by the problem's shape, never by the thread count; a unit
+computes each number in a fixed order. So the results are bitwise identical for any number of
+threads. A batch slice runs its whole time loop alone: no barrier per time step.
+
+The math of each step is C (csrc/minirnn.h): the product ``gemm`` (B packed in panels) and each
+cell's pointwise ``*_cell_forward``/``*_cell_backward``. Glossary: T time, B batch, I input size,
+H hidden, G gates (1, 3, 4), GH = G*H, D directions, DH = D*H; SW*H floats saved per step and row.
+
+Memory map of one layer and direction (time-major; all buffers allocated by the caller):
+
+    X    (T, B, I)        layer input                                  read
+    Y    (T, B, D*H)      layer output; column block d*H is direction d  forward writes
+    h0   (D, B, H)        initial state                                read
+    c0   (D, B, H)        LSTM initial cell state                      read
+    Cs   (D, T, B, H)     LSTM c_t of every step (training only)       forward writes
+    S    (D, T, B, SW*H)  saved gate values (training only; GRU 4H: r|z|n|gh_n,
+                          LSTM 5H: i|f|g|o|tanh c_t; Elman none: it uses Y)  forward writes
+    dGx  (D, T, B, GH)    gate gradients dL/dG_x (scratch of the backward)
+    dGh  (D, T, B, GH)    dL/dG_h; the same memory as dGx except for GRU
 
 Rules for this file:
 - Validate in Python, compute in nogil: every check a caller can trigger runs before the GIL
-  is released; nogil regions hold no Python objects.
-- Every C function called under nogil is ``noexcept nogil`` (Cython 3 otherwise re-takes the
-  GIL after each call to look for an exception).
-- Parallel loops write disjoint memory, work units are fixed by the problem (never by the
-  thread count), and sums happen in a fixed order: results are bitwise identical for any
-  number of threads.
+  is released (here: every shape, so no argument can make a kernel step out of its arrays);
+  nogil regions hold no Python objects.
+- Every C function called under nogil is ``noexcept nogil``.
+- Why not BLAS: see csrc/gemm.h (call overhead at one step's size, threads inside our threads,
+  row results that depend on where a slice starts).
 """
-from libc.stdlib cimport malloc, free
+import numpy as np
+
+from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 
 cdef extern from * nogil:
     """
@@ -58,6 +89,679 @@ cdef extern from * nogil:
     int minirnn_omp_max_threads() noexcept
     int minirnn_omp_threads_used(int num_threads) noexcept
 
+
+cdef extern from "minirnn.h" nogil:
+    int mr_cpu_has_avx2() noexcept
+    int mr_set_isa(int isa) noexcept
+    int mr_get_isa() noexcept
+    int MR_HAVE_AVX2_VARIANT
+
+    Py_ssize_t panel_width_f() noexcept
+    Py_ssize_t panel_width_d() noexcept
+    void pack_panels_f(Py_ssize_t K, Py_ssize_t N, const float *B, Py_ssize_t rsb, Py_ssize_t csb,
+                       float *Bp, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t p0, Py_ssize_t p1) noexcept
+    void pack_panels_d(Py_ssize_t K, Py_ssize_t N, const double *B, Py_ssize_t rsb, Py_ssize_t csb,
+                       double *Bp, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t p0, Py_ssize_t p1) noexcept
+    void gemm_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A, Py_ssize_t rsa,
+                Py_ssize_t csa, const float *Bp, float *C, Py_ssize_t ldc, int accumulate,
+                const float *bias) noexcept
+    void gemm_d(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const double *A, Py_ssize_t rsa,
+                Py_ssize_t csa, const double *Bp, double *C, Py_ssize_t ldc, int accumulate,
+                const double *bias) noexcept
+    void elman_cell_forward_f(Py_ssize_t rows, Py_ssize_t H, int relu, const float *gx,
+                              Py_ssize_t ldgx, const float *gh, Py_ssize_t ldgh, float *h,
+                              Py_ssize_t ldh) noexcept
+    void elman_cell_forward_d(Py_ssize_t rows, Py_ssize_t H, int relu, const double *gx,
+                              Py_ssize_t ldgx, const double *gh, Py_ssize_t ldgh, double *h,
+                              Py_ssize_t ldh) noexcept
+    void elman_cell_backward_f(Py_ssize_t rows, Py_ssize_t H, int relu, const float *dy,
+                               Py_ssize_t lddy, const float *dh_next, const float *h,
+                               Py_ssize_t ldh, float *dg, Py_ssize_t ldg) noexcept
+    void elman_cell_backward_d(Py_ssize_t rows, Py_ssize_t H, int relu, const double *dy,
+                               Py_ssize_t lddy, const double *dh_next, const double *h,
+                               Py_ssize_t ldh, double *dg, Py_ssize_t ldg) noexcept
+    void gru_cell_forward_f(Py_ssize_t rows, Py_ssize_t H, const float *gx, Py_ssize_t ldgx,
+                            const float *gh, Py_ssize_t ldgh, const float *h_prev,
+                            Py_ssize_t ldhp, float *h, Py_ssize_t ldh, float *saved,
+                            Py_ssize_t lds) noexcept
+    void gru_cell_forward_d(Py_ssize_t rows, Py_ssize_t H, const double *gx, Py_ssize_t ldgx,
+                            const double *gh, Py_ssize_t ldgh, const double *h_prev,
+                            Py_ssize_t ldhp, double *h, Py_ssize_t ldh, double *saved,
+                            Py_ssize_t lds) noexcept
+    void gru_cell_backward_f(Py_ssize_t rows, Py_ssize_t H, const float *dy, Py_ssize_t lddy,
+                             float *dh_next, const float *saved, Py_ssize_t lds,
+                             const float *h_prev, Py_ssize_t ldhp, float *dgx, Py_ssize_t ldgx,
+                             float *dgh, Py_ssize_t ldgh) noexcept
+    void gru_cell_backward_d(Py_ssize_t rows, Py_ssize_t H, const double *dy, Py_ssize_t lddy,
+                             double *dh_next, const double *saved, Py_ssize_t lds,
+                             const double *h_prev, Py_ssize_t ldhp, double *dgx, Py_ssize_t ldgx,
+                             double *dgh, Py_ssize_t ldgh) noexcept
+    void lstm_cell_forward_f(Py_ssize_t rows, Py_ssize_t H, const float *gx, Py_ssize_t ldgx,
+                             const float *gh, Py_ssize_t ldgh, const float *c_prev,
+                             Py_ssize_t ldcp, float *h, Py_ssize_t ldh, float *c, Py_ssize_t ldc,
+                             float *saved, Py_ssize_t lds) noexcept
+    void lstm_cell_forward_d(Py_ssize_t rows, Py_ssize_t H, const double *gx, Py_ssize_t ldgx,
+                             const double *gh, Py_ssize_t ldgh, const double *c_prev,
+                             Py_ssize_t ldcp, double *h, Py_ssize_t ldh, double *c, Py_ssize_t ldc,
+                             double *saved, Py_ssize_t lds) noexcept
+    void lstm_cell_backward_f(Py_ssize_t rows, Py_ssize_t H, const float *dy, Py_ssize_t lddy,
+                              const float *dh_next, float *dc_next, const float *saved,
+                              Py_ssize_t lds, const float *c_prev, Py_ssize_t ldcp, float *dg,
+                              Py_ssize_t ldg) noexcept
+    void lstm_cell_backward_d(Py_ssize_t rows, Py_ssize_t H, const double *dy, Py_ssize_t lddy,
+                              const double *dh_next, double *dc_next, const double *saved,
+                              Py_ssize_t lds, const double *c_prev, Py_ssize_t ldcp, double *dg,
+                              Py_ssize_t ldg) noexcept
+
+
+# --------------------------------------------------------------------------- the C calls, by dtype
+
+cdef inline Py_ssize_t k_panel_width(floating *kind) noexcept nogil:
+    if floating is float:
+        return panel_width_f()
+    else:
+        return panel_width_d()
+
+
+cdef inline void k_pack(Py_ssize_t K, Py_ssize_t N, const floating *B, Py_ssize_t rsb,
+                        Py_ssize_t csb, floating *Bp, Py_ssize_t k0, Py_ssize_t k1,
+                        Py_ssize_t p0, Py_ssize_t p1) noexcept nogil:
+    if floating is float:
+        pack_panels_f(K, N, B, rsb, csb, Bp, k0, k1, p0, p1)
+    else:
+        pack_panels_d(K, N, B, rsb, csb, Bp, k0, k1, p0, p1)
+
+
+cdef inline void k_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating *A,
+                        Py_ssize_t rsa, Py_ssize_t csa, const floating *Bp, floating *C,
+                        Py_ssize_t ldc, int accumulate, const floating *bias) noexcept nogil:
+    if floating is float:
+        gemm_f(M, N, K, A, rsa, csa, Bp, C, ldc, accumulate, bias)
+    else:
+        gemm_d(M, N, K, A, rsa, csa, Bp, C, ldc, accumulate, bias)
+
+
+# --------------------------------------------------------------------------- modes, threads, slices
+
+# cell codes; gates G and saved width SW (in units of H) of each
+cdef enum:
+    MODE_RNN_TANH = 0
+    MODE_RNN_RELU = 1
+    MODE_GRU = 2
+    MODE_LSTM = 3
+
+#: the ``mode`` argument of forward_layer/backward_layer for each cell
+MODES = {"RNN_TANH": MODE_RNN_TANH, "RNN_RELU": MODE_RNN_RELU, "GRU": MODE_GRU,
+         "LSTM": MODE_LSTM}
+cdef int[4] GATES = [1, 1, 3, 4]
+cdef int[4] SAVED_WIDTH = [0, 0, 4, 5]
+
+# Work units (fixed by the shape, never by the thread count):
+#  - a batch slice has at least SLICE_ROWS rows: B // SLICE_ROWS slices (at least 1, at most
+#    MAX_SLICES). Small batches stay whole: splitting B = 8 into two slices of 4 made a
+#    prototype 2x slower (each slice re-reads all of W_hh every step). Directions come first.
+#  - the big products work on blocks of BLOCK_ROWS rows of their result.
+cdef Py_ssize_t SLICE_ROWS = 32
+cdef Py_ssize_t MAX_SLICES = 64
+cdef Py_ssize_t BLOCK_ROWS = 64
+cdef Py_ssize_t BIAS_COLS = 64       # columns of a bias-gradient unit (its double accumulators)
+
+cdef int _num_threads = max(1, minirnn_omp_max_threads())
+
+
+def n_slices(Py_ssize_t B):
+    """How many batch slices the time loops cut a batch of B rows into (a function of B only)."""
+    return _n_slices(B)
+
+
+cdef inline Py_ssize_t _n_slices(Py_ssize_t B) noexcept nogil:
+    cdef Py_ssize_t n = B // SLICE_ROWS
+    if n < 1:
+        n = 1
+    if n > MAX_SLICES:
+        n = MAX_SLICES
+    return n
+
+
+def set_num_threads(n):
+    """Use ``n`` threads (>= 1) in the kernels from now on. Results do not depend on it."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"num_threads must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"num_threads must be >= 1, got {n}")
+    _num_threads = n
+
+
+def get_num_threads():
+    """The number of threads the kernels use (default: OpenMP's default, i.e. the cores
+    available or OMP_NUM_THREADS; always 1 in a serial build... unless set otherwise, in which
+    case OpenMP regions still run on one thread)."""
+    return _num_threads
+
+
+def get_isa():
+    """Which compiled variant runs: ``"avx2"`` (AVX2 + FMA) or ``"base"`` (the compiler's
+    default target)."""
+    return "avx2" if mr_get_isa() else "base"
+
+
+def set_isa(name):
+    """Choose the compiled variant, ``"avx2"`` or ``"base"`` (for tests and benchmarks; the
+    default is the best the CPU runs). Raises ValueError if the CPU or the build lacks it."""
+    if name not in ("avx2", "base"):
+        raise ValueError(f"isa must be 'avx2' or 'base', got {name!r}")
+    if mr_set_isa(1 if name == "avx2" else 0) != 0:
+        raise ValueError("isa 'avx2' is not available: "
+                         + ("this CPU lacks AVX2/FMA" if MR_HAVE_AVX2_VARIANT else
+                            "this build has no AVX2 variant"))
+
+
+def available_isas():
+    """The variants this build and CPU can run, best last."""
+    return ("base", "avx2") if mr_cpu_has_avx2() else ("base",)
+
+
+mr_set_isa(mr_cpu_has_avx2())
+
+
+# --------------------------------------------------------------------------- argument checks
+
+cdef int _check(bint ok, str what) except -1:
+    if not ok:
+        raise ValueError("minirnn._kernels: " + what)
+    return 0
+
+
+cdef int _check_shape(object a, tuple shape, str name) except -1:
+    if a.shape != shape:
+        raise ValueError(f"minirnn._kernels: {name} has shape {a.shape}, expected {shape}")
+    return 0
+
+
+# --------------------------------------------------------------------------- forward
+
+cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
+                         Py_ssize_t b1, Py_ssize_t H, Py_ssize_t DH, const floating *Gx,
+                         const floating *WhhP, const floating *bhh, const floating *h0,
+                         const floating *c0, floating *Y, floating *hT, floating *cT,
+                         floating *Cs, floating *S, floating *gh, floating *cbuf) noexcept nogil:
+    """The time loop of one direction over batch rows b0 <= b < b1.
+
+    IN   Gx (T, B, GH) = X W_ih^T + b_ih;  WhhP: W_hh^T packed;  bhh (GH,) or NULL;
+         h0, c0 (B, H) (c0 LSTM only)
+    OUT  Y: this direction's column block of the layer output, Y[t, b, j] at Y[(t*B + b)*DH + j];
+         hT, cT (B, H) final states; Cs (T, B, H) and S (T, B, SW*H) when training, else NULL
+    SCRATCH  gh (B, GH);  cbuf (2, B, H) (LSTM inference: c_t alternates between two rows)
+    """
+    cdef Py_ssize_t G = GATES[mode], GH = GATES[mode] * H, SWH = SAVED_WIDTH[mode] * H
+    cdef Py_ssize_t rows = b1 - b0, s, t, j, b, row
+    cdef const floating *h_prev = h0 + b0 * H
+    cdef Py_ssize_t ldhp = H
+    cdef const floating *c_prev = NULL
+    cdef floating *h
+    cdef floating *c
+    cdef floating *saved
+    cdef floating *ghs = gh + b0 * GH
+    if c0 != NULL:
+        c_prev = c0 + b0 * H
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        row = t * B + b0                                 # first row of this slice at step t
+        # G_h = h_{t-1} W_hh^T + b_hh                    (rows, GH)
+        k_gemm(rows, GH, H, h_prev, ldhp, 1, WhhP, ghs, GH, 0, bhh)
+        h = Y + row * DH
+        saved = S + row * SWH if S != NULL else NULL
+        if mode == MODE_RNN_TANH or mode == MODE_RNN_RELU:
+            if floating is float:
+                elman_cell_forward_f(rows, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DH)
+            else:
+                elman_cell_forward_d(rows, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DH)
+        elif mode == MODE_GRU:
+            if floating is float:
+                gru_cell_forward_f(rows, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DH,
+                                   saved, SWH)
+            else:
+                gru_cell_forward_d(rows, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DH,
+                                   saved, SWH)
+        else:
+            c = Cs + row * H if Cs != NULL else cbuf + (s % 2) * B * H + b0 * H
+            if floating is float:
+                lstm_cell_forward_f(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DH, c, H,
+                                    saved, SWH)
+            else:
+                lstm_cell_forward_d(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DH, c, H,
+                                    saved, SWH)
+            c_prev = c
+        h_prev = h
+        ldhp = DH
+    # the final states of these rows
+    for b in range(rows):
+        memcpy(hT + (b0 + b) * H, h_prev + b * ldhp, H * sizeof(floating))
+        if cT != NULL:
+            memcpy(cT + (b0 + b) * H, c_prev + b * H, H * sizeof(floating))
+
+
+def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :, ::1] h0, c0,
+                  floating[:, :, ::1] Y, floating[:, :, ::1] hT, cT, Cs, S):
+    """One layer, every direction, whole sequence. See the module docstring for the shapes.
+
+    weights: one (W_ih (GH, I), W_hh (GH, H), b_ih (GH,) or None, b_hh (GH,) or None) per
+    direction (D = len(weights), 1 or 2; direction 1 runs from the last step to the first).
+    c0, cT: (D, B, H) for LSTM, else None. Cs (D, T, B, H) (LSTM) and S (D, T, B, SW*H) (GRU,
+    LSTM) are given to keep what the backward needs (training), or None (inference).
+    Writes Y, hT (and cT, Cs, S). Every shape is checked before any computation.
+    """
+    _check(0 <= mode <= 3, f"unknown mode {mode}")
+    cdef Py_ssize_t D = len(weights)
+    _check(D == 1 or D == 2, f"weights must hold 1 or 2 directions, got {D}")
+    cdef Py_ssize_t T = X.shape[0], B = X.shape[1], I = X.shape[2]
+    cdef Py_ssize_t H = h0.shape[2], G = GATES[mode], GH = G * H, DH = D * H
+    cdef Py_ssize_t SWH = SAVED_WIDTH[mode] * H
+    cdef bint lstm = mode == MODE_LSTM
+    _check(T >= 1 and I >= 1 and H >= 1, f"empty sizes T={T}, I={I}, H={H}")
+    _check_shape(h0, (D, B, H), "h0")
+    _check_shape(Y, (T, B, DH), "Y")
+    _check_shape(hT, (D, B, H), "hT")
+    cdef floating[:, :, ::1] c0v, cTv
+    cdef floating[:, :, :, ::1] Csv, Sv
+    cdef floating *pc0 = NULL
+    cdef floating *pcT = NULL
+    cdef floating *pCs = NULL
+    cdef floating *pS = NULL
+    if lstm:
+        _check(c0 is not None and cT is not None, "LSTM needs c0 and cT")
+        c0v = c0
+        cTv = cT
+        _check_shape(c0, (D, B, H), "c0")
+        _check_shape(cT, (D, B, H), "cT")
+        pc0 = &c0v[0, 0, 0]
+        pcT = &cTv[0, 0, 0]
+    else:
+        _check(c0 is None and cT is None, "only LSTM takes c0 and cT")
+    cdef bint training = S is not None or Cs is not None
+    if training:
+        if SWH > 0:
+            _check_shape(S, (D, T, B, SWH), "S")
+            Sv = S
+            pS = &Sv[0, 0, 0, 0]
+        else:
+            _check(S is None, "Elman keeps no S")
+        if lstm:
+            _check_shape(Cs, (D, T, B, H), "Cs")
+            Csv = Cs
+            pCs = &Csv[0, 0, 0, 0]
+        else:
+            _check(Cs is None, "only LSTM keeps Cs")
+
+    # the weights of each direction
+    cdef const floating *Wih[2]
+    cdef const floating *Whh[2]
+    cdef const floating *bih[2]
+    cdef const floating *bhh[2]
+    cdef const floating[:, ::1] w2
+    cdef const floating[::1] w1
+    cdef Py_ssize_t d
+    for d in range(D):
+        w = weights[d]
+        _check(len(w) == 4, "each direction needs (W_ih, W_hh, b_ih, b_hh)")
+        _check_shape(w[0], (GH, I), f"W_ih[{d}]")
+        _check_shape(w[1], (GH, H), f"W_hh[{d}]")
+        w2 = w[0]
+        Wih[d] = &w2[0, 0]
+        w2 = w[1]
+        Whh[d] = &w2[0, 0]
+        bih[d] = NULL
+        bhh[d] = NULL
+        if w[2] is not None:
+            _check_shape(w[2], (GH,), f"b_ih[{d}]")
+            w1 = w[2]
+            bih[d] = &w1[0]
+        if w[3] is not None:
+            _check_shape(w[3], (GH,), f"b_hh[{d}]")
+            w1 = w[3]
+            bhh[d] = &w1[0]
+
+    # scratch
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t NR = k_panel_width(<floating *> NULL)
+    cdef Py_ssize_t n_pan = (GH + NR - 1) // NR
+    cdef Py_ssize_t size_ih = n_pan * NR * I, size_hh = n_pan * NR * H, TB = T * B
+    cdef floating[::1] WihP = np.empty(D * size_ih, dtype)
+    cdef floating[::1] WhhP = np.empty(D * size_hh, dtype)
+    cdef floating[::1] Gx = np.empty(max(1, D * TB * GH), dtype)
+    cdef floating[::1] gh = np.empty(max(1, D * B * GH), dtype)
+    cdef floating[::1] cbuf = np.empty(max(1, D * 2 * B * H) if lstm else 1, dtype)
+    cdef floating *pWihP = &WihP[0]
+    cdef floating *pWhhP = &WhhP[0]
+    cdef floating *pGx = &Gx[0]
+    cdef floating *pgh = &gh[0]
+    cdef floating *pcbuf = &cbuf[0]
+    cdef floating *pX = &X[0, 0, 0]
+    cdef floating *pY = &Y[0, 0, 0]
+    cdef floating *ph0 = &h0[0, 0, 0]
+    cdef floating *phT = &hT[0, 0, 0]
+
+    cdef Py_ssize_t n_sl = _n_slices(B), n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t u, k, r0, b0, b1
+    cdef int nt = _num_threads
+    if B == 0:
+        return
+    with nogil:
+        # 1. pack W_ih^T (K = I, N = GH) and W_hh^T (K = H, N = GH): B(k, n) = W[n, k]
+        for u in prange(2 * D, schedule="dynamic", num_threads=nt):
+            d = u // 2
+            if u % 2 == 0:
+                k_pack(I, GH, Wih[d], 1, I, pWihP + d * size_ih, 0, I, 0, n_pan)
+            else:
+                k_pack(H, GH, Whh[d], 1, H, pWhhP + d * size_hh, 0, H, 0, n_pan)
+        # 2. G_x = X W_ih^T + b_ih for all steps at once, in blocks of rows
+        for u in prange(D * n_blk, schedule="dynamic", num_threads=nt):
+            d = u // n_blk
+            r0 = (u % n_blk) * BLOCK_ROWS
+            k_gemm(min(BLOCK_ROWS, TB - r0), GH, I, pX + r0 * I, I, 1, pWihP + d * size_ih,
+                   pGx + (d * TB + r0) * GH, GH, 0, bih[d])
+        # 3. the time loops: one unit per (direction, batch slice), each alone to its end
+        for u in prange(D * n_sl, schedule="dynamic", num_threads=nt):
+            d = u // n_sl
+            k = u % n_sl
+            b0 = k * B // n_sl
+            b1 = (k + 1) * B // n_sl
+            _forward_slice(mode, d == 1, T, B, b0, b1, H, DH, pGx + d * TB * GH,
+                           pWhhP + d * size_hh, bhh[d], ph0 + d * B * H,
+                           pc0 + d * B * H if lstm else NULL, pY + d * H, phT + d * B * H,
+                           pcT + d * B * H if lstm else NULL,
+                           pCs + d * TB * H if pCs != NULL else NULL,
+                           pS + d * TB * SWH if pS != NULL else NULL,
+                           pgh + d * B * GH, pcbuf + d * 2 * B * H)
+
+
+# --------------------------------------------------------------------------- backward
+
+cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
+                          Py_ssize_t b1, Py_ssize_t H, Py_ssize_t DH, const floating *WhhP,
+                          const floating *h0, const floating *c0, const floating *Y,
+                          const floating *Cs, const floating *S, const floating *dY,
+                          const floating *dhT, const floating *dcT, floating *dGx, floating *dGh,
+                          floating *dh0, floating *dc0, floating *dh, floating *dc) noexcept nogil:
+    """The reverse time loop of one direction over batch rows b0 <= b < b1.
+
+    IN   WhhP: W_hh packed as a (GH, H) right operand; h0, c0 (B, H); Y (this direction's
+         column block, as in _forward_slice); Cs (T, B, H), S (T, B, SW*H) from the forward;
+         dY (the gradient of Y, same layout); dhT, dcT (B, H) gradients of the final states
+    OUT  dGx, dGh (T, B, GH) gate gradients of every step (dGh is dGx except for GRU);
+         dh0, dc0 (B, H)
+    SCRATCH  dh, dc (B, H): dh_next = dL/dh_t and dc_next = dL/dc_t carried to the step before
+    """
+    cdef Py_ssize_t GH = GATES[mode] * H, SWH = SAVED_WIDTH[mode] * H
+    cdef Py_ssize_t rows = b1 - b0, s, t, t_prev, row
+    cdef floating *dh_next = dh + b0 * H
+    cdef floating *dc_next = dc + b0 * H
+    cdef const floating *h_prev
+    cdef const floating *c_prev
+    cdef Py_ssize_t ldhp
+    memcpy(dh_next, dhT + b0 * H, rows * H * sizeof(floating))
+    if mode == MODE_LSTM:
+        memcpy(dc_next, dcT + b0 * H, rows * H * sizeof(floating))
+    for s in range(T):
+        # steps in the reverse of the forward's order
+        t = s if reverse else T - 1 - s
+        t_prev = t + 1 if reverse else t - 1          # the step the forward did before t
+        row = t * B + b0
+        if t_prev < 0 or t_prev >= T:
+            h_prev = h0 + b0 * H
+            ldhp = H
+            c_prev = c0 + b0 * H if c0 != NULL else NULL
+        else:
+            h_prev = Y + (t_prev * B + b0) * DH
+            ldhp = DH
+            c_prev = Cs + (t_prev * B + b0) * H if Cs != NULL else NULL
+        if mode == MODE_RNN_TANH or mode == MODE_RNN_RELU:
+            if floating is float:
+                elman_cell_backward_f(rows, H, mode == MODE_RNN_RELU, dY + row * DH, DH, dh_next,
+                                      Y + row * DH, DH, dGx + row * GH, GH)
+            else:
+                elman_cell_backward_d(rows, H, mode == MODE_RNN_RELU, dY + row * DH, DH, dh_next,
+                                      Y + row * DH, DH, dGx + row * GH, GH)
+            # backprop through G_h = h_{t-1} W_hh^T + b_hh:  dh_{t-1} = dG_h W_hh
+            k_gemm(rows, H, GH, dGx + row * GH, GH, 1, WhhP, dh_next, H, 0, NULL)
+        elif mode == MODE_GRU:
+            # writes the direct part dh * z into dh_next ...
+            if floating is float:
+                gru_cell_backward_f(rows, H, dY + row * DH, DH, dh_next, S + row * SWH, SWH,
+                                    h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
+            else:
+                gru_cell_backward_d(rows, H, dY + row * DH, DH, dh_next, S + row * SWH, SWH,
+                                    h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
+            # ... to which dG_h W_hh is added
+            k_gemm(rows, H, GH, dGh + row * GH, GH, 1, WhhP, dh_next, H, 1, NULL)
+        else:
+            if floating is float:
+                lstm_cell_backward_f(rows, H, dY + row * DH, DH, dh_next, dc_next, S + row * SWH,
+                                     SWH, c_prev, H, dGx + row * GH, GH)
+            else:
+                lstm_cell_backward_d(rows, H, dY + row * DH, DH, dh_next, dc_next, S + row * SWH,
+                                     SWH, c_prev, H, dGx + row * GH, GH)
+            k_gemm(rows, H, GH, dGx + row * GH, GH, 1, WhhP, dh_next, H, 0, NULL)
+    memcpy(dh0 + b0 * H, dh_next, rows * H * sizeof(floating))
+    if mode == MODE_LSTM:
+        memcpy(dc0 + b0 * H, dc_next, rows * H * sizeof(floating))
+
+
+cdef void _bias_grad(const floating *dG, Py_ssize_t R, Py_ssize_t GH, Py_ssize_t g0,
+                     Py_ssize_t g1, floating *db) noexcept nogil:
+    """db[g0:g1] += sum over the R rows of dG (R, GH), summed in double, rows in order."""
+    cdef double acc[64]          # BIAS_COLS
+    cdef Py_ssize_t r, j, n = g1 - g0
+    cdef const floating *row
+    for j in range(n):
+        acc[j] = 0.0
+    for r in range(R):
+        row = dG + r * GH + g0
+        for j in range(n):
+            acc[j] += row[j]
+    for j in range(n):
+        db[g0 + j] += <floating> acc[j]
+
+
+def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :, ::1] h0, c0,
+                   floating[:, :, ::1] Y, Cs, S, floating[:, :, ::1] dY,
+                   floating[:, :, ::1] dhT, dcT, floating[:, :, ::1] dX,
+                   floating[:, :, ::1] dh0, dc0, tuple grads):
+    """Backpropagate one layer (every direction) through time.
+
+    X, weights, h0, c0, Y, Cs, S: as given to and written by forward_layer (training).
+    dY (T, B, D*H) gradient of Y; dhT, dcT (D, B, H) gradients of the final states (dcT LSTM).
+    OUT dX (T, B, I), dh0, dc0 (D, B, H) (dc0 LSTM, else None).
+    grads: per direction (dW_ih, dW_hh, db_ih or None, db_hh or None), ACCUMULATED into.
+    """
+    _check(0 <= mode <= 3, f"unknown mode {mode}")
+    cdef Py_ssize_t D = len(weights)
+    _check(D == 1 or D == 2, f"weights must hold 1 or 2 directions, got {D}")
+    _check(len(grads) == D, "grads must hold one entry per direction")
+    cdef Py_ssize_t T = X.shape[0], B = X.shape[1], I = X.shape[2]
+    cdef Py_ssize_t H = h0.shape[2], G = GATES[mode], GH = G * H, DH = D * H
+    cdef Py_ssize_t SWH = SAVED_WIDTH[mode] * H, TB = T * B
+    cdef bint lstm = mode == MODE_LSTM
+    _check(T >= 1 and I >= 1 and H >= 1, f"empty sizes T={T}, I={I}, H={H}")
+    _check_shape(h0, (D, B, H), "h0")
+    _check_shape(Y, (T, B, DH), "Y")
+    _check_shape(dY, (T, B, DH), "dY")
+    _check_shape(dhT, (D, B, H), "dhT")
+    _check_shape(dX, (T, B, I), "dX")
+    _check_shape(dh0, (D, B, H), "dh0")
+    cdef floating[:, :, ::1] m3
+    cdef floating[:, :, :, ::1] m4
+    cdef floating *pc0 = NULL
+    cdef floating *pdcT = NULL
+    cdef floating *pdc0 = NULL
+    cdef floating *pCs = NULL
+    cdef floating *pS = NULL
+    if lstm:
+        for a, name in ((c0, "c0"), (dcT, "dcT"), (dc0, "dc0")):
+            _check(a is not None, f"LSTM needs {name}")
+            _check_shape(a, (D, B, H), name)
+        m3 = c0
+        pc0 = &m3[0, 0, 0]
+        m3 = dcT
+        pdcT = &m3[0, 0, 0]
+        m3 = dc0
+        pdc0 = &m3[0, 0, 0]
+        _check_shape(Cs, (D, T, B, H), "Cs")
+        m4 = Cs
+        pCs = &m4[0, 0, 0, 0]
+    else:
+        _check(c0 is None and dcT is None and dc0 is None and Cs is None,
+               "only LSTM takes c0, dcT, dc0 and Cs")
+    if SWH > 0:
+        _check_shape(S, (D, T, B, SWH), "S")
+        m4 = S
+        pS = &m4[0, 0, 0, 0]
+
+    cdef const floating *Wih[2]
+    cdef const floating *Whh[2]
+    cdef floating *dWih[2]
+    cdef floating *dWhh[2]
+    cdef floating *dbih[2]
+    cdef floating *dbhh[2]
+    cdef const floating[:, ::1] w2
+    cdef floating[:, ::1] g2
+    cdef floating[::1] g1
+    cdef Py_ssize_t d
+    for d in range(D):
+        w, g = weights[d], grads[d]
+        _check(len(w) == 4 and len(g) == 4, "each direction needs 4 weights and 4 gradients")
+        _check_shape(w[0], (GH, I), f"W_ih[{d}]")
+        _check_shape(w[1], (GH, H), f"W_hh[{d}]")
+        _check_shape(g[0], (GH, I), f"dW_ih[{d}]")
+        _check_shape(g[1], (GH, H), f"dW_hh[{d}]")
+        w2 = w[0]
+        Wih[d] = &w2[0, 0]
+        w2 = w[1]
+        Whh[d] = &w2[0, 0]
+        g2 = g[0]
+        dWih[d] = &g2[0, 0]
+        g2 = g[1]
+        dWhh[d] = &g2[0, 0]
+        dbih[d] = NULL
+        dbhh[d] = NULL
+        _check((g[2] is None) == (g[3] is None), "bias gradients come in pairs")
+        if g[2] is not None:
+            _check_shape(g[2], (GH,), f"db_ih[{d}]")
+            _check_shape(g[3], (GH,), f"db_hh[{d}]")
+            g1 = g[2]
+            dbih[d] = &g1[0]
+            g1 = g[3]
+            dbhh[d] = &g1[0]
+    cdef bint has_bias = dbih[0] != NULL
+
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t NR = k_panel_width(<floating *> NULL)
+    cdef Py_ssize_t pan_H = (H + NR - 1) // NR, pan_I = (I + NR - 1) // NR
+    cdef Py_ssize_t size_hh = pan_H * NR * GH, size_ih = pan_I * NR * GH
+    cdef Py_ssize_t size_X = pan_I * NR * TB, size_Hp = pan_H * NR * TB
+    cdef floating[::1] WhhP = np.empty(D * size_hh, dtype)
+    cdef floating[::1] WihP = np.empty(D * size_ih, dtype)
+    cdef floating[::1] Xp = np.empty(max(1, size_X), dtype)
+    cdef floating[::1] Hp = np.empty(max(1, D * size_Hp), dtype)
+    cdef floating[::1] dGx = np.empty(max(1, D * TB * GH), dtype)
+    cdef floating[::1] dGh = np.empty(max(1, D * TB * GH) if mode == MODE_GRU else 1, dtype)
+    cdef floating[::1] dh = np.empty(max(1, D * B * H), dtype)
+    cdef floating[::1] dc = np.empty(max(1, D * B * H) if lstm else 1, dtype)
+    cdef floating *pWhhP = &WhhP[0]
+    cdef floating *pWihP = &WihP[0]
+    cdef floating *pXp = &Xp[0]
+    cdef floating *pHp = &Hp[0]
+    cdef floating *pdGx = &dGx[0]
+    cdef floating *pdGh = &dGh[0] if mode == MODE_GRU else pdGx
+    cdef floating *pdh = &dh[0]
+    cdef floating *pdc = &dc[0]
+    cdef floating *pX = &X[0, 0, 0]
+    cdef floating *pY = &Y[0, 0, 0]
+    cdef floating *ph0 = &h0[0, 0, 0]
+    cdef floating *pdY = &dY[0, 0, 0]
+    cdef floating *pdhT = &dhT[0, 0, 0]
+    cdef floating *pdX = &dX[0, 0, 0]
+    cdef floating *pdh0 = &dh0[0, 0, 0]
+
+    cdef Py_ssize_t n_sl = _n_slices(B), u, k, b0, b1, r0, g0, p, rest
+    cdef Py_ssize_t n_gblk = (GH + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t n_bcol = (GH + BIAS_COLS - 1) // BIAS_COLS
+    cdef Py_ssize_t n_w = D * n_gblk, n_b = 2 * D * n_bcol if has_bias else 0
+    cdef int nt = _num_threads
+    if B == 0:
+        return
+    with nogil:
+        # 1. pack W_hh (K = GH, N = H) and W_ih (K = GH, N = I) as right operands
+        for u in prange(2 * D, schedule="dynamic", num_threads=nt):
+            d = u // 2
+            if u % 2 == 0:
+                k_pack(GH, H, Whh[d], H, 1, pWhhP + d * size_hh, 0, GH, 0, pan_H)
+            else:
+                k_pack(GH, I, Wih[d], I, 1, pWihP + d * size_ih, 0, GH, 0, pan_I)
+        # 2. the reverse time loops, one unit per (direction, batch slice)
+        for u in prange(D * n_sl, schedule="dynamic", num_threads=nt):
+            d = u // n_sl
+            k = u % n_sl
+            b0 = k * B // n_sl
+            b1 = (k + 1) * B // n_sl
+            _backward_slice(mode, d == 1, T, B, b0, b1, H, DH, pWhhP + d * size_hh,
+                            ph0 + d * B * H, pc0 + d * B * H if lstm else NULL, pY + d * H,
+                            pCs + d * TB * H if lstm else NULL,
+                            pS + d * TB * SWH if pS != NULL else NULL, pdY + d * H,
+                            pdhT + d * B * H, pdcT + d * B * H if lstm else NULL,
+                            pdGx + d * TB * GH, pdGh + d * TB * GH, pdh0 + d * B * H,
+                            pdc0 + d * B * H if lstm else NULL, pdh + d * B * H, pdc + d * B * H)
+        # 3. pack the right operands of the weight gradients, one panel per unit:
+        #    X (K = T*B, N = I), and H_prev (K = T*B, N = H) of each direction, whose row
+        #    (t, b) is the state the forward read at step t: h0 at the direction's first step,
+        #    else Y at the step before (t-1 forward, t+1 reverse)
+        for u in prange(pan_I + D * pan_H, schedule="dynamic", num_threads=nt):
+            if u < pan_I:
+                k_pack(TB, I, pX, I, 1, pXp, 0, TB, u, u + 1)
+            else:
+                d = (u - pan_I) // pan_H
+                p = (u - pan_I) % pan_H
+                if d == 0:
+                    k_pack(TB, H, ph0, H, 1, pHp, 0, B, p, p + 1)
+                    k_pack(TB, H, pY, DH, 1, pHp, B, TB, p, p + 1)
+                else:
+                    k_pack(TB, H, pY + B * DH + H, DH, 1, pHp + size_Hp, 0, TB - B, p, p + 1)
+                    k_pack(TB, H, ph0 + B * H, H, 1, pHp + size_Hp, TB - B, TB, p, p + 1)
+        # 4. the big products and sums after the loop, in blocks of rows of each result:
+        #    dW_ih += dG_x^T X;  dW_hh += dG_h^T H_prev;  db_ih += sum dG_x, db_hh += sum dG_h;
+        #    dX = sum over directions of dG_x W_ih (direction 0 first)
+        for u in prange(2 * n_w + n_b + n_rblk, schedule="dynamic", num_threads=nt):
+            if u < n_w:
+                d = u // n_gblk
+                g0 = (u % n_gblk) * BLOCK_ROWS
+                k_gemm(min(BLOCK_ROWS, GH - g0), I, TB, pdGx + d * TB * GH + g0, 1, GH, pXp,
+                       dWih[d] + g0 * I, I, 1, NULL)
+            elif u < 2 * n_w:
+                rest = u - n_w
+                d = rest // n_gblk
+                g0 = (rest % n_gblk) * BLOCK_ROWS
+                k_gemm(min(BLOCK_ROWS, GH - g0), H, TB, pdGh + d * TB * GH + g0, 1, GH,
+                       pHp + d * size_Hp, dWhh[d] + g0 * H, H, 1, NULL)
+            elif u < 2 * n_w + n_b:
+                rest = u - 2 * n_w
+                d = rest // (2 * n_bcol)
+                g0 = (rest % n_bcol) * BIAS_COLS
+                if (rest // n_bcol) % 2 == 0:
+                    _bias_grad(pdGx + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH), dbih[d])
+                else:
+                    _bias_grad(pdGh + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH), dbhh[d])
+            else:
+                r0 = (u - 2 * n_w - n_b) * BLOCK_ROWS
+                k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, pdGx + r0 * GH, GH, 1, pWihP,
+                       pdX + r0 * I, I, 0, NULL)
+                if D == 2:
+                    k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, pdGx + (TB + r0) * GH, GH, 1,
+                           pWihP + size_ih, pdX + r0 * I, I, 1, NULL)
+
+
+# --------------------------------------------------------------------------- build facts
 
 def openmp_enabled():
     """True when this extension was compiled with OpenMP (the compiler defined ``_OPENMP``)."""

@@ -29,6 +29,7 @@ Gradients *accumulate* into the caller's arrays; the caller zeroes them.
 """
 import numpy as np
 
+from . import _backend_c
 from .cells import CELLS
 
 
@@ -120,14 +121,23 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
 
 # --------------------------------------------------------------------------- layers x directions
 
-def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True):
+def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
+                backend="numpy"):
     """Whole-model forward on time-major input.
 
     mode: 'RNN_TANH', 'RNN_RELU', 'GRU' or 'LSTM'; X (T, B, I);
     params: {PyTorch name: array}; h0 (L*D, B, H); c0 (L*D, B, H) for LSTM, else None.
     Returns output (T, B, D*H), h_n (L*D, B, H), c_n (L*D, B, H) or None, tape (None
     unless need_tape).
+
+    ``backend="c"`` runs the same computation on the compiled kernels
+    (:mod:`minirnn._backend_c`); the tape remembers which, for ``rnn_backward``.
     """
+    if backend == "c":
+        return _backend_c.rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional,
+                                      need_tape)
+    if backend != "numpy":
+        raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
     cell = CELLS[mode]
     D = 2 if bidirectional else 1
     h_n = np.empty_like(h0)
@@ -159,6 +169,8 @@ def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
     """Whole-model backward. grad_output (T, B, D*H); grad_h_n, grad_c_n (L*D, B, H)
     (grad_c_n None unless LSTM). ``grads`` {name: array} is ACCUMULATED into.
     Returns grad_X (T, B, I), grad_h0 (L*D, B, H), grad_c0 or None."""
+    if tape.get("backend") == "c":
+        return _backend_c.rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads)
     cell = CELLS[tape["mode"]]
     D, num_layers = tape["D"], tape["num_layers"]
     grad_h0 = np.empty_like(grad_h_n)

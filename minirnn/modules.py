@@ -22,9 +22,10 @@ from ._validation import (check_array, check_bool, check_dropout, check_dtype, c
                           check_size)
 from .cells import CELLS
 
-#: compute paths a module can use; ``"numpy"`` is the readable reference
-BACKENDS = ("numpy",)
-DEFAULT_BACKEND = "numpy"
+#: compute paths a module can use: ``"c"``, the compiled kernels (minirnn._kernels, the
+#: default), and ``"numpy"``, the readable reference they are tested against
+BACKENDS = ("c", "numpy")
+DEFAULT_BACKEND = "c"
 
 _NOT_GIVEN = object()
 
@@ -282,7 +283,7 @@ class _RNNBase(_Module):
         record = is_grad_enabled()
         out, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
-            need_tape=record)
+            need_tape=record, backend=self.backend)
         if record:
             self._tape.append(dict(tape=tape, batched=batched, out_shape=out.shape,
                                    state_shape=h_n.shape))
@@ -374,8 +375,8 @@ _MODULE_DOC_COMMON = """
             exactly this dtype: another is a ``TypeError``, never a silent cast.
         seed: seed (or ``numpy.random.Generator``) for ``numpy.random.default_rng``,
             which draws the initial parameters.
-        backend: ``"numpy"`` (the readable reference path) or None (the default
-            backend).
+        backend: ``"c"`` (the compiled kernels), ``"numpy"`` (the readable reference
+            path) or None (the default, ``"c"``). Both give the same results to rounding.
 
     Shapes (``L`` sequence length, ``N`` batch, ``D`` = 2 if bidirectional else 1):
         input:  ``(L, N, H_in)``, ``(N, L, H_in)`` if batch_first, or ``(L, H_in)`` unbatched
@@ -572,7 +573,7 @@ class _CellBase(_Module):
         record = is_grad_enabled()
         _, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._layer_params(self._params), h0[None], c0, 1, False,
-            need_tape=record)
+            need_tape=record, backend=self.backend)
         if record:
             self._tape.append(dict(tape=tape, batched=batched, B=B))
         h = h_n[0] if batched else h_n[0, 0]

@@ -1,0 +1,68 @@
+/* csrc/dispatch.h -- name_f / name_d call the variant chosen by mr_set_isa (see minirnn.h).
+ * Expects REAL and SFX(name). No include guard on purpose. */
+
+static inline ptrdiff_t SFX(panel_width)(void) { return MR_PICK(SFX(panel_width))(); }
+
+static inline void SFX(pack_panels)(ptrdiff_t K, ptrdiff_t N, const REAL *B, ptrdiff_t rsb,
+                                    ptrdiff_t csb, REAL *Bp, ptrdiff_t k0, ptrdiff_t k1,
+                                    ptrdiff_t p0, ptrdiff_t p1)
+{
+    MR_PICK(SFX(pack_panels))(K, N, B, rsb, csb, Bp, k0, k1, p0, p1);
+}
+
+static inline void SFX(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A,
+                             ptrdiff_t rsa, ptrdiff_t csa, const REAL *Bp, REAL *C,
+                             ptrdiff_t ldc, int accumulate, const REAL *bias)
+{
+    MR_PICK(SFX(gemm))(M, N, K, A, rsa, csa, Bp, C, ldc, accumulate, bias);
+}
+
+static inline void SFX(elman_cell_forward)(ptrdiff_t rows, ptrdiff_t H, int relu,
+                                           const REAL *gx, ptrdiff_t ldgx, const REAL *gh,
+                                           ptrdiff_t ldgh, REAL *h, ptrdiff_t ldh)
+{
+    MR_PICK(SFX(elman_cell_forward))(rows, H, relu, gx, ldgx, gh, ldgh, h, ldh);
+}
+
+static inline void SFX(elman_cell_backward)(ptrdiff_t rows, ptrdiff_t H, int relu,
+                                            const REAL *dy, ptrdiff_t lddy, const REAL *dh_next,
+                                            const REAL *h, ptrdiff_t ldh, REAL *dg, ptrdiff_t ldg)
+{
+    MR_PICK(SFX(elman_cell_backward))(rows, H, relu, dy, lddy, dh_next, h, ldh, dg, ldg);
+}
+
+static inline void SFX(gru_cell_forward)(ptrdiff_t rows, ptrdiff_t H, const REAL *gx,
+                                         ptrdiff_t ldgx, const REAL *gh, ptrdiff_t ldgh,
+                                         const REAL *h_prev, ptrdiff_t ldhp, REAL *h,
+                                         ptrdiff_t ldh, REAL *saved, ptrdiff_t lds)
+{
+    MR_PICK(SFX(gru_cell_forward))(rows, H, gx, ldgx, gh, ldgh, h_prev, ldhp, h, ldh, saved, lds);
+}
+
+static inline void SFX(gru_cell_backward)(ptrdiff_t rows, ptrdiff_t H, const REAL *dy,
+                                          ptrdiff_t lddy, REAL *dh_next, const REAL *saved,
+                                          ptrdiff_t lds, const REAL *h_prev, ptrdiff_t ldhp,
+                                          REAL *dgx, ptrdiff_t ldgx, REAL *dgh, ptrdiff_t ldgh)
+{
+    MR_PICK(SFX(gru_cell_backward))(rows, H, dy, lddy, dh_next, saved, lds, h_prev, ldhp,
+                                    dgx, ldgx, dgh, ldgh);
+}
+
+static inline void SFX(lstm_cell_forward)(ptrdiff_t rows, ptrdiff_t H, const REAL *gx,
+                                          ptrdiff_t ldgx, const REAL *gh, ptrdiff_t ldgh,
+                                          const REAL *c_prev, ptrdiff_t ldcp, REAL *h,
+                                          ptrdiff_t ldh, REAL *c, ptrdiff_t ldc, REAL *saved,
+                                          ptrdiff_t lds)
+{
+    MR_PICK(SFX(lstm_cell_forward))(rows, H, gx, ldgx, gh, ldgh, c_prev, ldcp, h, ldh, c, ldc,
+                                    saved, lds);
+}
+
+static inline void SFX(lstm_cell_backward)(ptrdiff_t rows, ptrdiff_t H, const REAL *dy,
+                                           ptrdiff_t lddy, const REAL *dh_next, REAL *dc_next,
+                                           const REAL *saved, ptrdiff_t lds, const REAL *c_prev,
+                                           ptrdiff_t ldcp, REAL *dg, ptrdiff_t ldg)
+{
+    MR_PICK(SFX(lstm_cell_backward))(rows, H, dy, lddy, dh_next, dc_next, saved, lds, c_prev,
+                                     ldcp, dg, ldg);
+}

@@ -1,0 +1,55 @@
+/* csrc/elman.h -- Elman RNN cell (tanh or relu): pointwise forward and backward (template).
+ *
+ *     h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) = act(gx + gh),   act = tanh or relu
+ *
+ * The products are done by the caller: gx = x_t W_ih^T + b_ih (all steps at once), gh =
+ * h_{t-1} W_hh^T + b_hh (one product per step). G = 1 gate block.
+ *
+ * Backward, given dh = dL/dh_t = dy (from the output) + dh_next (from step t+1):
+ *
+ *     dpre = dh * act'(.)    with tanh' = 1 - h_t^2 and relu' = [h_t > 0], from the saved output
+ *     dG_x = dG_h = dpre     (so grad bias_ih == grad bias_hh)
+ *     dh_{t-1} = dpre @ W_hh (by the caller); no direct path.
+ *
+ * Shapes: rows = batch rows of one slice, H hidden; every row pointer has its own stride (ld*).
+ */
+
+/* IN  gx (rows, H) [ldgx], gh (rows, H) [ldgh];  OUT h (rows, H) [ldh] */
+static void FN(elman_cell_forward)(ptrdiff_t rows, ptrdiff_t H, int relu,
+                                   const REAL *gx, ptrdiff_t ldgx, const REAL *gh, ptrdiff_t ldgh,
+                                   REAL *h, ptrdiff_t ldh)
+{
+    for (ptrdiff_t b = 0; b < rows; b++) {
+        const REAL *MR_RESTRICT x = gx + b * ldgx, *MR_RESTRICT u = gh + b * ldgh;
+        REAL *MR_RESTRICT y = h + b * ldh;
+        if (relu) {
+            for (ptrdiff_t j = 0; j < H; j++) {
+                const REAL a = x[j] + u[j];
+                y[j] = a < 0 ? (REAL)0 : a;                 /* h = relu(gx + gh); NaN stays */
+            }
+        } else {
+            for (ptrdiff_t j = 0; j < H; j++)
+                y[j] = FN(mr_tanh)(x[j] + u[j]);            /* h = tanh(gx + gh) */
+        }
+    }
+}
+
+/* IN  dy (rows, H) [lddy], dh_next (rows, H) contiguous, h (rows, H) [ldh] = h_t;
+   OUT dg (rows, H) [ldg] = dG_x = dG_h */
+static void FN(elman_cell_backward)(ptrdiff_t rows, ptrdiff_t H, int relu,
+                                    const REAL *dy, ptrdiff_t lddy, const REAL *dh_next,
+                                    const REAL *h, ptrdiff_t ldh, REAL *dg, ptrdiff_t ldg)
+{
+    for (ptrdiff_t b = 0; b < rows; b++) {
+        const REAL *MR_RESTRICT dyb = dy + b * lddy, *MR_RESTRICT dn = dh_next + b * H;
+        const REAL *MR_RESTRICT y = h + b * ldh;
+        REAL *MR_RESTRICT d = dg + b * ldg;
+        if (relu) {
+            for (ptrdiff_t j = 0; j < H; j++)           /* backprop through h = relu(.) */
+                d[j] = y[j] > 0 ? dyb[j] + dn[j] : (REAL)0;
+        } else {
+            for (ptrdiff_t j = 0; j < H; j++)           /* backprop through h = tanh(.) */
+                d[j] = (dyb[j] + dn[j]) * ((REAL)1 - y[j] * y[j]);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+/* csrc/gemm.h -- the one matrix product all kernels use (template; see isa.h).
+ *
+ *     C (M, N)  =  [C or bias or 0]  +  A (M, K) @ B (K, N)
+ *
+ * B is always *packed* first (pack_panels): cut into column panels of NR columns, each stored
+ * k-major and zero-padded, so the inner loop reads B contiguously. The weights are packed once
+ * per call (W_hh then serves every time step), activations once per backward.
+ * A is read in place through two strides: element (i, k) is A[i*rsa + k*csa], which covers
+ * both A (rsa = lda, csa = 1) and A^T (rsa = 1, csa = lda) without copying.
+ *
+ * Why our own product instead of BLAS (measured on this kind of machine, see docs/performance
+ * and DESIGN.md): at the sizes of one recurrent step (B rows of 1..64) BLAS call overhead
+ * dominates; OpenBLAS starts threads of its own inside our OpenMP threads; and its results
+ * depend on where a slice of rows starts, which would break bitwise thread-count invariance.
+ * Here every C element is one sum over k in increasing order, whoever computes it.
+ *
+ * Blocking: K in blocks of MR_KC (a block of a B panel, MR_KC x NR, stays in L1), M in blocks
+ * of MR_MC rows, then a micro-kernel computing MR_MR rows x NR columns in registers.
+ */
+
+#define NV 2                                            /* vectors per row of a micro-tile */
+#define NR ((ptrdiff_t)(NV * VEC_BYTES / sizeof(REAL)))  /* columns of a panel */
+
+/* The register tile: mr (<= MR_MR, a constant after inlining) rows x NR columns.
+   C[r, j] = base[r, j] + sum_k A(r, k) B(k, j); only the first nr columns are stored. */
+static inline __attribute__((always_inline)) void FN(mr_microkernel)(
+    const int mr, ptrdiff_t kc, const REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
+    const REAL *Bp, REAL *C, ptrdiff_t ldc, ptrdiff_t nr, int load_c, const REAL *bias)
+{
+    typedef REAL vec __attribute__((vector_size(VEC_BYTES)));
+    vec acc[MR_MR][NV];
+    for (int r = 0; r < MR_MR; r++)
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = (vec){0};
+    for (ptrdiff_t k = 0; k < kc; k++) {
+        vec b[NV];
+        memcpy(b, Bp + k * NR, sizeof b);
+        for (int r = 0; r < mr; r++) {
+            const REAL a = A[r * rsa + k * csa];
+            for (int v = 0; v < NV; v++)
+                acc[r][v] += a * b[v];
+        }
+    }
+    REAL tile[MR_MR][NR];
+    memcpy(tile, acc, sizeof tile);
+    for (int r = 0; r < mr; r++) {
+        REAL *c = C + r * ldc;
+        for (ptrdiff_t j = 0; j < nr; j++)
+            c[j] = (load_c ? c[j] : (bias ? bias[j] : (REAL)0)) + tile[r][j];
+    }
+}
+
+/* C (M, N) [ldc] = (accumulate ? C : bias or 0) + A (M, K) @ B, with B packed by pack_panels.
+ * IN  A: element (i, k) at A[i*rsa + k*csa];  Bp: ceil(N/NR) panels of K x NR;
+ *     bias: (N,) or NULL, used only when !accumulate.
+ * OUT/ACC C: M x N, row stride ldc. */
+static void FN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A, ptrdiff_t rsa,
+                     ptrdiff_t csa, const REAL *Bp, REAL *C, ptrdiff_t ldc, int accumulate,
+                     const REAL *bias)
+{
+    const ptrdiff_t panels = (N + NR - 1) / NR;
+    if (K == 0) {   /* an empty sum: C = base */
+        for (ptrdiff_t i = 0; i < M; i++)
+            for (ptrdiff_t j = 0; j < N; j++)
+                C[i * ldc + j] = accumulate ? C[i * ldc + j] : (bias ? bias[j] : (REAL)0);
+        return;
+    }
+    for (ptrdiff_t pc = 0; pc < K; pc += MR_KC) {
+        const ptrdiff_t kc = K - pc < MR_KC ? K - pc : MR_KC;
+        const int load_c = accumulate || pc > 0;
+        for (ptrdiff_t ic = 0; ic < M; ic += MR_MC) {
+            const ptrdiff_t i_end = M - ic < MR_MC ? M : ic + MR_MC;
+            for (ptrdiff_t p = 0; p < panels; p++) {
+                const REAL *b = Bp + (p * K + pc) * NR;
+                const ptrdiff_t nr = N - p * NR < NR ? N - p * NR : NR;
+                const REAL *bias_p = bias ? bias + p * NR : NULL;
+                for (ptrdiff_t i = ic; i < i_end; i += MR_MR) {
+                    const REAL *a = A + i * rsa + pc * csa;
+                    REAL *c = C + i * ldc + p * NR;
+                    const ptrdiff_t rows = i_end - i;
+                    /* constant row counts, so each call is specialised with the tile in registers */
+                    if (rows >= 4)
+                        FN(mr_microkernel)(4, kc, a, rsa, csa, b, c, ldc, nr, load_c, bias_p);
+                    else if (rows == 3)
+                        FN(mr_microkernel)(3, kc, a, rsa, csa, b, c, ldc, nr, load_c, bias_p);
+                    else if (rows == 2)
+                        FN(mr_microkernel)(2, kc, a, rsa, csa, b, c, ldc, nr, load_c, bias_p);
+                    else
+                        FN(mr_microkernel)(1, kc, a, rsa, csa, b, c, ldc, nr, load_c, bias_p);
+                }
+            }
+        }
+    }
+}
+
+/* Pack rows k0 <= k < k1 of panels p0 <= p < p1 of the K x N matrix B into Bp.
+ * IN  B: element (k, n) at B[(k - k0)*rsb + n*csb] (B points at row k0);
+ * OUT Bp: panel p at Bp + p*K*NR, element (k, j) at [k*NR + j], zero where p*NR + j >= N.
+ * Packing row ranges separately lets a caller assemble B from two sources (h0, then outputs). */
+static void FN(pack_panels)(ptrdiff_t K, ptrdiff_t N, const REAL *B, ptrdiff_t rsb,
+                            ptrdiff_t csb, REAL *Bp, ptrdiff_t k0, ptrdiff_t k1,
+                            ptrdiff_t p0, ptrdiff_t p1)
+{
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        const ptrdiff_t nr = N - p * NR < NR ? N - p * NR : NR;
+        for (ptrdiff_t k = k0; k < k1; k++) {
+            REAL *dst = Bp + (p * K + k) * NR;
+            const REAL *src = B + (k - k0) * rsb + p * NR * csb;
+            for (ptrdiff_t j = 0; j < nr; j++)
+                dst[j] = src[j * csb];
+            for (ptrdiff_t j = nr; j < NR; j++)
+                dst[j] = 0;
+        }
+    }
+}
+
+static ptrdiff_t FN(panel_width)(void) { return NR; }
+
+#undef NR
+#undef NV

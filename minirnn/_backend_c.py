@@ -1,0 +1,76 @@
+"""The compiled path: whole-model forward and backward with the kernels of ``minirnn._kernels``.
+
+Same signatures and results (to rounding) as :func:`minirnn.functional.rnn_forward` and
+``rnn_backward``, which call these for ``backend="c"``. This file only allocates the buffers of
+each layer (see the memory map in ``minirnn/_kernels.pyx``), stacks the layers and keeps the
+tape; the time loops, with the GIL released, are in ``_kernels``.
+"""
+import numpy as np
+
+from . import _kernels
+
+_SAVED_WIDTH = {"RNN_TANH": 0, "RNN_RELU": 0, "GRU": 4, "LSTM": 5}
+_SUFFIXES = ("", "_reverse")
+
+
+def _c(a):
+    return None if a is None else np.ascontiguousarray(a)
+
+
+def _layer_weights(params, layer, D):
+    return tuple(tuple(_c(params.get(f"{p}_l{layer}{sfx}"))
+                       for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                 for sfx in _SUFFIXES[:D])
+
+
+def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True):
+    """As :func:`minirnn.functional.rnn_forward`, on the compiled kernels."""
+    code = _kernels.MODES[mode]
+    lstm = mode == "LSTM"
+    D = 2 if bidirectional else 1
+    T, B = X.shape[:2]
+    H = h0.shape[-1]
+    dtype = X.dtype
+    h0, c0 = _c(h0), _c(c0)
+    h_n = np.empty_like(h0)
+    c_n = np.empty_like(c0) if lstm else None
+    SW = _SAVED_WIDTH[mode]
+    x = _c(X)
+    layers = []
+    for layer in range(num_layers):
+        k = slice(layer * D, (layer + 1) * D)           # this layer's rows of h0 / h_n
+        w = _layer_weights(params, layer, D)
+        Y = np.empty((T, B, D * H), dtype)
+        Cs = np.empty((D, T, B, H), dtype) if need_tape and lstm else None
+        S = np.empty((D, T, B, SW * H), dtype) if need_tape and SW else None
+        _kernels.forward_layer(code, x, w, h0[k], c0[k] if lstm else None, Y, h_n[k],
+                               c_n[k] if lstm else None, Cs, S)
+        if need_tape:
+            layers.append(dict(X=x, w=w, h0=h0[k], c0=c0[k] if lstm else None, Y=Y, Cs=Cs, S=S))
+        x = Y
+    tape = dict(backend="c", mode=mode, num_layers=num_layers, D=D, layers=layers) \
+        if need_tape else None
+    return x, h_n, c_n, tape
+
+
+def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
+    """As :func:`minirnn.functional.rnn_backward`, on the compiled kernels."""
+    mode, D = tape["mode"], tape["D"]
+    code = _kernels.MODES[mode]
+    lstm = mode == "LSTM"
+    grad_h_n, grad_c_n = _c(grad_h_n), _c(grad_c_n)
+    grad_h0 = np.empty_like(grad_h_n)
+    grad_c0 = np.empty_like(grad_c_n) if lstm else None
+    dY = _c(grad_output)
+    for layer in reversed(range(tape["num_layers"])):
+        lt = tape["layers"][layer]
+        k = slice(layer * D, (layer + 1) * D)
+        g = tuple(tuple(grads.get(f"{p}_l{layer}{sfx}")
+                        for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                  for sfx in _SUFFIXES[:D])
+        dX = np.empty_like(lt["X"])
+        _kernels.backward_layer(code, lt["X"], lt["w"], lt["h0"], lt["c0"], lt["Y"], lt["Cs"],
+                                lt["S"], dY, grad_h_n[k], grad_c_n[k] if lstm else None, dX,
+                                grad_h0[k], grad_c0[k] if lstm else None, g)
+        dY = dX
+    return dY, grad_h0, grad_c0
