@@ -198,10 +198,13 @@ cdef int[4] SAVED_WIDTH = [0, 0, 4, 5]
 
 # Work units (fixed by the shape, never by the thread count):
 #  - a batch slice has at least SLICE_ROWS rows: B // SLICE_ROWS slices (at least 1, at most
-#    MAX_SLICES). Small batches stay whole: splitting B = 8 into two slices of 4 made a
-#    prototype 2x slower (each slice re-reads all of W_hh every step). Directions come first.
+#    MAX_SLICES). SLICE_ROWS is the height of the product's register tile (MR_MR in
+#    csrc/minirnn.h): the step product of a slice of 4 rows runs at the same speed per row as one
+#    of 32, since each 4-row tile streams the W_hh panels anyway. Measured (float32, 2 threads,
+#    LSTM inference): small (B=16) 0.39 ms with slices of >= 4 rows vs 0.91 ms with >= 32;
+#    long (B=8) 10.7 vs 19.3 ms; medium (B=64) unchanged (34-35 ms).
 #  - the big products work on blocks of BLOCK_ROWS rows of their result.
-cdef Py_ssize_t SLICE_ROWS = 32
+cdef Py_ssize_t SLICE_ROWS = 4
 cdef Py_ssize_t MAX_SLICES = 64
 cdef Py_ssize_t BLOCK_ROWS = 64
 cdef Py_ssize_t BIAS_COLS = 64       # columns of a bias-gradient unit (its double accumulators)
@@ -274,6 +277,8 @@ cdef int _check(bint ok, str what) except -1:
 
 
 cdef int _check_shape(object a, tuple shape, str name) except -1:
+    if a is None:
+        raise ValueError(f"minirnn._kernels: {name} is None, expected an array of shape {shape}")
     if a.shape != shape:
         raise ValueError(f"minirnn._kernels: {name} has shape {a.shape}, expected {shape}")
     return 0
@@ -449,20 +454,20 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
         return
     with nogil:
         # 1. pack W_ih^T (K = I, N = GH) and W_hh^T (K = H, N = GH): B(k, n) = W[n, k]
-        for u in prange(2 * D, schedule="dynamic", num_threads=nt):
+        for u in prange(2 * D, schedule="dynamic", num_threads=min(nt, 2 * D)):
             d = u // 2
             if u % 2 == 0:
                 k_pack(I, GH, Wih[d], 1, I, pWihP + d * size_ih, 0, I, 0, n_pan)
             else:
                 k_pack(H, GH, Whh[d], 1, H, pWhhP + d * size_hh, 0, H, 0, n_pan)
         # 2. G_x = X W_ih^T + b_ih for all steps at once, in blocks of rows
-        for u in prange(D * n_blk, schedule="dynamic", num_threads=nt):
+        for u in prange(D * n_blk, schedule="dynamic", num_threads=min(nt, D * n_blk)):
             d = u // n_blk
             r0 = (u % n_blk) * BLOCK_ROWS
             k_gemm(min(BLOCK_ROWS, TB - r0), GH, I, pX + r0 * I, I, 1, pWihP + d * size_ih,
                    pGx + (d * TB + r0) * GH, GH, 0, bih[d])
         # 3. the time loops: one unit per (direction, batch slice), each alone to its end
-        for u in prange(D * n_sl, schedule="dynamic", num_threads=nt):
+        for u in prange(D * n_sl, schedule="dynamic", num_threads=min(nt, D * n_sl)):
             d = u // n_sl
             k = u % n_sl
             b0 = k * B // n_sl
@@ -694,14 +699,14 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
         return
     with nogil:
         # 1. pack W_hh (K = GH, N = H) and W_ih (K = GH, N = I) as right operands
-        for u in prange(2 * D, schedule="dynamic", num_threads=nt):
+        for u in prange(2 * D, schedule="dynamic", num_threads=min(nt, 2 * D)):
             d = u // 2
             if u % 2 == 0:
                 k_pack(GH, H, Whh[d], H, 1, pWhhP + d * size_hh, 0, GH, 0, pan_H)
             else:
                 k_pack(GH, I, Wih[d], I, 1, pWihP + d * size_ih, 0, GH, 0, pan_I)
         # 2. the reverse time loops, one unit per (direction, batch slice)
-        for u in prange(D * n_sl, schedule="dynamic", num_threads=nt):
+        for u in prange(D * n_sl, schedule="dynamic", num_threads=min(nt, D * n_sl)):
             d = u // n_sl
             k = u % n_sl
             b0 = k * B // n_sl
@@ -717,7 +722,8 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
         #    X (K = T*B, N = I), and H_prev (K = T*B, N = H) of each direction, whose row
         #    (t, b) is the state the forward read at step t: h0 at the direction's first step,
         #    else Y at the step before (t-1 forward, t+1 reverse)
-        for u in prange(pan_I + D * pan_H, schedule="dynamic", num_threads=nt):
+        for u in prange(pan_I + D * pan_H, schedule="dynamic",
+                       num_threads=min(nt, pan_I + D * pan_H)):
             if u < pan_I:
                 k_pack(TB, I, pX, I, 1, pXp, 0, TB, u, u + 1)
             else:
@@ -732,7 +738,8 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
         # 4. the big products and sums after the loop, in blocks of rows of each result:
         #    dW_ih += dG_x^T X;  dW_hh += dG_h^T H_prev;  db_ih += sum dG_x, db_hh += sum dG_h;
         #    dX = sum over directions of dG_x W_ih (direction 0 first)
-        for u in prange(2 * n_w + n_b + n_rblk, schedule="dynamic", num_threads=nt):
+        for u in prange(2 * n_w + n_b + n_rblk, schedule="dynamic",
+                       num_threads=min(nt, 2 * n_w + n_b + n_rblk)):
             if u < n_w:
                 d = u // n_gblk
                 g0 = (u % n_gblk) * BLOCK_ROWS

@@ -1,0 +1,266 @@
+"""The compiled backend on its own terms: thread-count invariance, the GIL, both instruction-set
+variants, shapes that cross every block boundary of the kernels, and argument checks.
+
+Expected values come from the NumPy path (the oracle) or from the kernels themselves under
+another thread count; none is typed in by hand.
+"""
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import minirnn
+from minirnn import _kernels
+from minirnn.conformance import TOLERANCE, find_cases, run_case
+
+from helpers import MODES, join_state, make_module, perturb_biases, split_state
+
+DTYPES = [np.float64, np.float32]
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def train_step(m, x, state, seed=1):
+    """forward + backward with random upstream gradients; every result, flattened to a dict."""
+    rng = np.random.default_rng(seed)
+    m.zero_grad()
+    out, st = m(x, state)
+    h, c = split_state(m.mode, st)
+    g_out = rng.standard_normal(out.shape).astype(m.dtype)
+    g_h = rng.standard_normal(h.shape).astype(m.dtype)
+    g_c = None if c is None else rng.standard_normal(c.shape).astype(m.dtype)
+    gx, gst = m.backward(g_out, join_state(m.mode, g_h, g_c))
+    gh0, gc0 = split_state(m.mode, gst)
+    res = dict(out=out, h_n=h, grad_x=gx, grad_h0=gh0)
+    if c is not None:
+        res.update(c_n=c, grad_c0=gc0)
+    res.update({"grad." + k: v.copy() for k, v in m.grads.items()})
+    return res
+
+
+def setup_model(mode, backend="c", dtype=np.float64, T=6, B=37, I=3, H=5, layers=2,
+                bidirectional=True, seed=0):
+    rng = np.random.default_rng(seed)
+    m = make_module(mode, I, H, num_layers=layers, bidirectional=bidirectional, dtype=dtype,
+                    seed=seed, backend=backend)
+    perturb_biases(m, rng)
+    D = 2 if bidirectional else 1
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    h0 = rng.standard_normal((layers * D, B, H)).astype(dtype)
+    c0 = rng.standard_normal((layers * D, B, H)).astype(dtype)
+    return m, x, join_state(mode, h0, c0)
+
+
+@pytest.fixture
+def restore_threads():
+    n = minirnn.get_num_threads()
+    yield
+    minirnn.set_num_threads(n)
+
+
+@pytest.fixture
+def restore_isa():
+    isa = _kernels.get_isa()
+    yield
+    _kernels.set_isa(isa)
+
+
+# --------------------------------------------------------------------------- thread-count invariance
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_results_are_bitwise_identical_for_any_thread_count(mode, dtype, restore_threads):
+    # B = 37 makes 9 uneven batch slices; 2 directions; T*B = 222 rows crosses the 64-row blocks
+    assert _kernels.n_slices(37) > 4
+    results = {}
+    for n in (1, 2, 4):
+        minirnn.set_num_threads(n)
+        m, x, state = setup_model(mode, dtype=dtype)
+        results[n] = train_step(m, x, state)
+    for n in (2, 4):
+        for key, ref in results[1].items():
+            assert np.array_equal(results[n][key], ref), f"{key}: {n} threads != 1 thread"
+
+
+@pytest.mark.skipif(not minirnn.openmp_enabled(), reason="serial build")
+def test_more_threads_are_really_used():
+    # the invariance test above would pass trivially if the regions ran on one thread
+    assert _kernels._threads_used(2) == 2
+
+
+def test_set_num_threads_checks_its_argument(restore_threads):
+    with pytest.raises(ValueError, match="num_threads must be >= 1, got 0"):
+        minirnn.set_num_threads(0)
+    with pytest.raises(TypeError, match="num_threads must be an int, got str"):
+        minirnn.set_num_threads("2")
+    with pytest.raises(TypeError):
+        minirnn.set_num_threads(True)
+    minirnn.set_num_threads(3)
+    assert minirnn.get_num_threads() == 3
+    assert isinstance(minirnn.openmp_enabled(), bool)
+
+
+# --------------------------------------------------------------------------- the GIL
+
+def test_two_python_threads_run_kernels_concurrently_with_identical_results():
+    models = [setup_model(mode, dtype=np.float32, T=40, B=64, I=16, H=48, seed=s)
+              for s, mode in enumerate(["LSTM", "GRU"])]
+    expected = [train_step(*mx) for mx in models]
+    got = [None, None]
+
+    def work(i):
+        for _ in range(3):
+            got[i] = train_step(*models[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+        assert not t.is_alive(), "a kernel thread did not finish: deadlock?"
+    for exp, res in zip(expected, got):
+        for key in exp:
+            assert np.array_equal(res[key], exp[key]), key
+
+
+def test_kernels_release_the_gil_while_they_run(restore_threads):
+    # One thread runs a long compiled forward; meanwhile the main thread keeps executing
+    # Python. If the kernel held the GIL, the main thread would stall for the kernel's whole
+    # run: its longest pause would be about as long as the kernel.
+    minirnn.set_num_threads(1)
+    m = minirnn.GRU(32, 128, num_layers=2, seed=0)
+    x = np.random.default_rng(0).standard_normal((400, 16, 32)).astype(np.float32)
+    with minirnn.no_grad():
+        t0 = time.perf_counter()
+        m(x)
+        single = time.perf_counter() - t0
+    reps = max(1, int(0.5 / max(single, 1e-3)))     # about half a second of kernels
+
+    def run():
+        with minirnn.no_grad():
+            for _ in range(reps):
+                m(x)
+
+    worker = threading.Thread(target=run)
+    stamps = []
+    worker.start()
+    while worker.is_alive():
+        stamps.append(time.perf_counter())
+        sum(range(200))                                 # Python work, needs the GIL
+    worker.join()
+    kernel_time = single * reps
+    longest_pause = max(np.diff(stamps)) if len(stamps) > 1 else kernel_time
+    assert len(stamps) > 10
+    assert longest_pause < 0.5 * kernel_time, (longest_pause, kernel_time)
+
+
+# --------------------------------------------------------------------------- instruction sets
+
+@pytest.mark.parametrize("isa", ["base", "avx2"])
+def test_every_dump_passes_on_each_instruction_set(isa, restore_isa):
+    if isa not in _kernels.available_isas():
+        pytest.skip(f"this CPU or build cannot run {isa}")
+    _kernels.set_isa(isa)
+    assert _kernels.get_isa() == isa
+    failures = []
+    for path in find_cases(DATA):
+        for dtype in DTYPES:
+            for cmp in run_case(path, backend="c", dtype=dtype):
+                if not cmp.ok:
+                    failures.append((path, np.dtype(dtype).name, cmp.name, cmp.error))
+    assert not failures, failures[:5]
+
+
+def test_set_isa_checks_its_argument(restore_isa):
+    with pytest.raises(ValueError, match="isa must be 'avx2' or 'base'"):
+        _kernels.set_isa("sse9")
+    assert "base" in _kernels.available_isas()
+
+
+# --------------------------------------------------------------------------- compiled == NumPy
+
+# Shapes that cross the kernels' blocks: H not a multiple of the panel width (8/16 columns);
+# G*H > 64 (several row blocks of dW) and > 256 (the K blocks of the step product's backward);
+# T*B > 256 (K blocks of dW); I > 256 (K blocks of G_x); batch slices of uneven size.
+SHAPES = [
+    dict(T=3, B=1, I=1, H=1, layers=1, bidirectional=False),
+    dict(T=7, B=9, I=2, H=13, layers=2, bidirectional=True),
+    dict(T=40, B=11, I=5, H=70, layers=1, bidirectional=True),
+    dict(T=2, B=6, I=300, H=17, layers=2, bidirectional=False),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", range(len(SHAPES)))
+@pytest.mark.parametrize("mode", MODES)
+def test_compiled_equals_numpy_across_block_boundaries(mode, shape, dtype):
+    kw = SHAPES[shape]
+    ref = train_step(*setup_model(mode, backend="numpy", dtype=dtype, **kw))
+    got = train_step(*setup_model(mode, backend="c", dtype=dtype, **kw))
+    tol = TOLERANCE[np.dtype(dtype)]
+    for key, r in ref.items():
+        err = np.abs(got[key] - r).max() / max(np.abs(r).max(), np.finfo(dtype).tiny)
+        assert err <= tol, f"{key}: {err:.2e} > {tol:.0e}"
+
+
+def test_saturated_and_special_values_match_numpy():
+    # inputs far into the saturated ranges of sigmoid/tanh, and NaN/inf propagation
+    for mode in MODES:
+        rng = np.random.default_rng(0)
+        ms = [make_module(mode, 2, 3, dtype=np.float64, seed=0, backend=b) for b in ("numpy", "c")]
+        x = rng.standard_normal((4, 5, 2)) * 400.0
+        x[1, 2, 0] = np.nan
+        x[2, 3, 1] = np.inf
+        outs = []
+        for m in ms:
+            with minirnn.no_grad():
+                outs.append(m(x)[0])
+        np.testing.assert_array_equal(np.isnan(outs[0]), np.isnan(outs[1]))
+        ok = ~np.isnan(outs[0])
+        np.testing.assert_allclose(outs[1][ok], outs[0][ok], rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- argument checks
+
+def _layer_args(dtype=np.float64, T=3, B=4, I=2, H=3, G=4):
+    rng = np.random.default_rng(0)
+    r = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
+    w = ((r(G * H, I), r(G * H, H), r(G * H), r(G * H)),)
+    return dict(mode=_kernels.MODES["LSTM"], X=r(T, B, I), weights=w, h0=r(1, B, H),
+                c0=r(1, B, H), Y=np.empty((T, B, H), dtype), hT=np.empty((1, B, H), dtype),
+                cT=np.empty((1, B, H), dtype), Cs=None, S=None)
+
+
+def test_forward_layer_runs_with_good_arguments():
+    a = _layer_args()
+    _kernels.forward_layer(**a)
+    assert np.isfinite(a["Y"]).all()
+
+
+@pytest.mark.parametrize("key,bad,msg", [
+    ("h0", np.zeros((1, 5, 3)), r"h0 has shape \(1, 5, 3\), expected \(1, 4, 3\)"),
+    ("Y", np.zeros((3, 4, 2)), r"Y has shape \(3, 4, 2\), expected \(3, 4, 3\)"),
+    ("c0", None, "LSTM needs c0 and cT"),
+    ("S", np.zeros((1, 3, 4, 15)), r"Cs is None, expected an array of shape \(1, 3, 4, 3\)"),
+    ("weights", ((np.zeros((12, 2)), np.zeros((12, 4)), None, None),),
+     r"W_hh\[0\] has shape \(12, 4\), expected \(12, 3\)"),
+    ("weights", ((np.zeros((12, 2)), np.zeros((12, 3)), np.zeros(11), None),),
+     r"b_ih\[0\] has shape \(11,\), expected \(12,\)"),
+])
+def test_forward_layer_rejects_wrong_shapes_before_computing(key, bad, msg):
+    a = _layer_args()
+    a[key] = bad
+    with pytest.raises(ValueError, match=msg):
+        _kernels.forward_layer(**a)
+
+
+def test_forward_layer_rejects_mixed_dtypes_and_noncontiguous_arrays():
+    a = _layer_args()
+    a["h0"] = a["h0"].astype(np.float32)
+    with pytest.raises((ValueError, TypeError)):
+        _kernels.forward_layer(**a)
+    a = _layer_args()
+    a["X"] = np.asfortranarray(a["X"])
+    with pytest.raises(ValueError):
+        _kernels.forward_layer(**a)
