@@ -18,8 +18,7 @@
  * of MR_MC rows, then a micro-kernel computing MR_MR rows x NR columns in registers.
  */
 
-#define NV 2                                            /* vectors per row of a micro-tile */
-#define NR ((ptrdiff_t)(NV * VEC_BYTES / sizeof(REAL)))  /* columns of a panel */
+#define NR ((ptrdiff_t)(2 * VEC_BYTES / sizeof(REAL)))  /* columns of a panel: two vectors */
 
 /* The register tile: mr (<= MR_MR, a constant after inlining) rows x NR columns.
    C[r, j] = base[r, j] + sum_k A(r, k) B(k, j); only the first nr columns are stored. */
@@ -28,21 +27,24 @@ static inline __attribute__((always_inline)) void FN(mr_microkernel)(
     const REAL *Bp, REAL *C, ptrdiff_t ldc, ptrdiff_t nr, int load_c, const REAL *bias)
 {
     typedef REAL vec __attribute__((vector_size(VEC_BYTES)));
-    vec acc[MR_MR][NV];
+    vec acc0[MR_MR], acc1[MR_MR];                 /* columns [0, NR/2) and [NR/2, NR) */
     for (int r = 0; r < MR_MR; r++)
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (vec){0};
+        acc0[r] = acc1[r] = (vec){0};
     for (ptrdiff_t k = 0; k < kc; k++) {
-        vec b[NV];
-        memcpy(b, Bp + k * NR, sizeof b);
+        vec b0, b1;                               /* row k of the panel, in two vectors */
+        memcpy(&b0, Bp + k * NR, sizeof b0);
+        memcpy(&b1, Bp + k * NR + NR / 2, sizeof b1);
         for (int r = 0; r < mr; r++) {
             const REAL a = A[r * rsa + k * csa];
-            for (int v = 0; v < NV; v++)
-                acc[r][v] += a * b[v];
+            acc0[r] += a * b0;
+            acc1[r] += a * b1;
         }
     }
     REAL tile[MR_MR][NR];
-    memcpy(tile, acc, sizeof tile);
+    for (int r = 0; r < MR_MR; r++) {
+        memcpy(&tile[r][0], &acc0[r], sizeof acc0[r]);
+        memcpy(&tile[r][NR / 2], &acc1[r], sizeof acc1[r]);
+    }
     for (int r = 0; r < mr; r++) {
         REAL *c = C + r * ldc;
         for (ptrdiff_t j = 0; j < nr; j++)
@@ -117,4 +119,3 @@ static void FN(pack_panels)(ptrdiff_t K, ptrdiff_t N, const REAL *B, ptrdiff_t r
 static ptrdiff_t FN(panel_width)(void) { return NR; }
 
 #undef NR
-#undef NV
