@@ -9,6 +9,11 @@
    pass/fail table with the worst error of each case.
 
 Exits with status 1 if any check fails.
+
+``python -m minirnn explain [options]`` prints, for any configuration, the shapes of
+everything, the parameter table (which rows are which gate's W/U block) and which
+slices of ``output`` equal which rows of ``h_n``, verified on real numbers
+(``python -m minirnn explain --help``).
 """
 import argparse
 import os
@@ -17,7 +22,7 @@ import time
 
 import numpy as np
 
-from . import BACKENDS, GRU, __version__
+from . import BACKENDS, GRU, __version__, _explain
 from .conformance import TOLERANCE, find_cases, load_case, run_case
 
 
@@ -99,7 +104,15 @@ def main(argv=None):
     p.add_argument("--backend", choices=BACKENDS, action="append",
                    help="backend(s) to check (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the demo's weights and data")
+    sub = p.add_subparsers(dest="command", metavar="{explain}",
+                           help="explain: shapes, parameter table and output/h_n slices of any "
+                           "configuration (without a command: the demo and the conformance table)")
+    _explain.add_arguments(sub.add_parser(
+        "explain", help="explain any configuration, verified on real numbers",
+        description=_explain.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
     args = p.parse_args(argv)
+    if args.command == "explain":
+        return _explain.run(args)
     ok = demo(args.seed)
     ok &= conformance(args.dumps, args.backend or list(BACKENDS))
     return 0 if ok else 1

@@ -1,24 +1,196 @@
-"""Every ```python block of README.md and docs/*.md runs (blocks of one file share a namespace,
-in order), so the documentation cannot rot."""
+"""The documentation cannot rot.
+
+- Every ```python block of README.md and docs/*.md runs (blocks of one file share a
+  namespace, in order) and asserts facts on real numbers.
+- Every ``literalinclude`` of the book points at a file, function and line of text that
+  exist, so quoted code cannot silently drift from the source.
+- Every question the book promises to answer has a section with a tested example.
+- The facts the figure shows are recomputed (without matplotlib), and the figure exists.
+- With Sphinx installed, the book builds with warnings as errors.
+"""
+import ast
+import importlib.util
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FILES = ["README.md"] + sorted(os.path.join("docs", f) for f in os.listdir(os.path.join(ROOT, "docs"))
-                               if f.endswith(".md"))
+DOCS = os.path.join(ROOT, "docs")
+CHAPTERS = sorted(f for f in os.listdir(DOCS) if f.endswith(".md"))
+FILES = ["README.md"] + [os.path.join("docs", f) for f in CHAPTERS]
 
 
-def python_blocks(path):
+def read(path):
     with open(os.path.join(ROOT, path), encoding="utf-8") as f:
-        return re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+        return f.read()
+
+
+def python_blocks(text):
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
 @pytest.mark.parametrize("path", FILES)
 def test_code_blocks_run(path):
-    blocks = python_blocks(path)
+    blocks = python_blocks(read(path))
     assert blocks, f"{path} has no python example"
     namespace = {"__name__": "__docs__"}
     for i, block in enumerate(blocks):
         exec(compile(block, f"{path}[block {i}]", "exec"), namespace)
+
+
+# ------------------------------------------------------------------ quoted code exists
+
+def literalincludes():
+    """(chapter, included path, {option: value}) of every ```{literalinclude} in docs/."""
+    found = []
+    for chapter in CHAPTERS:
+        for target, body in re.findall(r"```\{literalinclude\} (\S+)\n(.*?)```", read(
+                os.path.join("docs", chapter)), flags=re.S):
+            opts = dict(re.findall(r"^[ \t]*:([\w-]+):[ \t]*(.*)$", body, flags=re.M))
+            opts = {k: v.strip().strip('"') for k, v in opts.items()}
+            found.append((chapter, os.path.normpath(os.path.join("docs", target)), opts))
+    return found
+
+
+def pyobject_source(source, name):
+    """The source lines of top-level function/class ``name`` (or ``Class.method``)."""
+    tree, node = ast.parse(source), None
+    for part in name.split("."):
+        body = tree.body if node is None else node.body
+        node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.ClassDef))
+                     and n.name == part), None)
+        assert node is not None, f"no {name} in the file"
+    lines = source.splitlines()
+    start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    return "\n".join(lines[start - 1:node.end_lineno])
+
+
+def test_book_quotes_code():
+    assert len(literalincludes()) >= 20
+
+
+@pytest.mark.parametrize("chapter, target, opts", literalincludes(),
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_literalinclude_anchors_exist(chapter, target, opts):
+    assert os.path.exists(os.path.join(ROOT, target)), f"{chapter}: {target} does not exist"
+    text = read(target)
+    if "pyobject" in opts:
+        text = pyobject_source(text, opts["pyobject"])
+    for start in ("start-at", "start-after"):
+        if start in opts:
+            assert opts[start] in text, f"{chapter}: {start} {opts[start]!r} not in {target}"
+            text = text[text.index(opts[start]):]
+    for end in ("end-at", "end-before"):
+        if end in opts:
+            assert opts[end] in text, f"{chapter}: {end} {opts[end]!r} not in {target}"
+
+
+# ------------------------------------------------------------------ the questions the book answers
+
+#: (chapter, heading) for every question of the issue that started the book
+SEED_SECTIONS = [
+    ("output-and-h_n.md", "Why are `output` and `h_n` different?"),
+    ("output-and-h_n.md", "Which slice equals which: one layer, one direction"),
+    ("output-and-h_n.md", "Which slice equals which: many layers"),
+    ("output-and-h_n.md", "Which slice equals which: bidirectional"),
+    ("output-and-h_n.md", "Many layers and bidirectional: `h_n.view(num_layers, num_directions, batch, hidden)`"),
+    ("output-and-h_n.md", "Why does `batch_first` not apply to `h_n`?"),
+    ("output-and-h_n.md", "`python -m minirnn explain`"),
+    ("elman.md", "Why does the output's shape depend on the sequence length while `h_n`'s does not?"),
+    ("variable-length.md", "Why is the final state of a variable-length batch not `output[:, -1]`?"),
+    ("lstm.md", "Why `4 * hidden_size`? Where are W and U?"),
+    ("lstm.md", "Why one `4H` product equals four"),
+    ("lstm.md", "Gate order: PyTorch's i, f, g, o, and the `3*H` slice of hand-written cells"),
+    ("lstm.md", "Why `view` on h, c and x?"),
+    ("lstm.md", "Why initialise in ±1/sqrt(hidden_size)?"),
+    ("lstm.md", "Why return `h_t, (h_t, c_t)`?"),
+    ("lstm.md", "`LSTMCell` vs `LSTM`: shapes"),
+    ("gru.md", "Gate order: r, z, n"),
+    ("gru.md", "Reset after the product (PyTorch) or before it (the paper)"),
+    ("bptt.md", "The tape: backward in reverse order"),
+    ("bptt.md", "GRU"),
+    ("bptt.md", "Checking the derivation: finite differences"),
+    ("other-frameworks.md", "LSTM to ONNX and back"),
+    ("other-frameworks.md", "GRU to ONNX or Keras (z, r, h) and back"),
+    ("other-frameworks.md", "LSTM to Keras: one summed bias"),
+    ("kernels.md", "Parallel over (direction, batch slice)"),
+]
+
+
+def section(text, heading):
+    """The text under ``## heading`` up to the next heading of level 1 or 2 (None if absent).
+    Lines inside fenced blocks are not headings (a ``# comment`` in a code block)."""
+    body, inside, fenced = None, False, False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,2} ", line):
+            if inside:
+                break
+            inside = line.rstrip() == "## " + heading
+            if inside:
+                body = ""
+            continue
+        if inside:
+            body += line
+    return body
+
+
+@pytest.mark.parametrize("chapter, heading", SEED_SECTIONS)
+def test_every_question_has_a_tested_section(chapter, heading):
+    body = section(read(os.path.join("docs", chapter)), heading)
+    assert body is not None, f"docs/{chapter} has no section '## {heading}'"
+    assert python_blocks(body), f"docs/{chapter}, '## {heading}': no tested example"
+
+
+def test_section_finder_can_fail():
+    text = "## A\n\n```python\n# a comment, not a heading\nx = 1\n```\n\n## B\n\ntext only\n"
+    assert python_blocks(section(text, "A")) and not python_blocks(section(text, "B"))
+    assert section(text, "C") is None
+
+
+def test_toctree_lists_every_chapter():
+    toctree = re.search(r"```\{toctree\}\n(.*?)```", read("docs/index.md"), flags=re.S).group(1)
+    listed = {line.strip() for line in toctree.splitlines()
+              if line.strip() and not line.startswith(":")}
+    assert listed == {f[:-3] for f in CHAPTERS if f != "index.md"}
+
+
+# ------------------------------------------------------------------ figures
+
+def _make_figures():
+    spec = importlib.util.spec_from_file_location(
+        "make_figures", os.path.join(DOCS, "figures", "make_figures.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_figure_layout_facts():
+    """The figure colours h_n[k]'s match; recompute them: each row of h_n is found exactly once,
+    forward rows at the last step, reverse rows at step 0, layer-major order."""
+    mf = _make_figures()
+    states, h_n, matches = mf.layout()
+    last = mf.L - 1
+    assert matches == {0: [(0, last, 0)], 1: [(0, 0, 1)], 2: [(1, last, 0)], 3: [(1, 0, 1)]}
+
+
+def test_figures_exist():
+    for chapter in CHAPTERS:
+        for png in re.findall(r"```\{figure\} (\S+)", read(os.path.join("docs", chapter))):
+            assert os.path.getsize(os.path.join(DOCS, png)) > 10_000, f"{png} missing"
+
+
+# ------------------------------------------------------------------ the build
+
+@pytest.mark.skipif(importlib.util.find_spec("sphinx") is None
+                    or importlib.util.find_spec("myst_parser") is None,
+                    reason="needs the docs extra: pip install -e '.[docs]'")
+def test_sphinx_build_without_warnings(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+                        "-d", str(tmp_path / "doctrees"), DOCS, str(tmp_path / "html")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -1,0 +1,128 @@
+"""Make the figures of the minirnn book from real runs.
+
+    python docs/figures/make_figures.py            # writes docs/figures/*.png (needs matplotlib)
+
+output_h_n_layout.png
+    A 2-layer bidirectional GRU runs on random numbers. Every (layer, direction, step) block
+    of states is compared with every row of h_n; the blocks found bitwise equal to a row of
+    h_n are drawn in that row's colour. Nothing in the picture is assumed: the matches are
+    what :func:`layout` finds on the numbers.
+
+:func:`layout` needs only NumPy; ``tests/test_docs.py`` runs it, so the facts the figure
+shows are tested even where matplotlib is not installed.
+"""
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))     # this checkout's minirnn
+
+import minirnn  # noqa: E402
+
+NUM_LAYERS, L, N, I, H = 2, 5, 3, 4, 6
+
+
+def layout(num_layers=NUM_LAYERS, seq=L, seed=0):
+    """Run a bidirectional GRU and find where each row of h_n appears.
+
+    Returns ``(states, h_n, matches)``: ``states[layer]`` is that layer's output
+    ``(L, N, 2H)`` (layer ``num_layers-1`` is the model's ``output``; the lower ones are
+    recomputed with the same weights cut to fewer layers), and ``matches[k]`` lists every
+    ``(layer, step, direction)`` whose ``(N, H)`` block is bitwise equal to ``h_n[k]``.
+    """
+    m = minirnn.GRU(I, H, num_layers=num_layers, bidirectional=True, seed=seed)
+    x = np.random.default_rng(seed + 1).standard_normal((seq, N, I)).astype(np.float32)
+    output, h_n = m(x)
+    states = []
+    for layer in range(num_layers):
+        sub = minirnn.GRU(I, H, num_layers=layer + 1, bidirectional=True)
+        sub.load_state_dict({k: v for k, v in m.state_dict().items() if k in sub.state_dict()})
+        states.append(sub(x)[0])
+    assert np.array_equal(states[-1], output)
+    matches = {k: [(layer, t, d)
+                   for layer in range(num_layers) for t in range(seq) for d in range(2)
+                   if np.array_equal(states[layer][t, :, d * H:(d + 1) * H], h_n[k])]
+               for k in range(2 * num_layers)}
+    return states, h_n, matches
+
+
+def draw_layout(path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    states, h_n, matches = layout()
+    colours = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
+    where = {}                                          # (layer, t, d) -> h_n row
+    for k, found in matches.items():
+        for cell in found:
+            where[cell] = k
+
+    fig, ax = plt.subplots(figsize=(11, 5.6))
+    ax.set_xlim(-2.9, L + 4.2)
+    ax.set_ylim(-1.1, 2 * NUM_LAYERS + 1.5)
+    ax.axis("off")
+
+    def row_y(layer, d):                                # top: the last layer, forward above reverse
+        return (layer * 2 + (1 - d)) * 1.0 + layer * 0.5
+
+    for layer in range(NUM_LAYERS):
+        for d in range(2):
+            y = row_y(layer, d)
+            name = ("forward  [..., :H]", "reverse  [..., H:]")[d]
+            ax.text(-0.15, y + 0.4, f"layer {layer} {name}", ha="right", va="center", fontsize=9)
+            for t in range(L):
+                k = where.get((layer, t, d))
+                face = colours[k] if k is not None else ("#f2f2f2" if layer < NUM_LAYERS - 1
+                                                         else "#dfe6ee")
+                ax.add_patch(Rectangle((t + 0.05, y + 0.05), 0.9, 0.75, facecolor=face,
+                                       edgecolor="#555555", linewidth=0.8))
+                if k is not None:
+                    ax.text(t + 0.5, y + 0.43, f"= h_n[{k}]", ha="center", va="center",
+                            fontsize=8.5, color="white", fontweight="bold")
+            # the direction the recurrence runs in
+            xs = (0.1, L - 0.1) if d == 0 else (L - 0.1, 0.1)
+            ax.add_patch(FancyArrowPatch((xs[0], y - 0.03), (xs[1], y - 0.03),
+                                         arrowstyle="-|>", mutation_scale=9, color="#888888",
+                                         linewidth=0.8))
+        top = row_y(layer, 0) + 0.95
+        label = ("output (returned): the last layer at every step" if layer == NUM_LAYERS - 1
+                 else f"layer {layer}: computed, not returned (the input of layer {layer + 1})")
+        ax.text(0.05, top, label, ha="left", va="bottom", fontsize=9.5,
+                fontweight="bold" if layer == NUM_LAYERS - 1 else "normal")
+    for t in range(L):
+        ax.text(t + 0.5, -0.35, f"t={t}", ha="center", va="center", fontsize=8.5)
+    ax.text(L / 2, -0.8, "time step  (output[t] for batch_first=False, output[:, t] for "
+            "batch_first=True)", ha="center", va="center", fontsize=9)
+
+    # h_n: one box per row, layer-major then direction
+    x0 = L + 1.2
+    ax.text(x0 + 0.75, 2 * NUM_LAYERS + 0.4, "h_n (never batch-first)\nrow = layer*2 + direction",
+            ha="center", va="bottom", fontsize=9.5, fontweight="bold")
+    for k in range(2 * NUM_LAYERS):
+        layer, d = divmod(k, 2)
+        y = 2 * NUM_LAYERS - 1 - k + 0.1
+        ax.add_patch(Rectangle((x0, y), 1.5, 0.75, facecolor=colours[k], edgecolor="#555555",
+                               linewidth=0.8))
+        ax.text(x0 + 0.75, y + 0.38, f"h_n[{k}]", ha="center", va="center", fontsize=9,
+                color="white", fontweight="bold")
+        ax.text(x0 + 1.6, y + 0.38, f"layer {layer}, {('forward', 'reverse')[d]}", ha="left",
+                va="center", fontsize=8.5)
+    ax.set_title("GRU(num_layers=2, bidirectional=True): which states are in output and "
+                 "which in h_n (found by comparing the numbers)", fontsize=10.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    path = os.path.join(HERE, "output_h_n_layout.png")
+    draw_layout(path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""``python -m minirnn explain``: what every array of a configuration is, checked on real numbers.
+
+For any mode and options it prints
+
+1. the shapes of the input, the initial states, ``output`` and the final states, with what
+   each axis means;
+2. the parameter table: every array of ``state_dict()`` with its shape and, for each block of
+   ``hidden_size`` rows, the gate it belongs to, PyTorch's symbol (``W_ir``, ``W_hr``,
+   ``b_ir`` ...) and the paper's (``W_r``, ``U_r``);
+3. which slice of ``output`` equals which row of ``h_n`` -- computed with the real model on
+   random numbers, not assumed. Rows of ``h_n`` below the last layer are compared with the
+   output of the same weights cut to fewer layers.
+
+:func:`explain` returns True when every identity held; the command exits 1 otherwise.
+"""
+import argparse
+
+import numpy as np
+
+from .modules import BACKENDS, GRU, LSTM, RNN
+
+#: mode name -> (class, extra constructor kwargs)
+MODES = {
+    "rnn_tanh": (RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (RNN, {"nonlinearity": "relu"}),
+    "gru": (GRU, {}),
+    "lstm": (LSTM, {}),
+}
+
+#: mode -> one (gate letter, description) per block of H rows, in PyTorch's order
+GATES = {
+    "rnn_tanh": [("", "h = tanh(W x + b_ih + U h + b_hh)")],
+    "rnn_relu": [("", "h = relu(W x + b_ih + U h + b_hh)")],
+    "gru": [("r", "reset gate"), ("z", "update gate"), ("n", "candidate (new) state")],
+    "lstm": [("i", "input gate"), ("f", "forget gate"), ("g", "cell candidate"),
+             ("o", "output gate")],
+}
+
+
+def gate_blocks(mode, kind):
+    """[(gate, PyTorch symbol, paper symbol, description)] for one block of rows each.
+
+    kind: 'weight_ih', 'weight_hh', 'bias_ih' or 'bias_hh'."""
+    rows = []
+    for gate, desc in GATES[mode]:
+        if not gate:                                     # Elman RNN: one block
+            torch_sym = {"weight_ih": "W_ih", "weight_hh": "W_hh",
+                         "bias_ih": "b_ih", "bias_hh": "b_hh"}[kind]
+            paper = {"weight_ih": "W", "weight_hh": "U"}.get(kind, "")
+        else:
+            side = "i" if kind.endswith("_ih") else "h"
+            torch_sym = ("W_" if kind.startswith("weight") else "b_") + side + gate
+            paper = {"weight_ih": f"W_{gate}", "weight_hh": f"U_{gate}"}.get(kind, "")
+        rows.append((gate, torch_sym, paper, desc))
+    return rows
+
+
+def build(mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+          bidirectional=False, dtype=np.float32, seed=0, backend=None):
+    """The module a configuration describes."""
+    cls, extra = MODES[mode]
+    return cls(input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
+               bidirectional=bidirectional, dtype=dtype, seed=seed, backend=backend, **extra)
+
+
+def _run(m, x):
+    """(output, h_n, c_n or None) of one forward."""
+    out, state = m(x)
+    if isinstance(state, tuple):
+        return out, state[0], state[1]
+    return out, state, None
+
+
+def _layer_name(layer, d):
+    return f"weight_ih_l{layer}{'_reverse' if d else ''}"
+
+
+def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectional=False,
+            batch_first=False, batch=4, seq=7, bias=True, unbatched=False, dtype=np.float32,
+            seed=0, backend=None, out=print):
+    """Print the explanation of one configuration through ``out``; return True if every
+    identity between ``output`` and ``h_n`` held on the real numbers."""
+    mode = mode.lower()
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+    dtype = np.dtype(dtype)
+    m = build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, dtype,
+              seed, backend)
+    H, D, NL, L, N, I = hidden_size, m.num_directions, num_layers, seq, batch, input_size
+    G = len(GATES[mode])
+    is_lstm = mode == "lstm"
+    gate_letters = ", ".join(g for g, _ in GATES[mode] if g)
+    bf = batch_first and not unbatched                   # batch_first is ignored for unbatched input
+
+    # ---------------------------------------------------------------- shapes
+    rng = np.random.default_rng(seed + 1)
+    if unbatched:
+        x_shape, x_axes = (L, I), "(L, H_in)"
+        out_axes, st_axes = "(L, D*H)", "(num_layers*D, H)"
+    elif bf:
+        x_shape, x_axes = (N, L, I), "(N, L, H_in)"
+        out_axes, st_axes = "(N, L, D*H)", "(num_layers*D, N, H)"
+    else:
+        x_shape, x_axes = (L, N, I), "(L, N, H_in)"
+        out_axes, st_axes = "(L, N, D*H)", "(num_layers*D, N, H)"
+    x = rng.standard_normal(x_shape).astype(dtype)
+    output, h_n, c_n = _run(m, x)
+
+    out(f"minirnn explain: {m!r}" + ("   (unbatched input)" if unbatched else ""))
+    out(f"  L = {L} step{'s' if L > 1 else ''}, " + ("" if unbatched else f"N = {N} batch rows, ")
+        + f"H_in = {I}, H = {H}, D = {D} direction{'s' if D > 1 else ''}, {NL} layer"
+        + f"{'s' if NL > 1 else ''}; G = {G} gate block{'s' if G > 1 else ''}"
+        + (f" in PyTorch's order {gate_letters}" if gate_letters else "")
+        + f"; {dtype.name}, seed {seed}, backend {m.backend}")
+    if unbatched and batch_first:
+        out("  (batch_first is ignored for unbatched input, as in PyTorch)")
+    out("")
+    out("shapes")
+    where = ("batch first (batch_first=True)" if bf else "time first")
+    rows = [("input x", x.shape, x_axes, where if not unbatched else "no batch axis"),
+            ("h0", h_n.shape, st_axes, "optional, None = zeros; never batch-first")]
+    if is_lstm:
+        rows.append(("c0", c_n.shape, st_axes, "optional, None = zeros; never batch-first"))
+    rows.append(("output", output.shape, out_axes,
+                 "the LAST layer at EVERY step" + ("; [..., :H] forward, [..., H:] reverse"
+                                                  if D == 2 else "")))
+    rows.append(("h_n", h_n.shape, st_axes,
+                 "EVERY layer at the LAST step; row layer*D + direction; never batch-first"))
+    if is_lstm:
+        rows.append(("c_n", c_n.shape, st_axes,
+                     "cell state, same rows as h_n; appears nowhere in output"))
+    for name, shape, axes, note in rows:
+        out(f"  {name:<8} {str(shape):<14} {axes:<22} {note}")
+    out(f"  output grows with L; h_n does not (one row per layer and direction). "
+        f"h_n.reshape({NL}, {D}{'' if unbatched else f', {N}'}, {H})[layer, direction] "
+        "splits it.")
+
+    # ---------------------------------------------------------------- parameters
+    sd = m.state_dict()
+    out("")
+    out(f"parameters (state_dict order: {len(sd)} arrays, {sum(v.size for v in sd.values())} "
+        f"numbers, each from U(-1/sqrt({H}), 1/sqrt({H})) = U(-{1 / np.sqrt(H):.4g}, "
+        f"{1 / np.sqrt(H):.4g}))")
+    if G > 1:
+        out(f"  rows k*H:(k+1)*H of every array are gate k, in PyTorch's order: "
+            + ", ".join(f"{g} = {desc}" for g, desc in GATES[mode]))
+    else:
+        out(f"  one block of H rows: {GATES[mode][0][1]}")
+    out(f"  {'name':<22} {'shape':<12} row blocks: PyTorch's symbol (= the paper's)")
+    for name, v in sd.items():
+        kind = name.split("_l")[0]
+        blocks = " | ".join(
+            f"{k * H}:{(k + 1) * H} {torch_sym}" + (f" (= {paper})" if paper else "")
+            for k, (gate, torch_sym, paper, desc) in enumerate(gate_blocks(mode, kind)))
+        out(f"  {name:<22} {str(v.shape):<12} {blocks}")
+    if NL > 1:
+        out(f"  weight_ih_l1 and above read the layer below: "
+            + (f"columns 0:{H} its forward output, {H}:{2 * H} its reverse output"
+               if D == 2 else f"its {H} outputs"))
+    if D == 2:
+        out("  _reverse: the same blocks for the reverse direction, which has its own weights")
+
+    # ---------------------------------------------------------------- identities
+    out("")
+    out(f"which slice of output is which row of h_n{' (and c_n)' if is_lstm else ''}, "
+        "verified on these numbers")
+
+    def sl(t, d, width=H):
+        """(slice of an output array at step t, direction d; its expression)."""
+        cols = f"{':' if d == 0 and D == 1 else (f':{width}' if d == 0 else f'{width}:')}"
+        c = slice(d * width, (d + 1) * width)
+        if unbatched:
+            return (lambda a: a[t, c]), f"[{t}, {cols}]"
+        if bf:
+            return (lambda a: a[:, t, c]), f"[:, {t}, {cols}]"
+        return (lambda a: a[t, :, c]), f"[{t}, :, {cols}]"
+
+    ok = True
+    last_t = -1
+    out(f"  {'h_n row':<8} {'layer':<6} {'direction':<10} {'equals':<50} {'max|diff|':>10}  check")
+    sub_cache = {}
+    for k in range(NL * D):
+        layer, d = divmod(k, D)
+        t = 0 if d == 1 else last_t
+        take, expr = sl(t, d)
+        if layer == NL - 1:
+            ref, what = take(output), f"output{expr}"
+        else:
+            # the output of layer `layer` is not returned: run the same weights cut to
+            # layer+1 layers and take that output's slice
+            if layer not in sub_cache:
+                sub = build(mode, I, H, layer + 1, bias, batch_first, bidirectional, dtype, seed,
+                            backend)
+                sub.load_state_dict({n: v for n, v in sd.items() if n in sub.state_dict()})
+                sub_cache[layer] = _run(sub, x)[0]
+            ref, what = take(sub_cache[layer]), (f"output{expr} of layer{f's 0..{layer}' if layer else ' 0'} "
+                                               "run alone")
+        diff = float(np.abs(ref - h_n[k]).max())
+        good = np.array_equal(ref, h_n[k])
+        ok &= good
+        out(f"  h_n[{k}]{'':<{3 - len(str(k))}} {layer:<6} {('forward', 'reverse')[d]:<10} "
+            f"{what:<50} {diff:>10.3g}  {'ok' if good else 'FAIL'}")
+    if D == 2:
+        take, expr = sl(last_t, 1)
+        k = NL * D - 1
+        diff = float(np.abs(take(output) - h_n[k]).max())
+        if L > 1:
+            out(f"  but h_n[{k}] != output{expr}: the reverse direction runs from step L-1 down to "
+                f"step 0 and ends there (max|diff| {diff:.3g})")
+        else:
+            out("  (with L = 1 the first step is also the last, so output[-1] holds both final "
+                "states)")
+    if NL > 1:
+        below = (NL - 1) * D
+        out(f"  h_n{'[0]' if below == 1 else f'[0:{below}]'} (layers below the last) appear nowhere "
+            "in output: output is the last layer only")
+    if is_lstm:
+        out("  c_n: the cell state is never output; only h = o * tanh(c) is")
+
+    if bf:
+        m_tf = build(mode, I, H, NL, bias, False, bidirectional, dtype, seed, backend)
+        out_tf, h_tf, c_tf = _run(m_tf, np.ascontiguousarray(x.transpose(1, 0, 2)))
+        good = (np.array_equal(h_tf, h_n) and np.array_equal(out_tf.transpose(1, 0, 2), output)
+                and (c_n is None or np.array_equal(c_tf, c_n)))
+        ok &= good
+        out("  batch_first moves the batch axis of input and output only: the same weights with "
+            "batch_first=False on x.transpose(1, 0, 2) give output.transpose(1, 0, 2) and the "
+            f"same h_n{', c_n' if is_lstm else ''}: {'ok' if good else 'FAIL'}")
+    out("")
+    out("all identities hold" if ok else "FAILED: an identity above does not hold")
+    return ok
+
+
+def add_arguments(p):
+    """The ``explain`` subcommand's options."""
+    p.add_argument("--mode", default="gru", type=str.lower, choices=sorted(MODES),
+                   help="cell type (default gru)")
+    p.add_argument("--layers", type=int, default=1, help="num_layers (default 1)")
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--batch-first", action="store_true")
+    p.add_argument("--unbatched", action="store_true", help="2-D input (L, H_in), no batch axis")
+    p.add_argument("--no-bias", action="store_true", help="bias=False")
+    p.add_argument("--hidden", type=int, default=50, help="hidden_size (default 50)")
+    p.add_argument("--input", type=int, default=8, help="input_size (default 8)")
+    p.add_argument("--batch", type=int, default=4, help="batch size N (default 4)")
+    p.add_argument("--seq", type=int, default=7, help="sequence length L (default 7)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and data")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="compute path (default: the modules' default)")
+    return p
+
+
+def run(args):
+    """Run ``explain`` from parsed arguments; return the exit status."""
+    for name in ("layers", "hidden", "input", "batch", "seq"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"python -m minirnn explain: --{name} must be at least 1")
+    ok = explain(args.mode, args.input, args.hidden, args.layers, args.bidirectional,
+                 args.batch_first, args.batch, args.seq, not args.no_bias, args.unbatched,
+                 np.dtype(args.dtype), args.seed, args.backend)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":                                 # pragma: no cover
+    import sys
+    sys.exit(run(add_arguments(argparse.ArgumentParser()).parse_args()))
