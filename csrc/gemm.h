@@ -8,7 +8,7 @@
  * A is read in place through two strides: element (i, k) is A[i*rsa + k*csa], which covers
  * both A (rsa = lda, csa = 1) and A^T (rsa = 1, csa = lda) without copying.
  *
- * Why our own product instead of BLAS (measured on this kind of machine, see docs/performance
+ * Why our own product instead of BLAS (measured on this kind of machine, see docs/kernels.md
  * and DESIGN.md): at the sizes of one recurrent step (B rows of 1..64) BLAS call overhead
  * dominates; OpenBLAS starts threads of its own inside our OpenMP threads; and its results
  * depend on where a slice of rows starts, which would break bitwise thread-count invariance.
