@@ -14,23 +14,41 @@
  * Shapes: rows = batch rows of one slice, H hidden; every row pointer has its own stride (ld*).
  */
 
+static inline __attribute__((always_inline)) void FN(elman_forward_row)(
+    ptrdiff_t H, const int relu, const REAL *MR_RESTRICT x, const REAL *MR_RESTRICT u,
+    REAL *MR_RESTRICT y)
+{
+    if (relu) {
+        for (ptrdiff_t j = 0; j < H; j++) {
+            const REAL a = x[j] + u[j];
+            y[j] = a < 0 ? (REAL)0 : a;                     /* h = relu(gx + gh); NaN stays */
+        }
+    } else {
+        for (ptrdiff_t j = 0; j < H; j++)
+            y[j] = FN(mr_tanh)(x[j] + u[j]);                /* h = tanh(gx + gh) */
+    }
+}
+
 /* IN  gx (rows, H) [ldgx], gh (rows, H) [ldgh];  OUT h (rows, H) [ldh] */
 static void FN(elman_cell_forward)(ptrdiff_t rows, ptrdiff_t H, int relu,
                                    const REAL *gx, ptrdiff_t ldgx, const REAL *gh, ptrdiff_t ldgh,
                                    REAL *h, ptrdiff_t ldh)
 {
-    for (ptrdiff_t b = 0; b < rows; b++) {
-        const REAL *MR_RESTRICT x = gx + b * ldgx, *MR_RESTRICT u = gh + b * ldgh;
-        REAL *MR_RESTRICT y = h + b * ldh;
-        if (relu) {
-            for (ptrdiff_t j = 0; j < H; j++) {
-                const REAL a = x[j] + u[j];
-                y[j] = a < 0 ? (REAL)0 : a;                 /* h = relu(gx + gh); NaN stays */
-            }
-        } else {
-            for (ptrdiff_t j = 0; j < H; j++)
-                y[j] = FN(mr_tanh)(x[j] + u[j]);            /* h = tanh(gx + gh) */
-        }
+    for (ptrdiff_t b = 0; b < rows; b++)
+        FN(elman_forward_row)(H, relu, gx + b * ldgx, gh + b * ldgh, h + b * ldh);
+}
+
+static inline __attribute__((always_inline)) void FN(elman_backward_row)(
+    ptrdiff_t H, const int relu, const REAL *MR_RESTRICT dyb, const REAL *MR_RESTRICT dn,
+    const REAL *MR_RESTRICT y, REAL *MR_RESTRICT d)
+{
+    /* dyb = dL/dh_t from the output, dn = dL/dh_t via step t+1 */
+    if (relu) {
+        for (ptrdiff_t j = 0; j < H; j++)               /* backprop through h = relu(.) */
+            d[j] = y[j] > 0 ? dyb[j] + dn[j] : (REAL)0;
+    } else {
+        for (ptrdiff_t j = 0; j < H; j++)               /* backprop through h = tanh(.) */
+            d[j] = (dyb[j] + dn[j]) * ((REAL)1 - y[j] * y[j]);
     }
 }
 
@@ -40,16 +58,7 @@ static void FN(elman_cell_backward)(ptrdiff_t rows, ptrdiff_t H, int relu,
                                     const REAL *dy, ptrdiff_t lddy, const REAL *dh_next,
                                     const REAL *h, ptrdiff_t ldh, REAL *dg, ptrdiff_t ldg)
 {
-    for (ptrdiff_t b = 0; b < rows; b++) {
-        const REAL *MR_RESTRICT dyb = dy + b * lddy, *MR_RESTRICT dn = dh_next + b * H;
-        const REAL *MR_RESTRICT y = h + b * ldh;
-        REAL *MR_RESTRICT d = dg + b * ldg;
-        if (relu) {
-            for (ptrdiff_t j = 0; j < H; j++)           /* backprop through h = relu(.) */
-                d[j] = y[j] > 0 ? dyb[j] + dn[j] : (REAL)0;
-        } else {
-            for (ptrdiff_t j = 0; j < H; j++)           /* backprop through h = tanh(.) */
-                d[j] = (dyb[j] + dn[j]) * ((REAL)1 - y[j] * y[j]);
-        }
-    }
+    for (ptrdiff_t b = 0; b < rows; b++)
+        FN(elman_backward_row)(H, relu, dy + b * lddy, dh_next + b * H, h + b * ldh,
+                               dg + b * ldg);
 }

@@ -58,6 +58,31 @@ static void FN(gru_cell_forward)(ptrdiff_t rows, ptrdiff_t H,
     }
 }
 
+static inline __attribute__((always_inline)) void FN(gru_backward_row)(
+    ptrdiff_t H, const REAL *MR_RESTRICT dyb, REAL *MR_RESTRICT dn_,
+    const REAL *MR_RESTRICT s, const REAL *MR_RESTRICT hp, REAL *MR_RESTRICT dx,
+    REAL *MR_RESTRICT du)
+{
+    /* dyb = dL/dh_t from the output, dn_ = dL/dh_t via step t+1; saved s = r | z | n | gh_n */
+    const REAL *r_ = s, *z_ = s + H, *n_ = s + 2 * H, *un_ = s + 3 * H;
+    for (ptrdiff_t j = 0; j < H; j++) {
+        const REAL r = r_[j], z = z_[j], n = n_[j];
+        const REAL dh = dyb[j] + dn_[j];
+        /* backprop through h = (1 - z) n + z h_prev, then z = sigmoid(.), n = tanh(.) */
+        const REAL dz = dh * (hp[j] - n) * z * ((REAL)1 - z);
+        const REAL dn = dh * ((REAL)1 - z) * ((REAL)1 - n * n);
+        dn_[j] = dh * z;                                       /* the direct path z * h_prev */
+        /* backprop through n = tanh(gx_n + r * gh_n), then r = sigmoid(.) */
+        const REAL dr = dn * un_[j] * r * ((REAL)1 - r);
+        dx[GRU_R * H + j] = dr;
+        dx[GRU_Z * H + j] = dz;
+        dx[GRU_N * H + j] = dn;
+        du[GRU_R * H + j] = dr;
+        du[GRU_Z * H + j] = dz;
+        du[GRU_N * H + j] = dn * r;
+    }
+}
+
 /* IN  dy (rows, H) [lddy]; saved (rows, 4H) [lds]; h_prev (rows, H) [ldhp];
    IN/OUT dh_next (rows, H) contiguous: in dL/dh_t via step t+1, out the direct part dh * z;
    OUT dgx, dgh (rows, 3H) [ldgx, ldgh] */
@@ -67,27 +92,7 @@ static void FN(gru_cell_backward)(ptrdiff_t rows, ptrdiff_t H,
                                   const REAL *h_prev, ptrdiff_t ldhp,
                                   REAL *dgx, ptrdiff_t ldgx, REAL *dgh, ptrdiff_t ldgh)
 {
-    for (ptrdiff_t b = 0; b < rows; b++) {
-        const REAL *MR_RESTRICT dyb = dy + b * lddy, *MR_RESTRICT hp = h_prev + b * ldhp;
-        const REAL *MR_RESTRICT s = saved + b * lds;
-        const REAL *r_ = s, *z_ = s + H, *n_ = s + 2 * H, *un_ = s + 3 * H;
-        REAL *MR_RESTRICT dn_ = dh_next + b * H;
-        REAL *MR_RESTRICT dx = dgx + b * ldgx, *MR_RESTRICT du = dgh + b * ldgh;
-        for (ptrdiff_t j = 0; j < H; j++) {
-            const REAL r = r_[j], z = z_[j], n = n_[j];
-            const REAL dh = dyb[j] + dn_[j];
-            /* backprop through h = (1 - z) n + z h_prev, then z = sigmoid(.), n = tanh(.) */
-            const REAL dz = dh * (hp[j] - n) * z * ((REAL)1 - z);
-            const REAL dn = dh * ((REAL)1 - z) * ((REAL)1 - n * n);
-            dn_[j] = dh * z;                                   /* the direct path z * h_prev */
-            /* backprop through n = tanh(gx_n + r * gh_n), then r = sigmoid(.) */
-            const REAL dr = dn * un_[j] * r * ((REAL)1 - r);
-            dx[GRU_R * H + j] = dr;
-            dx[GRU_Z * H + j] = dz;
-            dx[GRU_N * H + j] = dn;
-            du[GRU_R * H + j] = dr;
-            du[GRU_Z * H + j] = dz;
-            du[GRU_N * H + j] = dn * r;
-        }
-    }
+    for (ptrdiff_t b = 0; b < rows; b++)
+        FN(gru_backward_row)(H, dy + b * lddy, dh_next + b * H, saved + b * lds,
+                             h_prev + b * ldhp, dgx + b * ldgx, dgh + b * ldgh);
 }

@@ -66,6 +66,27 @@ static void FN(lstm_cell_forward)(ptrdiff_t rows, ptrdiff_t H,
     }
 }
 
+static inline __attribute__((always_inline)) void FN(lstm_backward_row)(
+    ptrdiff_t H, const REAL *MR_RESTRICT dyb, const REAL *MR_RESTRICT dhn,
+    REAL *MR_RESTRICT dcn, const REAL *MR_RESTRICT s, const REAL *MR_RESTRICT cp,
+    REAL *MR_RESTRICT d)
+{
+    /* dyb = dL/dh_t from the output, dhn = dL/dh_t via step t+1, dcn = dL/dc_t via t+1 */
+    for (ptrdiff_t j = 0; j < H; j++) {
+        const REAL i = s[LSTM_I * H + j], f = s[LSTM_F * H + j];
+        const REAL g = s[LSTM_G * H + j], o = s[LSTM_O * H + j], tc = s[4 * H + j];
+        const REAL dh = dyb[j] + dhn[j];
+        /* backprop through h_t = o tanh(c_t), then o = sigmoid(a_o) */
+        d[LSTM_O * H + j] = dh * tc * o * ((REAL)1 - o);
+        const REAL dc = dh * o * ((REAL)1 - tc * tc) + dcn[j];
+        /* backprop through c_t = f c_{t-1} + i g, then the gates' activations */
+        d[LSTM_I * H + j] = dc * g * i * ((REAL)1 - i);
+        d[LSTM_F * H + j] = dc * cp[j] * f * ((REAL)1 - f);
+        d[LSTM_G * H + j] = dc * i * ((REAL)1 - g * g);
+        dcn[j] = dc * f;                                       /* dc_{t-1} = dc' f */
+    }
+}
+
 /* IN  dy (rows, H) [lddy], dh_next (rows, H) contiguous, saved (rows, 5H) [lds],
        c_prev (rows, H) [ldcp];
    IN/OUT dc_next (rows, H) contiguous: in dL/dc_t via step t+1, out dL/dc_{t-1};
@@ -75,22 +96,7 @@ static void FN(lstm_cell_backward)(ptrdiff_t rows, ptrdiff_t H,
                                    REAL *dc_next, const REAL *saved, ptrdiff_t lds,
                                    const REAL *c_prev, ptrdiff_t ldcp, REAL *dg, ptrdiff_t ldg)
 {
-    for (ptrdiff_t b = 0; b < rows; b++) {
-        const REAL *MR_RESTRICT dyb = dy + b * lddy, *MR_RESTRICT dhn = dh_next + b * H;
-        const REAL *MR_RESTRICT s = saved + b * lds, *MR_RESTRICT cp = c_prev + b * ldcp;
-        REAL *MR_RESTRICT dcn = dc_next + b * H, *MR_RESTRICT d = dg + b * ldg;
-        for (ptrdiff_t j = 0; j < H; j++) {
-            const REAL i = s[LSTM_I * H + j], f = s[LSTM_F * H + j];
-            const REAL g = s[LSTM_G * H + j], o = s[LSTM_O * H + j], tc = s[4 * H + j];
-            const REAL dh = dyb[j] + dhn[j];
-            /* backprop through h_t = o tanh(c_t), then o = sigmoid(a_o) */
-            d[LSTM_O * H + j] = dh * tc * o * ((REAL)1 - o);
-            const REAL dc = dh * o * ((REAL)1 - tc * tc) + dcn[j];
-            /* backprop through c_t = f c_{t-1} + i g, then the gates' activations */
-            d[LSTM_I * H + j] = dc * g * i * ((REAL)1 - i);
-            d[LSTM_F * H + j] = dc * cp[j] * f * ((REAL)1 - f);
-            d[LSTM_G * H + j] = dc * i * ((REAL)1 - g * g);
-            dcn[j] = dc * f;                                   /* dc_{t-1} = dc' f */
-        }
-    }
+    for (ptrdiff_t b = 0; b < rows; b++)
+        FN(lstm_backward_row)(H, dy + b * lddy, dh_next + b * H, dc_next + b * H,
+                              saved + b * lds, c_prev + b * ldcp, dg + b * ldg);
 }
