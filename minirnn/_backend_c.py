@@ -2,8 +2,10 @@
 
 Same signatures and results (to rounding) as :func:`minirnn.functional.rnn_forward` and
 ``rnn_backward``, which call these for ``backend="c"``. This file only allocates the buffers of
-each layer (see the memory map in ``minirnn/_kernels.pyx``), stacks the layers and keeps the
-tape; the time loops, with the GIL released, are in ``_kernels``.
+each layer (see the memory map in ``minirnn/_kernels.pyx``), stacks the layers, applies the
+dropout masks between them (drawn by :func:`minirnn.functional.draw_dropout_masks`, the same
+masks as the NumPy path) and keeps the tape; the time loops, with the GIL released, are in
+``_kernels``.
 """
 import numpy as np
 
@@ -11,6 +13,8 @@ from . import _kernels
 
 _SAVED_WIDTH = {"RNN_TANH": 0, "RNN_RELU": 0, "GRU": 4, "LSTM": 5}
 _SUFFIXES = ("", "_reverse")
+# the parameters of one layer and direction, in the kernels' order (as functional.LAYER_PARAMS)
+_LAYER_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
 def _c(a):
@@ -18,18 +22,20 @@ def _c(a):
 
 
 def _layer_weights(params, layer, D):
-    return tuple(tuple(_c(params.get(f"{p}_l{layer}{sfx}"))
-                       for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    return tuple(tuple(_c(params.get(f"{p}_l{layer}{sfx}")) for p in _LAYER_PARAMS)
                  for sfx in _SUFFIXES[:D])
 
 
-def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True):
+def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
+                dropout_masks=None):
     """As :func:`minirnn.functional.rnn_forward`, on the compiled kernels."""
     code = _kernels.MODES[mode]
     lstm = mode == "LSTM"
     D = 2 if bidirectional else 1
     T, B = X.shape[:2]
-    H = h0.shape[-1]
+    P = h0.shape[-1]                                    # the width of h
+    H = c0.shape[-1] if lstm else P                     # the width of c and of each gate
+    proj = lstm and P != H
     dtype = X.dtype
     h0, c0 = _c(h0), _c(c0)
     h_n = np.empty_like(h0)
@@ -40,37 +46,42 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
     for layer in range(num_layers):
         k = slice(layer * D, (layer + 1) * D)           # this layer's rows of h0 / h_n
         w = _layer_weights(params, layer, D)
-        Y = np.empty((T, B, D * H), dtype)
+        Y = np.empty((T, B, D * P), dtype)
         Cs = np.empty((D, T, B, H), dtype) if need_tape and lstm else None
         S = np.empty((D, T, B, SW * H), dtype) if need_tape and SW else None
+        M = np.empty((D, T, B, H), dtype) if need_tape and proj else None
         _kernels.forward_layer(code, x, w, h0[k], c0[k] if lstm else None, Y, h_n[k],
-                               c_n[k] if lstm else None, Cs, S)
+                               c_n[k] if lstm else None, Cs, S, M)
         if need_tape:
-            layers.append(dict(X=x, w=w, h0=h0[k], c0=c0[k] if lstm else None, Y=Y, Cs=Cs, S=S))
-        x = Y
-    tape = dict(backend="c", mode=mode, num_layers=num_layers, D=D, layers=layers) \
-        if need_tape else None
+            layers.append(dict(X=x, w=w, h0=h0[k], c0=c0[k] if lstm else None, Y=Y, Cs=Cs, S=S,
+                               M=M))
+        # dropout between layers: the next layer reads Y * mask (Y itself stays in the tape)
+        x = Y if dropout_masks is None or layer == num_layers - 1 else Y * dropout_masks[layer]
+    tape = dict(backend="c", mode=mode, num_layers=num_layers, D=D, layers=layers,
+                dropout_masks=dropout_masks) if need_tape else None
     return x, h_n, c_n, tape
 
 
 def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
     """As :func:`minirnn.functional.rnn_backward`, on the compiled kernels."""
-    mode, D = tape["mode"], tape["D"]
+    mode, D, num_layers = tape["mode"], tape["D"], tape["num_layers"]
+    masks = tape["dropout_masks"]
     code = _kernels.MODES[mode]
     lstm = mode == "LSTM"
     grad_h_n, grad_c_n = _c(grad_h_n), _c(grad_c_n)
     grad_h0 = np.empty_like(grad_h_n)
     grad_c0 = np.empty_like(grad_c_n) if lstm else None
     dY = _c(grad_output)
-    for layer in reversed(range(tape["num_layers"])):
+    for layer in reversed(range(num_layers)):
         lt = tape["layers"][layer]
         k = slice(layer * D, (layer + 1) * D)
-        g = tuple(tuple(grads.get(f"{p}_l{layer}{sfx}")
-                        for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        if masks is not None and layer < num_layers - 1:
+            dY = dY * masks[layer]                      # backprop through x_{l+1} = Y_l * mask_l
+        g = tuple(tuple(grads.get(f"{p}_l{layer}{sfx}") for p in _LAYER_PARAMS)
                   for sfx in _SUFFIXES[:D])
         dX = np.empty_like(lt["X"])
         _kernels.backward_layer(code, lt["X"], lt["w"], lt["h0"], lt["c0"], lt["Y"], lt["Cs"],
                                 lt["S"], dY, grad_h_n[k], grad_c_n[k] if lstm else None, dX,
-                                grad_h0[k], grad_c0[k] if lstm else None, g)
+                                grad_h0[k], grad_c0[k] if lstm else None, g, lt["M"])
         dY = dX
     return dY, grad_h0, grad_c0

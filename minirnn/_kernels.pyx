@@ -3,14 +3,14 @@
 
 One layer at a time (both directions at once), called by :mod:`minirnn._backend_c`:
 
-    forward_layer:   pack W_ih^T, W_hh^T              (units: direction x matrix)
+    forward_layer:   pack W_ih^T, W_hh^T (, W_hr^T)   (units: direction x matrix)
                      G_x = X W_ih^T + b_ih            (units: direction x block of T*B rows)
                      the time loop                    (units: direction x batch slice)
-    backward_layer:  pack W_hh, W_ih                  (units: direction x matrix)
+    backward_layer:  pack W_hh, W_ih (, W_hr)         (units: direction x matrix)
                      the reverse time loop            (units: direction x batch slice)
-                     pack X and H_prev                (units: panels)
-                     dW_ih += dG_x^T X, dW_hh += dG_h^T H_prev, db += sums, dX = dG_x W_ih
-                                                      (units: blocks of rows of each result)
+                     pack X, H_prev (, M)             (units: panels)
+                     dW_ih += dG_x^T X, dW_hh += dG_h^T H_prev, db += sums,
+                     dW_hr += dH^T M, dX = dG_x W_ih  (units: blocks of rows of each result)
 
 Each phase is one OpenMP ``prange`` over work units. A unit writes memory no other unit of its
 phase touches, and the units are fixed by the problem's shape, never by the thread count; a unit
@@ -19,19 +19,27 @@ threads. A batch slice runs its whole time loop alone: no barrier per time step.
 
 The math of each step is C (csrc/minirnn.h): the product ``gemm`` (B packed in panels) and each
 cell's pointwise ``*_cell_forward``/``*_cell_backward``. Glossary: T time, B batch, I input size,
-H hidden, G gates (1, 3, 4), GH = G*H, D directions, DH = D*H; SW*H floats saved per step and row.
+H hidden, G gates (1, 3, 4), GH = G*H, D directions; P the width of h: proj_size for an LSTM with
+projections (P < H), else P = H; DP = D*P; SW*H floats saved per step and row.
+
+LSTM with projections (``proj_size = P``): the cell writes ``m_t = o_t * tanh(c_t)`` (B, H) and one
+more small product per step gives ``h_t = m_t W_hr^T`` (B, P), which is the output and the state
+the next step multiplies by ``W_hh`` (GH, P). The backward adds ``dm_t = dh_t W_hr`` per step and,
+after the loop, ``dW_hr += dH^T M`` over the saved ``m_t`` (M) and ``dh_t`` (dH).
 
 Memory map of one layer and direction (time-major; all buffers allocated by the caller):
 
     X    (T, B, I)        layer input                                  read
-    Y    (T, B, D*H)      layer output; column block d*H is direction d  forward writes
-    h0   (D, B, H)        initial state                                read
+    Y    (T, B, D*P)      layer output; column block d*P is direction d  forward writes
+    h0   (D, B, P)        initial state                                read
     c0   (D, B, H)        LSTM initial cell state                      read
     Cs   (D, T, B, H)     LSTM c_t of every step (training only)       forward writes
     S    (D, T, B, SW*H)  saved gate values (training only; GRU 4H: r|z|n|gh_n,
                           LSTM 5H: i|f|g|o|tanh c_t; Elman none: it uses Y)  forward writes
+    M    (D, T, B, H)     LSTM with projections: m_t = o_t tanh(c_t) (training only)  forward writes
     dGx  (D, T, B, GH)    gate gradients dL/dG_x (scratch of the backward)
     dGh  (D, T, B, GH)    dL/dG_h; the same memory as dGx except for GRU
+    dH   (D, T, B, P)     LSTM with projections: dL/dh_t (scratch of the backward)
 
 Rules for this file:
 - Validate in Python, compute in nogil: every check a caller can trigger runs before the GIL
@@ -211,6 +219,32 @@ cdef Py_ssize_t BIAS_COLS = 64       # columns of a bias-gradient unit (its doub
 
 cdef int _num_threads = max(1, minirnn_omp_max_threads())
 
+# A phase whose work is small runs on one thread: waking the others (and, on a busy machine,
+# waiting for each to be scheduled) costs more than it saves. Work is counted in multiply-adds
+# (a packed element counts PACK_COST). Which threads compute a unit never changes the result.
+cdef double PARALLEL_MIN_WORK = 1 << 19
+cdef double PACK_COST = 16
+
+
+# the largest team of the latest forward_layer/backward_layer call (for tests)
+cdef int _largest_team = 0
+
+
+cdef inline int _team(int nt, Py_ssize_t units, double work) noexcept nogil:
+    """Threads for a phase of `units` work units and `work` multiply-adds in all."""
+    global _largest_team
+    cdef int n = 1
+    if work >= PARALLEL_MIN_WORK and units >= 2:
+        n = <int> min(<Py_ssize_t> nt, units)
+    if n > _largest_team:
+        _largest_team = n
+    return n
+
+
+def _largest_team_of_last_call():
+    """How many threads the largest phase of the latest kernel call asked for."""
+    return _largest_team
+
 
 def n_slices(Py_ssize_t B):
     """How many batch slices the time loops cut a batch of B rows into (a function of B only)."""
@@ -287,25 +321,31 @@ cdef int _check_shape(object a, tuple shape, str name) except -1:
 # --------------------------------------------------------------------------- forward
 
 cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
-                         Py_ssize_t b1, Py_ssize_t H, Py_ssize_t DH, const floating *Gx,
-                         const floating *WhhP, const floating *bhh, const floating *h0,
-                         const floating *c0, floating *Y, floating *hT, floating *cT,
-                         floating *Cs, floating *S, floating *gh, floating *cbuf) noexcept nogil:
+                         Py_ssize_t b1, Py_ssize_t H, Py_ssize_t P, Py_ssize_t DP,
+                         const floating *Gx, const floating *WhhP, const floating *bhh,
+                         const floating *WhrP, const floating *h0, const floating *c0,
+                         floating *Y, floating *hT, floating *cT, floating *Cs, floating *S,
+                         floating *M, floating *gh, floating *cbuf,
+                         floating *mbuf) noexcept nogil:
     """The time loop of one direction over batch rows b0 <= b < b1.
 
-    IN   Gx (T, B, GH) = X W_ih^T + b_ih;  WhhP: W_hh^T packed;  bhh (GH,) or NULL;
-         h0, c0 (B, H) (c0 LSTM only)
-    OUT  Y: this direction's column block of the layer output, Y[t, b, j] at Y[(t*B + b)*DH + j];
-         hT, cT (B, H) final states; Cs (T, B, H) and S (T, B, SW*H) when training, else NULL
-    SCRATCH  gh (B, GH);  cbuf (2, B, H) (LSTM inference: c_t alternates between two rows)
+    IN   Gx (T, B, GH) = X W_ih^T + b_ih;  WhhP: W_hh^T (P, GH) packed;  bhh (GH,) or NULL;
+         WhrP: W_hr^T (H, P) packed (LSTM with projections) or NULL (then P = H);
+         h0 (B, P), c0 (B, H) (c0 LSTM only)
+    OUT  Y: this direction's column block of the layer output, Y[t, b, j] at Y[(t*B + b)*DP + j];
+         hT (B, P), cT (B, H) final states; Cs (T, B, H), S (T, B, SW*H) and, with
+         projections, M (T, B, H) when training, else NULL
+    SCRATCH  gh (B, GH);  cbuf (2, B, H) (LSTM inference: c_t alternates between two rows);
+         mbuf (B, H) (projections, inference: m_t)
     """
     cdef Py_ssize_t G = GATES[mode], GH = GATES[mode] * H, SWH = SAVED_WIDTH[mode] * H
     cdef Py_ssize_t rows = b1 - b0, s, t, j, b, row
-    cdef const floating *h_prev = h0 + b0 * H
-    cdef Py_ssize_t ldhp = H
+    cdef const floating *h_prev = h0 + b0 * P
+    cdef Py_ssize_t ldhp = P
     cdef const floating *c_prev = NULL
     cdef floating *h
     cdef floating *c
+    cdef floating *m
     cdef floating *saved
     cdef floating *ghs = gh + b0 * GH
     if c0 != NULL:
@@ -314,66 +354,99 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
         t = T - 1 - s if reverse else s
         row = t * B + b0                                 # first row of this slice at step t
         # G_h = h_{t-1} W_hh^T + b_hh                    (rows, GH)
-        k_gemm(rows, GH, H, h_prev, ldhp, 1, WhhP, ghs, GH, 0, bhh)
-        h = Y + row * DH
+        k_gemm(rows, GH, P, h_prev, ldhp, 1, WhhP, ghs, GH, 0, bhh)
+        h = Y + row * DP
         saved = S + row * SWH if S != NULL else NULL
         if mode == MODE_RNN_TANH or mode == MODE_RNN_RELU:
             if floating is float:
-                elman_cell_forward_f(rows, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DH)
+                elman_cell_forward_f(rows, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DP)
             else:
-                elman_cell_forward_d(rows, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DH)
+                elman_cell_forward_d(rows, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DP)
         elif mode == MODE_GRU:
             if floating is float:
-                gru_cell_forward_f(rows, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DH,
+                gru_cell_forward_f(rows, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DP,
                                    saved, SWH)
             else:
-                gru_cell_forward_d(rows, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DH,
+                gru_cell_forward_d(rows, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DP,
                                    saved, SWH)
-        else:
+        elif WhrP == NULL:
             c = Cs + row * H if Cs != NULL else cbuf + (s % 2) * B * H + b0 * H
             if floating is float:
-                lstm_cell_forward_f(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DH, c, H,
+                lstm_cell_forward_f(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DP, c, H,
                                     saved, SWH)
             else:
-                lstm_cell_forward_d(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DH, c, H,
+                lstm_cell_forward_d(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DP, c, H,
                                     saved, SWH)
             c_prev = c
+        else:
+            # with projections the cell writes m_t = o_t tanh(c_t) (rows, H) ...
+            c = Cs + row * H if Cs != NULL else cbuf + (s % 2) * B * H + b0 * H
+            m = M + row * H if M != NULL else mbuf + b0 * H
+            if floating is float:
+                lstm_cell_forward_f(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, m, H, c, H,
+                                    saved, SWH)
+            else:
+                lstm_cell_forward_d(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, m, H, c, H,
+                                    saved, SWH)
+            # ... and h_t = m_t W_hr^T                   (rows, P)
+            k_gemm(rows, P, H, m, H, 1, WhrP, h, DP, 0, NULL)
+            c_prev = c
         h_prev = h
-        ldhp = DH
+        ldhp = DP
     # the final states of these rows
     for b in range(rows):
-        memcpy(hT + (b0 + b) * H, h_prev + b * ldhp, H * sizeof(floating))
+        memcpy(hT + (b0 + b) * P, h_prev + b * ldhp, P * sizeof(floating))
         if cT != NULL:
             memcpy(cT + (b0 + b) * H, c_prev + b * H, H * sizeof(floating))
 
 
+cdef int _check_lstm_shapes(Py_ssize_t D, tuple weights, bint lstm, object c0, Py_ssize_t P,
+                            Py_ssize_t *H, bint *proj) except -1:
+    """The hidden size H and whether the layer projects (every direction's 5th weight W_hr
+    given). Without projections H = P (the width of h); with them H is c0's width."""
+    cdef Py_ssize_t d
+    has_hr = [len(weights[d]) == 5 and weights[d][4] is not None for d in range(D)]
+    _check(all(has_hr) or not any(has_hr), "W_hr must be given for every direction or none")
+    proj[0] = all(has_hr)
+    _check(lstm or not proj[0], "only LSTM takes W_hr (projections)")
+    if proj[0]:
+        _check(c0 is not None and len(c0.shape) == 3, "LSTM needs c0 of shape (D, B, H)")
+    H[0] = c0.shape[2] if proj[0] else P
+    return 0
+
+
 def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :, ::1] h0, c0,
-                  floating[:, :, ::1] Y, floating[:, :, ::1] hT, cT, Cs, S):
+                  floating[:, :, ::1] Y, floating[:, :, ::1] hT, cT, Cs, S, M=None):
     """One layer, every direction, whole sequence. See the module docstring for the shapes.
 
-    weights: one (W_ih (GH, I), W_hh (GH, H), b_ih (GH,) or None, b_hh (GH,) or None) per
-    direction (D = len(weights), 1 or 2; direction 1 runs from the last step to the first).
-    c0, cT: (D, B, H) for LSTM, else None. Cs (D, T, B, H) (LSTM) and S (D, T, B, SW*H) (GRU,
-    LSTM) are given to keep what the backward needs (training), or None (inference).
-    Writes Y, hT (and cT, Cs, S). Every shape is checked before any computation.
+    weights: one (W_ih (GH, I), W_hh (GH, P), b_ih (GH,) or None, b_hh (GH,) or None[, W_hr
+    (P, H) or None]) per direction (D = len(weights), 1 or 2; direction 1 runs from the last
+    step to the first). W_hr (LSTM with projections) makes h P wide and c H wide; without it
+    P = H. h0, hT: (D, B, P). c0, cT: (D, B, H) for LSTM, else None. Cs (D, T, B, H) (LSTM),
+    S (D, T, B, SW*H) (GRU, LSTM) and M (D, T, B, H) (projections) are given to keep what the
+    backward needs (training), or None (inference).
+    Writes Y, hT (and cT, Cs, S, M). Every shape is checked before any computation.
     """
     _check(0 <= mode <= 3, f"unknown mode {mode}")
     cdef Py_ssize_t D = len(weights)
     _check(D == 1 or D == 2, f"weights must hold 1 or 2 directions, got {D}")
-    cdef Py_ssize_t T = X.shape[0], B = X.shape[1], I = X.shape[2]
-    cdef Py_ssize_t H = h0.shape[2], G = GATES[mode], GH = G * H, DH = D * H
-    cdef Py_ssize_t SWH = SAVED_WIDTH[mode] * H
     cdef bint lstm = mode == MODE_LSTM
-    _check(T >= 1 and I >= 1 and H >= 1, f"empty sizes T={T}, I={I}, H={H}")
-    _check_shape(h0, (D, B, H), "h0")
-    _check_shape(Y, (T, B, DH), "Y")
-    _check_shape(hT, (D, B, H), "hT")
+    cdef Py_ssize_t H, T = X.shape[0], B = X.shape[1], I = X.shape[2], P = h0.shape[2]
+    cdef bint proj
+    _check_lstm_shapes(D, weights, lstm, c0, P, &H, &proj)
+    cdef Py_ssize_t G = GATES[mode], GH = G * H, DP = D * P
+    cdef Py_ssize_t SWH = SAVED_WIDTH[mode] * H
+    _check(T >= 1 and I >= 1 and H >= 1 and P >= 1, f"empty sizes T={T}, I={I}, H={H}, P={P}")
+    _check_shape(h0, (D, B, P), "h0")
+    _check_shape(Y, (T, B, DP), "Y")
+    _check_shape(hT, (D, B, P), "hT")
     cdef floating[:, :, ::1] c0v, cTv
-    cdef floating[:, :, :, ::1] Csv, Sv
+    cdef floating[:, :, :, ::1] Csv, Sv, Mv
     cdef floating *pc0 = NULL
     cdef floating *pcT = NULL
     cdef floating *pCs = NULL
     cdef floating *pS = NULL
+    cdef floating *pM = NULL
     if lstm:
         _check(c0 is not None and cT is not None, "LSTM needs c0 and cT")
         c0v = c0
@@ -384,7 +457,7 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
         pcT = &cTv[0, 0, 0]
     else:
         _check(c0 is None and cT is None, "only LSTM takes c0 and cT")
-    cdef bint training = S is not None or Cs is not None
+    cdef bint training = S is not None or Cs is not None or M is not None
     if training:
         if SWH > 0:
             _check_shape(S, (D, T, B, SWH), "S")
@@ -398,10 +471,17 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
             pCs = &Csv[0, 0, 0, 0]
         else:
             _check(Cs is None, "only LSTM keeps Cs")
+        if proj:
+            _check_shape(M, (D, T, B, H), "M")
+            Mv = M
+            pM = &Mv[0, 0, 0, 0]
+    if not (training and proj):
+        _check(M is None, "M is kept only in training with projections (W_hr)")
 
     # the weights of each direction
     cdef const floating *Wih[2]
     cdef const floating *Whh[2]
+    cdef const floating *Whr[2]
     cdef const floating *bih[2]
     cdef const floating *bhh[2]
     cdef const floating[:, ::1] w2
@@ -409,15 +489,16 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
     cdef Py_ssize_t d
     for d in range(D):
         w = weights[d]
-        _check(len(w) == 4, "each direction needs (W_ih, W_hh, b_ih, b_hh)")
+        _check(len(w) == 4 or len(w) == 5, "each direction needs (W_ih, W_hh, b_ih, b_hh[, W_hr])")
         _check_shape(w[0], (GH, I), f"W_ih[{d}]")
-        _check_shape(w[1], (GH, H), f"W_hh[{d}]")
+        _check_shape(w[1], (GH, P), f"W_hh[{d}]")
         w2 = w[0]
         Wih[d] = &w2[0, 0]
         w2 = w[1]
         Whh[d] = &w2[0, 0]
         bih[d] = NULL
         bhh[d] = NULL
+        Whr[d] = NULL
         if w[2] is not None:
             _check_shape(w[2], (GH,), f"b_ih[{d}]")
             w1 = w[2]
@@ -426,86 +507,114 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
             _check_shape(w[3], (GH,), f"b_hh[{d}]")
             w1 = w[3]
             bhh[d] = &w1[0]
+        if proj:
+            _check_shape(w[4], (P, H), f"W_hr[{d}]")
+            w2 = w[4]
+            Whr[d] = &w2[0, 0]
 
     # scratch
     dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t NR = k_panel_width(<floating *> NULL)
-    cdef Py_ssize_t n_pan = (GH + NR - 1) // NR
-    cdef Py_ssize_t size_ih = n_pan * NR * I, size_hh = n_pan * NR * H, TB = T * B
+    cdef Py_ssize_t n_pan = (GH + NR - 1) // NR, pan_P = (P + NR - 1) // NR
+    cdef Py_ssize_t size_ih = n_pan * NR * I, size_hh = n_pan * NR * P, TB = T * B
+    cdef Py_ssize_t size_hr = pan_P * NR * H if proj else 0
     cdef floating[::1] WihP = np.empty(D * size_ih, dtype)
     cdef floating[::1] WhhP = np.empty(D * size_hh, dtype)
+    cdef floating[::1] WhrP = np.empty(max(1, D * size_hr), dtype)
     cdef floating[::1] Gx = np.empty(max(1, D * TB * GH), dtype)
     cdef floating[::1] gh = np.empty(max(1, D * B * GH), dtype)
     cdef floating[::1] cbuf = np.empty(max(1, D * 2 * B * H) if lstm else 1, dtype)
+    cdef floating[::1] mbuf = np.empty(max(1, D * B * H) if proj and not training else 1, dtype)
     cdef floating *pWihP = &WihP[0]
     cdef floating *pWhhP = &WhhP[0]
+    cdef floating *pWhrP = &WhrP[0]
     cdef floating *pGx = &Gx[0]
     cdef floating *pgh = &gh[0]
     cdef floating *pcbuf = &cbuf[0]
+    cdef floating *pmbuf = &mbuf[0]
     cdef floating *pX = &X[0, 0, 0]
     cdef floating *pY = &Y[0, 0, 0]
     cdef floating *ph0 = &h0[0, 0, 0]
     cdef floating *phT = &hT[0, 0, 0]
 
     cdef Py_ssize_t n_sl = _n_slices(B), n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t n_mat = 3 if proj else 2
     cdef Py_ssize_t u, k, r0, b0, b1
     cdef int nt = _num_threads
     if B == 0:
         return
+    global _largest_team
+    _largest_team = 0
     with nogil:
-        # 1. pack W_ih^T (K = I, N = GH) and W_hh^T (K = H, N = GH): B(k, n) = W[n, k]
-        for u in prange(2 * D, schedule="dynamic", num_threads=min(nt, 2 * D)):
-            d = u // 2
-            if u % 2 == 0:
+        # 1. pack W_ih^T (K = I, N = GH), W_hh^T (K = P, N = GH) and W_hr^T (K = H, N = P):
+        #    B(k, n) = W[n, k]
+        for u in prange(n_mat * D, schedule="dynamic",
+                        num_threads=_team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H))):
+            d = u // n_mat
+            if u % n_mat == 0:
                 k_pack(I, GH, Wih[d], 1, I, pWihP + d * size_ih, 0, I, 0, n_pan)
+            elif u % n_mat == 1:
+                k_pack(P, GH, Whh[d], 1, P, pWhhP + d * size_hh, 0, P, 0, n_pan)
             else:
-                k_pack(H, GH, Whh[d], 1, H, pWhhP + d * size_hh, 0, H, 0, n_pan)
+                k_pack(H, P, Whr[d], 1, H, pWhrP + d * size_hr, 0, H, 0, pan_P)
         # 2. G_x = X W_ih^T + b_ih for all steps at once, in blocks of rows
-        for u in prange(D * n_blk, schedule="dynamic", num_threads=min(nt, D * n_blk)):
+        for u in prange(D * n_blk, schedule="dynamic",
+                        num_threads=_team(nt, D * n_blk, <double> D * TB * GH * I)):
             d = u // n_blk
             r0 = (u % n_blk) * BLOCK_ROWS
             k_gemm(min(BLOCK_ROWS, TB - r0), GH, I, pX + r0 * I, I, 1, pWihP + d * size_ih,
                    pGx + (d * TB + r0) * GH, GH, 0, bih[d])
         # 3. the time loops: one unit per (direction, batch slice), each alone to its end
-        for u in prange(D * n_sl, schedule="dynamic", num_threads=min(nt, D * n_sl)):
+        for u in prange(D * n_sl, schedule="dynamic",
+                        num_threads=_team(nt, D * n_sl, <double> D * TB * (GH + H) * P)):
             d = u // n_sl
             k = u % n_sl
             b0 = k * B // n_sl
             b1 = (k + 1) * B // n_sl
-            _forward_slice(mode, d == 1, T, B, b0, b1, H, DH, pGx + d * TB * GH,
-                           pWhhP + d * size_hh, bhh[d], ph0 + d * B * H,
-                           pc0 + d * B * H if lstm else NULL, pY + d * H, phT + d * B * H,
-                           pcT + d * B * H if lstm else NULL,
+            _forward_slice(mode, d == 1, T, B, b0, b1, H, P, DP, pGx + d * TB * GH,
+                           pWhhP + d * size_hh, bhh[d], pWhrP + d * size_hr if proj else NULL,
+                           ph0 + d * B * P, pc0 + d * B * H if lstm else NULL, pY + d * P,
+                           phT + d * B * P, pcT + d * B * H if lstm else NULL,
                            pCs + d * TB * H if pCs != NULL else NULL,
                            pS + d * TB * SWH if pS != NULL else NULL,
-                           pgh + d * B * GH, pcbuf + d * 2 * B * H)
+                           pM + d * TB * H if pM != NULL else NULL,
+                           pgh + d * B * GH, pcbuf + d * 2 * B * H,
+                           pmbuf + d * B * H if proj and not training else NULL)
 
 
 # --------------------------------------------------------------------------- backward
 
 cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
-                          Py_ssize_t b1, Py_ssize_t H, Py_ssize_t DH, const floating *WhhP,
-                          const floating *h0, const floating *c0, const floating *Y,
-                          const floating *Cs, const floating *S, const floating *dY,
-                          const floating *dhT, const floating *dcT, floating *dGx, floating *dGh,
-                          floating *dh0, floating *dc0, floating *dh, floating *dc) noexcept nogil:
+                          Py_ssize_t b1, Py_ssize_t H, Py_ssize_t P, Py_ssize_t DP,
+                          const floating *WhhP, const floating *WhrP, const floating *h0,
+                          const floating *c0, const floating *Y, const floating *Cs,
+                          const floating *S, const floating *dY, const floating *dhT,
+                          const floating *dcT, floating *dGx, floating *dGh, floating *dHr,
+                          floating *dh0, floating *dc0, floating *dh, floating *dc,
+                          floating *dm, const floating *zeros) noexcept nogil:
     """The reverse time loop of one direction over batch rows b0 <= b < b1.
 
-    IN   WhhP: W_hh packed as a (GH, H) right operand; h0, c0 (B, H); Y (this direction's
-         column block, as in _forward_slice); Cs (T, B, H), S (T, B, SW*H) from the forward;
-         dY (the gradient of Y, same layout); dhT, dcT (B, H) gradients of the final states
+    IN   WhhP: W_hh packed as a (GH, P) right operand; WhrP: W_hr packed as a (P, H) right
+         operand (LSTM with projections) or NULL (then P = H); h0 (B, P), c0 (B, H); Y (this
+         direction's column block, as in _forward_slice); Cs (T, B, H), S (T, B, SW*H) from
+         the forward; dY (the gradient of Y, same layout); dhT (B, P), dcT (B, H) gradients of
+         the final states; zeros (B, H) of zeros (projections)
     OUT  dGx, dGh (T, B, GH) gate gradients of every step (dGh is dGx except for GRU);
-         dh0, dc0 (B, H)
-    SCRATCH  dh, dc (B, H): dh_next = dL/dh_t and dc_next = dL/dc_t carried to the step before
+         dHr (T, B, P) dL/dh_t of every step (projections); dh0 (B, P), dc0 (B, H)
+    SCRATCH  dh (B, P), dc (B, H): dh_next = dL/dh_t and dc_next = dL/dc_t carried to the step
+         before; dm (B, H): dL/dm_t (projections)
     """
     cdef Py_ssize_t GH = GATES[mode] * H, SWH = SAVED_WIDTH[mode] * H
-    cdef Py_ssize_t rows = b1 - b0, s, t, t_prev, row
-    cdef floating *dh_next = dh + b0 * H
-    cdef floating *dc_next = dc + b0 * H
+    cdef Py_ssize_t rows = b1 - b0, s, t, t_prev, row, b, j
+    cdef floating *dh_next = dh + b0 * P
+    cdef floating *dc_next = dc + b0 * H if dc != NULL else NULL
+    cdef floating *dmb = dm + b0 * H if dm != NULL else NULL
+    cdef floating *dht
+    cdef const floating *dyr
     cdef const floating *h_prev
     cdef const floating *c_prev
     cdef Py_ssize_t ldhp
-    memcpy(dh_next, dhT + b0 * H, rows * H * sizeof(floating))
+    memcpy(dh_next, dhT + b0 * P, rows * P * sizeof(floating))
     if mode == MODE_LSTM:
         memcpy(dc_next, dcT + b0 * H, rows * H * sizeof(floating))
     for s in range(T):
@@ -514,41 +623,59 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
         t_prev = t + 1 if reverse else t - 1          # the step the forward did before t
         row = t * B + b0
         if t_prev < 0 or t_prev >= T:
-            h_prev = h0 + b0 * H
-            ldhp = H
+            h_prev = h0 + b0 * P
+            ldhp = P
             c_prev = c0 + b0 * H if c0 != NULL else NULL
         else:
-            h_prev = Y + (t_prev * B + b0) * DH
-            ldhp = DH
+            h_prev = Y + (t_prev * B + b0) * DP
+            ldhp = DP
             c_prev = Cs + (t_prev * B + b0) * H if Cs != NULL else NULL
         if mode == MODE_RNN_TANH or mode == MODE_RNN_RELU:
             if floating is float:
-                elman_cell_backward_f(rows, H, mode == MODE_RNN_RELU, dY + row * DH, DH, dh_next,
-                                      Y + row * DH, DH, dGx + row * GH, GH)
+                elman_cell_backward_f(rows, H, mode == MODE_RNN_RELU, dY + row * DP, DP, dh_next,
+                                      Y + row * DP, DP, dGx + row * GH, GH)
             else:
-                elman_cell_backward_d(rows, H, mode == MODE_RNN_RELU, dY + row * DH, DH, dh_next,
-                                      Y + row * DH, DH, dGx + row * GH, GH)
+                elman_cell_backward_d(rows, H, mode == MODE_RNN_RELU, dY + row * DP, DP, dh_next,
+                                      Y + row * DP, DP, dGx + row * GH, GH)
             # backprop through G_h = h_{t-1} W_hh^T + b_hh:  dh_{t-1} = dG_h W_hh
             k_gemm(rows, H, GH, dGx + row * GH, GH, 1, WhhP, dh_next, H, 0, NULL)
         elif mode == MODE_GRU:
             # writes the direct part dh * z into dh_next ...
             if floating is float:
-                gru_cell_backward_f(rows, H, dY + row * DH, DH, dh_next, S + row * SWH, SWH,
+                gru_cell_backward_f(rows, H, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
                                     h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
             else:
-                gru_cell_backward_d(rows, H, dY + row * DH, DH, dh_next, S + row * SWH, SWH,
+                gru_cell_backward_d(rows, H, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
                                     h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
             # ... to which dG_h W_hh is added
             k_gemm(rows, H, GH, dGh + row * GH, GH, 1, WhhP, dh_next, H, 1, NULL)
-        else:
+        elif WhrP == NULL:
             if floating is float:
-                lstm_cell_backward_f(rows, H, dY + row * DH, DH, dh_next, dc_next, S + row * SWH,
+                lstm_cell_backward_f(rows, H, dY + row * DP, DP, dh_next, dc_next, S + row * SWH,
                                      SWH, c_prev, H, dGx + row * GH, GH)
             else:
-                lstm_cell_backward_d(rows, H, dY + row * DH, DH, dh_next, dc_next, S + row * SWH,
+                lstm_cell_backward_d(rows, H, dY + row * DP, DP, dh_next, dc_next, S + row * SWH,
                                      SWH, c_prev, H, dGx + row * GH, GH)
             k_gemm(rows, H, GH, dGx + row * GH, GH, 1, WhhP, dh_next, H, 0, NULL)
-    memcpy(dh0 + b0 * H, dh_next, rows * H * sizeof(floating))
+        else:
+            # h_t feeds the output and the next step: dh_t = dy_t + dh_next (kept for dW_hr)
+            dht = dHr + row * P
+            for b in range(rows):
+                dyr = dY + (row + b) * DP
+                for j in range(P):
+                    dht[b * P + j] = dyr[j] + dh_next[b * P + j]
+            # backprop through h_t = m_t W_hr^T:  dm_t = dh_t W_hr      (rows, H)
+            k_gemm(rows, H, P, dht, P, 1, WhrP, dmb, H, 0, NULL)
+            # the cell takes dL/dm_t as its "dy" (plus zeros: dm_t is the whole gradient)
+            if floating is float:
+                lstm_cell_backward_f(rows, H, dmb, H, zeros, dc_next, S + row * SWH, SWH,
+                                     c_prev, H, dGx + row * GH, GH)
+            else:
+                lstm_cell_backward_d(rows, H, dmb, H, zeros, dc_next, S + row * SWH, SWH,
+                                     c_prev, H, dGx + row * GH, GH)
+            # dh_{t-1} = dG_h W_hh                                       (rows, P)
+            k_gemm(rows, P, GH, dGx + row * GH, GH, 1, WhhP, dh_next, P, 0, NULL)
+    memcpy(dh0 + b0 * P, dh_next, rows * P * sizeof(floating))
     if mode == MODE_LSTM:
         memcpy(dc0 + b0 * H, dc_next, rows * H * sizeof(floating))
 
@@ -572,29 +699,32 @@ cdef void _bias_grad(const floating *dG, Py_ssize_t R, Py_ssize_t GH, Py_ssize_t
 def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :, ::1] h0, c0,
                    floating[:, :, ::1] Y, Cs, S, floating[:, :, ::1] dY,
                    floating[:, :, ::1] dhT, dcT, floating[:, :, ::1] dX,
-                   floating[:, :, ::1] dh0, dc0, tuple grads):
+                   floating[:, :, ::1] dh0, dc0, tuple grads, M=None):
     """Backpropagate one layer (every direction) through time.
 
-    X, weights, h0, c0, Y, Cs, S: as given to and written by forward_layer (training).
-    dY (T, B, D*H) gradient of Y; dhT, dcT (D, B, H) gradients of the final states (dcT LSTM).
-    OUT dX (T, B, I), dh0, dc0 (D, B, H) (dc0 LSTM, else None).
-    grads: per direction (dW_ih, dW_hh, db_ih or None, db_hh or None), ACCUMULATED into.
+    X, weights, h0, c0, Y, Cs, S, M: as given to and written by forward_layer (training).
+    dY (T, B, D*P) gradient of Y; dhT (D, B, P), dcT (D, B, H) gradients of the final states
+    (dcT LSTM). OUT dX (T, B, I), dh0 (D, B, P), dc0 (D, B, H) (dc0 LSTM, else None).
+    grads: per direction (dW_ih, dW_hh, db_ih or None, db_hh or None[, dW_hr or None]),
+    ACCUMULATED into; dW_hr is given exactly when the weights have W_hr.
     """
     _check(0 <= mode <= 3, f"unknown mode {mode}")
     cdef Py_ssize_t D = len(weights)
     _check(D == 1 or D == 2, f"weights must hold 1 or 2 directions, got {D}")
     _check(len(grads) == D, "grads must hold one entry per direction")
-    cdef Py_ssize_t T = X.shape[0], B = X.shape[1], I = X.shape[2]
-    cdef Py_ssize_t H = h0.shape[2], G = GATES[mode], GH = G * H, DH = D * H
-    cdef Py_ssize_t SWH = SAVED_WIDTH[mode] * H, TB = T * B
     cdef bint lstm = mode == MODE_LSTM
-    _check(T >= 1 and I >= 1 and H >= 1, f"empty sizes T={T}, I={I}, H={H}")
-    _check_shape(h0, (D, B, H), "h0")
-    _check_shape(Y, (T, B, DH), "Y")
-    _check_shape(dY, (T, B, DH), "dY")
-    _check_shape(dhT, (D, B, H), "dhT")
+    cdef Py_ssize_t H, T = X.shape[0], B = X.shape[1], I = X.shape[2], P = h0.shape[2]
+    cdef bint proj
+    _check_lstm_shapes(D, weights, lstm, c0, P, &H, &proj)
+    cdef Py_ssize_t G = GATES[mode], GH = G * H, DP = D * P
+    cdef Py_ssize_t SWH = SAVED_WIDTH[mode] * H, TB = T * B
+    _check(T >= 1 and I >= 1 and H >= 1 and P >= 1, f"empty sizes T={T}, I={I}, H={H}, P={P}")
+    _check_shape(h0, (D, B, P), "h0")
+    _check_shape(Y, (T, B, DP), "Y")
+    _check_shape(dY, (T, B, DP), "dY")
+    _check_shape(dhT, (D, B, P), "dhT")
     _check_shape(dX, (T, B, I), "dX")
-    _check_shape(dh0, (D, B, H), "dh0")
+    _check_shape(dh0, (D, B, P), "dh0")
     cdef floating[:, :, ::1] m3
     cdef floating[:, :, :, ::1] m4
     cdef floating *pc0 = NULL
@@ -602,6 +732,7 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     cdef floating *pdc0 = NULL
     cdef floating *pCs = NULL
     cdef floating *pS = NULL
+    cdef floating *pM = NULL
     if lstm:
         for a, name in ((c0, "c0"), (dcT, "dcT"), (dc0, "dc0")):
             _check(a is not None, f"LSTM needs {name}")
@@ -622,11 +753,19 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
         _check_shape(S, (D, T, B, SWH), "S")
         m4 = S
         pS = &m4[0, 0, 0, 0]
+    if proj:
+        _check_shape(M, (D, T, B, H), "M")
+        m4 = M
+        pM = &m4[0, 0, 0, 0]
+    else:
+        _check(M is None, "M is kept only with projections (W_hr)")
 
     cdef const floating *Wih[2]
     cdef const floating *Whh[2]
+    cdef const floating *Whr[2]
     cdef floating *dWih[2]
     cdef floating *dWhh[2]
+    cdef floating *dWhr[2]
     cdef floating *dbih[2]
     cdef floating *dbhh[2]
     cdef const floating[:, ::1] w2
@@ -635,11 +774,12 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     cdef Py_ssize_t d
     for d in range(D):
         w, g = weights[d], grads[d]
-        _check(len(w) == 4 and len(g) == 4, "each direction needs 4 weights and 4 gradients")
+        _check(len(w) in (4, 5) and len(g) in (4, 5),
+               "each direction needs 4 or 5 weights and 4 or 5 gradients")
         _check_shape(w[0], (GH, I), f"W_ih[{d}]")
-        _check_shape(w[1], (GH, H), f"W_hh[{d}]")
+        _check_shape(w[1], (GH, P), f"W_hh[{d}]")
         _check_shape(g[0], (GH, I), f"dW_ih[{d}]")
-        _check_shape(g[1], (GH, H), f"dW_hh[{d}]")
+        _check_shape(g[1], (GH, P), f"dW_hh[{d}]")
         w2 = w[0]
         Wih[d] = &w2[0, 0]
         w2 = w[1]
@@ -650,6 +790,8 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
         dWhh[d] = &g2[0, 0]
         dbih[d] = NULL
         dbhh[d] = NULL
+        Whr[d] = NULL
+        dWhr[d] = NULL
         _check((g[2] is None) == (g[3] is None), "bias gradients come in pairs")
         if g[2] is not None:
             _check_shape(g[2], (GH,), f"db_ih[{d}]")
@@ -658,29 +800,54 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
             dbih[d] = &g1[0]
             g1 = g[3]
             dbhh[d] = &g1[0]
+        if proj:
+            _check(len(g) == 5, f"dW_hr[{d}] is missing")
+            _check_shape(w[4], (P, H), f"W_hr[{d}]")
+            _check_shape(g[4], (P, H), f"dW_hr[{d}]")
+            w2 = w[4]
+            Whr[d] = &w2[0, 0]
+            g2 = g[4]
+            dWhr[d] = &g2[0, 0]
+        else:
+            _check(len(g) == 4 or g[4] is None, "dW_hr given without W_hr")
     cdef bint has_bias = dbih[0] != NULL
+    if D == 2:
+        _check((dbih[1] != NULL) == has_bias, "bias gradients for both directions or neither")
 
     dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t NR = k_panel_width(<floating *> NULL)
-    cdef Py_ssize_t pan_H = (H + NR - 1) // NR, pan_I = (I + NR - 1) // NR
-    cdef Py_ssize_t size_hh = pan_H * NR * GH, size_ih = pan_I * NR * GH
-    cdef Py_ssize_t size_X = pan_I * NR * TB, size_Hp = pan_H * NR * TB
+    cdef Py_ssize_t pan_H = (H + NR - 1) // NR, pan_P = (P + NR - 1) // NR
+    cdef Py_ssize_t pan_I = (I + NR - 1) // NR, pan_M = pan_H if proj else 0
+    cdef Py_ssize_t size_hh = pan_P * NR * GH, size_ih = pan_I * NR * GH
+    cdef Py_ssize_t size_hr = pan_H * NR * P if proj else 0
+    cdef Py_ssize_t size_X = pan_I * NR * TB, size_Hp = pan_P * NR * TB
+    cdef Py_ssize_t size_M = pan_M * NR * TB
     cdef floating[::1] WhhP = np.empty(D * size_hh, dtype)
     cdef floating[::1] WihP = np.empty(D * size_ih, dtype)
+    cdef floating[::1] WhrP = np.empty(max(1, D * size_hr), dtype)
     cdef floating[::1] Xp = np.empty(max(1, size_X), dtype)
     cdef floating[::1] Hp = np.empty(max(1, D * size_Hp), dtype)
+    cdef floating[::1] Mp = np.empty(max(1, D * size_M), dtype)
     cdef floating[::1] dGx = np.empty(max(1, D * TB * GH), dtype)
     cdef floating[::1] dGh = np.empty(max(1, D * TB * GH) if mode == MODE_GRU else 1, dtype)
-    cdef floating[::1] dh = np.empty(max(1, D * B * H), dtype)
+    cdef floating[::1] dHr = np.empty(max(1, D * TB * P) if proj else 1, dtype)
+    cdef floating[::1] dh = np.empty(max(1, D * B * P), dtype)
     cdef floating[::1] dc = np.empty(max(1, D * B * H) if lstm else 1, dtype)
+    cdef floating[::1] dm = np.empty(max(1, D * B * H) if proj else 1, dtype)
+    cdef floating[::1] zeros = np.zeros(max(1, B * H) if proj else 1, dtype)
     cdef floating *pWhhP = &WhhP[0]
     cdef floating *pWihP = &WihP[0]
+    cdef floating *pWhrP = &WhrP[0]
     cdef floating *pXp = &Xp[0]
     cdef floating *pHp = &Hp[0]
+    cdef floating *pMp = &Mp[0]
     cdef floating *pdGx = &dGx[0]
     cdef floating *pdGh = &dGh[0] if mode == MODE_GRU else pdGx
+    cdef floating *pdHr = &dHr[0]
     cdef floating *pdh = &dh[0]
     cdef floating *pdc = &dc[0]
+    cdef floating *pdm = &dm[0]
+    cdef floating *pzeros = &zeros[0]
     cdef floating *pX = &X[0, 0, 0]
     cdef floating *pY = &Y[0, 0, 0]
     cdef floating *ph0 = &h0[0, 0, 0]
@@ -691,55 +858,75 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
 
     cdef Py_ssize_t n_sl = _n_slices(B), u, k, b0, b1, r0, g0, p, rest
     cdef Py_ssize_t n_gblk = (GH + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t n_pblk = (P + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_bcol = (GH + BIAS_COLS - 1) // BIAS_COLS
     cdef Py_ssize_t n_w = D * n_gblk, n_b = 2 * D * n_bcol if has_bias else 0
+    cdef Py_ssize_t n_r = D * n_pblk if proj else 0
+    cdef Py_ssize_t n_mat = 3 if proj else 2
+    cdef Py_ssize_t n_pack = pan_I + D * (pan_P + pan_M)
+    cdef Py_ssize_t n_big = 2 * n_w + n_b + n_r + n_rblk
     cdef int nt = _num_threads
     if B == 0:
         return
+    global _largest_team
+    _largest_team = 0
     with nogil:
-        # 1. pack W_hh (K = GH, N = H) and W_ih (K = GH, N = I) as right operands
-        for u in prange(2 * D, schedule="dynamic", num_threads=min(nt, 2 * D)):
-            d = u // 2
-            if u % 2 == 0:
-                k_pack(GH, H, Whh[d], H, 1, pWhhP + d * size_hh, 0, GH, 0, pan_H)
-            else:
+        # 1. pack W_hh (K = GH, N = P), W_ih (K = GH, N = I) and W_hr (K = P, N = H) as right
+        #    operands
+        for u in prange(n_mat * D, schedule="dynamic",
+                        num_threads=_team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H))):
+            d = u // n_mat
+            if u % n_mat == 0:
+                k_pack(GH, P, Whh[d], P, 1, pWhhP + d * size_hh, 0, GH, 0, pan_P)
+            elif u % n_mat == 1:
                 k_pack(GH, I, Wih[d], I, 1, pWihP + d * size_ih, 0, GH, 0, pan_I)
+            else:
+                k_pack(P, H, Whr[d], H, 1, pWhrP + d * size_hr, 0, P, 0, pan_H)
         # 2. the reverse time loops, one unit per (direction, batch slice)
-        for u in prange(D * n_sl, schedule="dynamic", num_threads=min(nt, D * n_sl)):
+        for u in prange(D * n_sl, schedule="dynamic",
+                        num_threads=_team(nt, D * n_sl, <double> D * TB * (GH + H) * P)):
             d = u // n_sl
             k = u % n_sl
             b0 = k * B // n_sl
             b1 = (k + 1) * B // n_sl
-            _backward_slice(mode, d == 1, T, B, b0, b1, H, DH, pWhhP + d * size_hh,
-                            ph0 + d * B * H, pc0 + d * B * H if lstm else NULL, pY + d * H,
+            _backward_slice(mode, d == 1, T, B, b0, b1, H, P, DP, pWhhP + d * size_hh,
+                            pWhrP + d * size_hr if proj else NULL,
+                            ph0 + d * B * P, pc0 + d * B * H if lstm else NULL, pY + d * P,
                             pCs + d * TB * H if lstm else NULL,
-                            pS + d * TB * SWH if pS != NULL else NULL, pdY + d * H,
-                            pdhT + d * B * H, pdcT + d * B * H if lstm else NULL,
-                            pdGx + d * TB * GH, pdGh + d * TB * GH, pdh0 + d * B * H,
-                            pdc0 + d * B * H if lstm else NULL, pdh + d * B * H, pdc + d * B * H)
+                            pS + d * TB * SWH if pS != NULL else NULL, pdY + d * P,
+                            pdhT + d * B * P, pdcT + d * B * H if lstm else NULL,
+                            pdGx + d * TB * GH, pdGh + d * TB * GH,
+                            pdHr + d * TB * P if proj else NULL, pdh0 + d * B * P,
+                            pdc0 + d * B * H if lstm else NULL, pdh + d * B * P,
+                            pdc + d * B * H if lstm else NULL,
+                            pdm + d * B * H if proj else NULL, pzeros)
         # 3. pack the right operands of the weight gradients, one panel per unit:
-        #    X (K = T*B, N = I), and H_prev (K = T*B, N = H) of each direction, whose row
-        #    (t, b) is the state the forward read at step t: h0 at the direction's first step,
-        #    else Y at the step before (t-1 forward, t+1 reverse)
-        for u in prange(pan_I + D * pan_H, schedule="dynamic",
-                       num_threads=min(nt, pan_I + D * pan_H)):
+        #    X (K = T*B, N = I); H_prev (K = T*B, N = P) of each direction, whose row (t, b)
+        #    is the state the forward read at step t: h0 at the direction's first step, else Y
+        #    at the step before (t-1 forward, t+1 reverse); with projections M (K = T*B, N = H)
+        for u in prange(n_pack, schedule="dynamic",
+                        num_threads=_team(nt, n_pack, PACK_COST * TB * (I + D * (P + H)))):
             if u < pan_I:
                 k_pack(TB, I, pX, I, 1, pXp, 0, TB, u, u + 1)
-            else:
-                d = (u - pan_I) // pan_H
-                p = (u - pan_I) % pan_H
+            elif u < pan_I + D * pan_P:
+                d = (u - pan_I) // pan_P
+                p = (u - pan_I) % pan_P
                 if d == 0:
-                    k_pack(TB, H, ph0, H, 1, pHp, 0, B, p, p + 1)
-                    k_pack(TB, H, pY, DH, 1, pHp, B, TB, p, p + 1)
+                    k_pack(TB, P, ph0, P, 1, pHp, 0, B, p, p + 1)
+                    k_pack(TB, P, pY, DP, 1, pHp, B, TB, p, p + 1)
                 else:
-                    k_pack(TB, H, pY + B * DH + H, DH, 1, pHp + size_Hp, 0, TB - B, p, p + 1)
-                    k_pack(TB, H, ph0 + B * H, H, 1, pHp + size_Hp, TB - B, TB, p, p + 1)
+                    k_pack(TB, P, pY + B * DP + P, DP, 1, pHp + size_Hp, 0, TB - B, p, p + 1)
+                    k_pack(TB, P, ph0 + B * P, P, 1, pHp + size_Hp, TB - B, TB, p, p + 1)
+            else:
+                d = (u - pan_I - D * pan_P) // pan_M
+                p = (u - pan_I - D * pan_P) % pan_M
+                k_pack(TB, H, pM + d * TB * H, H, 1, pMp + d * size_M, 0, TB, p, p + 1)
         # 4. the big products and sums after the loop, in blocks of rows of each result:
         #    dW_ih += dG_x^T X;  dW_hh += dG_h^T H_prev;  db_ih += sum dG_x, db_hh += sum dG_h;
-        #    dX = sum over directions of dG_x W_ih (direction 0 first)
-        for u in prange(2 * n_w + n_b + n_rblk, schedule="dynamic",
-                       num_threads=min(nt, 2 * n_w + n_b + n_rblk)):
+        #    dW_hr += dH^T M;  dX = sum over directions of dG_x W_ih (direction 0 first)
+        for u in prange(n_big, schedule="dynamic",
+                        num_threads=_team(nt, n_big, <double> D * TB * GH * (2 * I + P + H))):
             if u < n_w:
                 d = u // n_gblk
                 g0 = (u % n_gblk) * BLOCK_ROWS
@@ -749,8 +936,8 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
                 rest = u - n_w
                 d = rest // n_gblk
                 g0 = (rest % n_gblk) * BLOCK_ROWS
-                k_gemm(min(BLOCK_ROWS, GH - g0), H, TB, pdGh + d * TB * GH + g0, 1, GH,
-                       pHp + d * size_Hp, dWhh[d] + g0 * H, H, 1, NULL)
+                k_gemm(min(BLOCK_ROWS, GH - g0), P, TB, pdGh + d * TB * GH + g0, 1, GH,
+                       pHp + d * size_Hp, dWhh[d] + g0 * P, P, 1, NULL)
             elif u < 2 * n_w + n_b:
                 rest = u - 2 * n_w
                 d = rest // (2 * n_bcol)
@@ -759,8 +946,14 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
                     _bias_grad(pdGx + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH), dbih[d])
                 else:
                     _bias_grad(pdGh + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH), dbhh[d])
+            elif u < 2 * n_w + n_b + n_r:
+                rest = u - 2 * n_w - n_b
+                d = rest // n_pblk
+                g0 = (rest % n_pblk) * BLOCK_ROWS
+                k_gemm(min(BLOCK_ROWS, P - g0), H, TB, pdHr + d * TB * P + g0, 1, P,
+                       pMp + d * size_M, dWhr[d] + g0 * H, H, 1, NULL)
             else:
-                r0 = (u - 2 * n_w - n_b) * BLOCK_ROWS
+                r0 = (u - 2 * n_w - n_b - n_r) * BLOCK_ROWS
                 k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, pdGx + r0 * GH, GH, 1, pWihP,
                        pdX + r0 * I, I, 0, NULL)
                 if D == 2:

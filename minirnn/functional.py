@@ -15,7 +15,14 @@ Forward, for each layer ``l`` and direction ``d``::
     for t in time order (reversed for d = 1):
         G_h = h_{t-1} @ W_hh^T + b_hh           (B, G*H)     the only sequential product
         h_t (, c_t) = cell.forward(G_x[t], G_h, h_{t-1} (, c_{t-1}))
+        h_t = h_t @ W_hr^T                      (B, P)       LSTM with proj_size = P only
     X_{l+1} = concat over d of the h_t          (T, B, D*H)
+    X_{l+1} = X_{l+1} * mask_l                  dropout between layers (training only)
+
+With projections (LSTM, ``proj_size = P > 0``) the state ``h`` and the layer's
+output are ``P`` wide while ``c`` and the gates stay ``H`` wide: ``W_hh`` is
+``(4H, P)`` and the layers above the first read ``D*P`` features. Everywhere
+below, the width of ``h`` is written ``P`` (``P = H`` without projections).
 
 Backward mirrors it: a reverse time loop that runs the cell's pointwise backward
 and one product per step, ``dh_{t-1} = dG_h @ W_hh`` (+ the cell's direct path),
@@ -23,7 +30,11 @@ saving ``dG_x`` and ``dG_h`` for every step; after the loop the weight
 gradients and the input gradient are each one large product::
 
     dW_ih += dG_x^T X         dW_hh += dG_h^T H_prev        dX = dG_x @ W_ih
-    db_ih += sum dG_x         db_hh += sum dG_h
+    db_ih += sum dG_x         db_hh += sum dG_h             dW_hr += dH^T M
+
+(``M`` the projected-from vectors ``o * tanh(c_t)``, ``dH`` the gradients of the
+projected ``h_t``.) Dropout's backward multiplies the gradient of ``X_{l+1}``
+by the same mask.
 
 Gradients *accumulate* into the caller's arrays; the caller zeroes them.
 """
@@ -33,31 +44,59 @@ from . import _backend_c
 from .cells import CELLS
 
 
-def param_shapes(gates, input_size, hidden_size, num_layers, bidirectional, bias):
+def param_shapes(gates, input_size, hidden_size, num_layers, bidirectional, bias, proj_size=0):
     """{PyTorch name: shape} in PyTorch's order: layer, then direction (forward before
-    ``_reverse``), then weight_ih, weight_hh, bias_ih, bias_hh. Layer 0 reads the input;
-    layer k > 0 reads both directions of layer k-1 side by side (D*H features)."""
+    ``_reverse``), then weight_ih, weight_hh, bias_ih, bias_hh, weight_hr (LSTM with
+    ``proj_size > 0`` only). Layer 0 reads the input; layer k > 0 reads both directions of
+    layer k-1 side by side (D*P features, P = proj_size or else hidden_size)."""
     G, H, D = gates, hidden_size, 2 if bidirectional else 1
+    P = proj_size if proj_size > 0 else H             # the width of h
     shapes = {}
     for layer in range(num_layers):
-        in_size = input_size if layer == 0 else D * H
+        in_size = input_size if layer == 0 else D * P
         for sfx in ("", "_reverse")[:D]:
             shapes[f"weight_ih_l{layer}{sfx}"] = (G * H, in_size)
-            shapes[f"weight_hh_l{layer}{sfx}"] = (G * H, H)
+            shapes[f"weight_hh_l{layer}{sfx}"] = (G * H, P)
             if bias:
                 shapes[f"bias_ih_l{layer}{sfx}"] = (G * H,)
                 shapes[f"bias_hh_l{layer}{sfx}"] = (G * H,)
+            if proj_size > 0:
+                shapes[f"weight_hr_l{layer}{sfx}"] = (P, H)
     return shapes
+
+
+#: the parameters of one layer and direction, in the order the time loops take them
+LAYER_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+
+
+def draw_dropout_masks(rng, p, num_masks, shape, dtype):
+    """The dropout masks of one training-mode forward, shared by both backends.
+
+    For each layer but the last, in layer order: ``u = rng.random(shape)`` (float64,
+    ``shape`` time-major ``(T, B, D*P)``), and the mask is ``1/(1-p)`` where ``u >= p``
+    (kept, probability ``1-p``) and 0 elsewhere, in ``dtype`` (inverted dropout: the
+    expected value of ``x * mask`` is ``x``). ``p = 1`` gives zeros, as PyTorch (no
+    division by zero). A fresh mask per element, per time step and per call; each call
+    advances ``rng`` by ``num_masks * prod(shape)`` doubles.
+    """
+    masks = []
+    for _ in range(num_masks):
+        keep = rng.random(shape) >= p
+        scale = np.asarray(1.0 / (1.0 - p) if p < 1 else 0.0, dtype=dtype)
+        masks.append(keep.astype(dtype) * scale)
+    return masks
 
 
 # --------------------------------------------------------------------------- one layer, one direction
 
-def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=True):
+def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=True,
+                  W_hr=None):
     """Run one direction of one layer over a whole sequence.
 
-    X (T, B, I) read; W_ih (G*H, I), W_hh (G*H, H) read; b_ih, b_hh (G*H,) or None;
-    h0 (B, H), c0 (B, H) or None (cells without a cell state).
-    Returns Y (T, B, H), h_T (B, H), c_T (B, H) or None, and the tape for the backward
+    X (T, B, I) read; W_ih (G*H, I), W_hh (G*H, P) read; b_ih, b_hh (G*H,) or None;
+    W_hr (P, H) (LSTM with projections) or None, and then P = H;
+    h0 (B, P), c0 (B, H) or None (cells without a cell state).
+    Returns Y (T, B, P), h_T (B, P), c_T (B, H) or None, and the tape for the backward
     (None unless need_tape: then no step's activations are kept).
     """
     T = X.shape[0]
@@ -74,32 +113,45 @@ def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=Tr
         if b_hh is not None:
             Gh += b_hh
         h_new, c_new, saved = cell.forward(Gx[t], Gh, h, c)
+        if W_hr is not None:
+            m = h_new                              # m_t = o_t * tanh(c_t)    (B, H)
+            h_new = m @ W_hr.T                     # h_t = m_t W_hr^T         (B, P)
+            saved = (saved, m)
         if need_tape:
             steps.append((t, h, c, saved))
         h, c = h_new, c_new
         Y[t] = h
     if not need_tape:
         return Y, h, c, None
-    tape = dict(X=X, W_ih=W_ih, W_hh=W_hh, steps=steps, has_bias=b_ih is not None)
+    tape = dict(X=X, W_ih=W_ih, W_hh=W_hh, W_hr=W_hr, steps=steps, has_bias=b_ih is not None)
     return Y, h, c, tape
 
 
 def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
     """Backpropagate one direction of one layer through time.
 
-    dY (T, B, H) gradient of the layer's outputs; dh_T, dc_T (B, H) gradients of
+    dY (T, B, P) gradient of the layer's outputs; dh_T (B, P), dc_T (B, H) gradients of
     its final states (dc_T None for cells without a cell state).
-    ``grads`` = [dW_ih, dW_hh, db_ih, db_hh] (biases None without bias), ACCUMULATED.
-    Returns dX (T, B, I), dh0 (B, H), dc0 (B, H) or None.
+    ``grads`` = [dW_ih, dW_hh, db_ih, db_hh, dW_hr] (biases None without bias, dW_hr None
+    without projections), ACCUMULATED.
+    Returns dX (T, B, I), dh0 (B, P), dc0 (B, H) or None.
     """
-    X, W_ih, W_hh = tape["X"], tape["W_ih"], tape["W_hh"]
+    X, W_ih, W_hh, W_hr = tape["X"], tape["W_ih"], tape["W_hh"], tape["W_hr"]
     dGx = np.zeros(X.shape[:2] + (W_ih.shape[0],), dtype=X.dtype)    # (T, B, G*H)
     dGh = np.zeros_like(dGx)
     H_prev = np.zeros(X.shape[:2] + (W_hh.shape[1],), dtype=X.dtype)  # h_{t-1} seen at step t
+    if W_hr is not None:
+        dH = np.zeros(X.shape[:2] + W_hr.shape[:1], dtype=X.dtype)     # (T, B, P) dL/dh_t
+        M = np.zeros(X.shape[:2] + W_hr.shape[1:], dtype=X.dtype)      # (T, B, H) m_t
     dh_next, dc_next = dh_T, dc_T
     for t, h_prev, c_prev, saved in reversed(tape["steps"]):
         # h_t feeds both the output Y[t] and the next step: add both gradients
         dh = dY[t] + dh_next
+        if W_hr is not None:
+            saved, M[t] = saved
+            dH[t] = dh
+            # backprop through  h_t = m_t W_hr^T:  dm_t = dh_t W_hr  (dW_hr after the loop)
+            dh = dh @ W_hr
         dGx[t], dGh[t], dh_direct, dc_next = cell.backward(dh, dc_next, saved, h_prev, c_prev)
         # backprop through  G_h = h_{t-1} @ W_hh^T + b_hh:  dh_{t-1} = dG_h @ W_hh
         dh_next = dGh[t] @ W_hh
@@ -107,10 +159,13 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
             dh_next += dh_direct
         H_prev[t] = h_prev
     # after the loop, one large product each (sums over all steps and batch rows)
-    dW_ih, dW_hh, db_ih, db_hh = grads
+    dW_ih, dW_hh, db_ih, db_hh, dW_hr = grads
     GH = W_ih.shape[0]
     dW_ih += dGx.reshape(-1, GH).T @ X.reshape(-1, X.shape[-1])          # dW_ih = dG_x^T X
     dW_hh += dGh.reshape(-1, GH).T @ H_prev.reshape(-1, H_prev.shape[-1])  # dW_hh = dG_h^T H_prev
+    if W_hr is not None:
+        P, H = W_hr.shape
+        dW_hr += dH.reshape(-1, P).T @ M.reshape(-1, H)                  # dW_hr = dH^T M
     if tape["has_bias"]:
         # bias gradients are long sums: accumulate in double, whatever the dtype
         db_ih += dGx.sum(axis=(0, 1), dtype=np.float64).astype(db_ih.dtype)
@@ -122,20 +177,26 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
 # --------------------------------------------------------------------------- layers x directions
 
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
-                backend="numpy"):
+                backend="numpy", dropout_masks=None):
     """Whole-model forward on time-major input.
 
     mode: 'RNN_TANH', 'RNN_RELU', 'GRU' or 'LSTM'; X (T, B, I);
-    params: {PyTorch name: array}; h0 (L*D, B, H); c0 (L*D, B, H) for LSTM, else None.
-    Returns output (T, B, D*H), h_n (L*D, B, H), c_n (L*D, B, H) or None, tape (None
+    params: {PyTorch name: array} (with ``weight_hr_l*`` for an LSTM with projections);
+    h0 (L*D, B, P); c0 (L*D, B, H) for LSTM, else None.
+    dropout_masks: None, or one (T, B, D*P) mask per layer but the last (see
+    :func:`draw_dropout_masks`), multiplied into each layer's output before the next layer.
+    Returns output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H) or None, tape (None
     unless need_tape).
 
     ``backend="c"`` runs the same computation on the compiled kernels
     (:mod:`minirnn._backend_c`); the tape remembers which, for ``rnn_backward``.
     """
+    if dropout_masks is not None and len(dropout_masks) != num_layers - 1:
+        raise ValueError(f"dropout_masks: expected {num_layers - 1} masks (one per layer but "
+                         f"the last), got {len(dropout_masks)}")
     if backend == "c":
         return _backend_c.rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional,
-                                      need_tape)
+                                      need_tape, dropout_masks)
     if backend != "numpy":
         raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
     cell = CELLS[mode]
@@ -149,11 +210,10 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         for d in range(D):
             sfx = "_reverse" if d else ""
             k = layer * D + d                          # h_n is indexed layer*D + direction
+            W_ih, W_hh, b_ih, b_hh, W_hr = (params.get(f"{p}_l{layer}{sfx}") for p in LAYER_PARAMS)
             y, h_n[k], c_T, tape = layer_forward(
-                cell, x,
-                params[f"weight_ih_l{layer}{sfx}"], params[f"weight_hh_l{layer}{sfx}"],
-                params.get(f"bias_ih_l{layer}{sfx}"), params.get(f"bias_hh_l{layer}{sfx}"),
-                h0[k], None if c0 is None else c0[k], reverse=bool(d), need_tape=need_tape)
+                cell, x, W_ih, W_hh, b_ih, b_hh, h0[k], None if c0 is None else c0[k],
+                reverse=bool(d), need_tape=need_tape, W_hr=W_hr)
             if c_n is not None:
                 c_n[k] = c_T
             outs.append(y)
@@ -161,30 +221,36 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
                 layer_tapes.append(tape)
         # the next layer's input: both directions side by side, forward first
         x = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
-    tape = dict(mode=mode, num_layers=num_layers, D=D, layers=layer_tapes) if need_tape else None
+        if dropout_masks is not None and layer < num_layers - 1:
+            x = x * dropout_masks[layer]               # dropout between layers
+    tape = dict(mode=mode, num_layers=num_layers, D=D, layers=layer_tapes,
+                dropout_masks=dropout_masks) if need_tape else None
     return x, h_n, c_n, tape
 
 
 def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
-    """Whole-model backward. grad_output (T, B, D*H); grad_h_n, grad_c_n (L*D, B, H)
-    (grad_c_n None unless LSTM). ``grads`` {name: array} is ACCUMULATED into.
-    Returns grad_X (T, B, I), grad_h0 (L*D, B, H), grad_c0 or None."""
+    """Whole-model backward. grad_output (T, B, D*P); grad_h_n (L*D, B, P), grad_c_n
+    (L*D, B, H) (None unless LSTM). ``grads`` {name: array} is ACCUMULATED into.
+    Returns grad_X (T, B, I), grad_h0 (L*D, B, P), grad_c0 or None."""
     if tape.get("backend") == "c":
         return _backend_c.rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads)
     cell = CELLS[tape["mode"]]
     D, num_layers = tape["D"], tape["num_layers"]
     grad_h0 = np.empty_like(grad_h_n)
     grad_c0 = np.empty_like(grad_c_n) if cell.has_cell_state else None
+    masks = tape["dropout_masks"]
     dx = grad_output
     for layer in reversed(range(num_layers)):
-        H = dx.shape[-1] // D
+        if masks is not None and layer < num_layers - 1:
+            dx = dx * masks[layer]                     # backprop through x_{l+1} = y_l * mask_l
+        P = dx.shape[-1] // D
         dx_below = None
         for d in range(D):
             sfx = "_reverse" if d else ""
             k = layer * D + d
-            g = [grads.get(f"{p}_l{layer}{sfx}") for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            g = [grads.get(f"{p}_l{layer}{sfx}") for p in LAYER_PARAMS]
             dX_d, grad_h0[k], dc0 = layer_backward(
-                cell, tape["layers"][k], dx[..., d * H:(d + 1) * H],
+                cell, tape["layers"][k], dx[..., d * P:(d + 1) * P],
                 grad_h_n[k], None if grad_c_n is None else grad_c_n[k], g)
             if grad_c0 is not None:
                 grad_c0[k] = dc0

@@ -51,6 +51,7 @@ class _Module:
         self.grads = {name: np.zeros_like(p) for name, p in self._params.items()}
         self._tape = []
         self.training = True
+        return rng
 
     # -- parameters -------------------------------------------------------------------------
     _absent_parameters = ()     # names that read as None when the parameter does not exist
@@ -178,29 +179,36 @@ class _RNNBase(_Module):
             if proj_size >= self.hidden_size:
                 raise ValueError(f"proj_size has to be smaller than hidden_size, got proj_size="
                                  f"{proj_size} and hidden_size={self.hidden_size}")
-            if proj_size > 0:
-                raise NotImplementedError(
-                    f"LSTM: projections (proj_size={proj_size}) are not implemented yet in "
-                    "minirnn; use proj_size=0")
-        self.proj_size = 0
+        self.proj_size = 0 if proj_size is _NOT_GIVEN else int(proj_size)
         self.dtype = check_dtype(dtype)
         self.backend = _check_backend(backend)
         self._name = name
         shapes = functional.param_shapes(CELLS[mode].gates, self.input_size, self.hidden_size,
-                                         self.num_layers, self.bidirectional, self.bias)
-        self._init_parameters(shapes, self.hidden_size, self.dtype, seed)
+                                         self.num_layers, self.bidirectional, self.bias,
+                                         self.proj_size)
+        # The generator that drew the parameters goes on to draw the dropout masks.
+        #: numpy.random.Generator of the dropout masks (replace it to reseed them)
+        self.generator = self._init_parameters(shapes, self.hidden_size, self.dtype, seed)
 
     @property
     def num_directions(self):
         return 2 if self.bidirectional else 1
 
+    @property
+    def _h_width(self):
+        """The width of h (states, output per direction): proj_size, or else hidden_size."""
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
+
     def __repr__(self):
         s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if type(self) is RNN and self.nonlinearity != "tanh":
             s += f", nonlinearity={self.nonlinearity!r}"
-        for attr, default in (("bias", True), ("batch_first", False), ("bidirectional", False)):
+        for attr, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False)):
             if getattr(self, attr) != default:
                 s += f", {attr}={getattr(self, attr)}"
         if self.dtype != np.float32:
@@ -251,7 +259,7 @@ class _RNNBase(_Module):
         return s if batched else s[:, None, :]
 
     def _check_hx(self, hx, B, batched):
-        H = self.hidden_size
+        H, P = self.hidden_size, self._h_width
         if self.mode == "LSTM":
             if hx is None:
                 hx = (None, None)
@@ -260,7 +268,7 @@ class _RNNBase(_Module):
                                 f"{type(hx).__name__}")
             if len(hx) != 2:
                 raise ValueError(f"LSTM: hx must be a tuple of two states (h0, c0), got {len(hx)}")
-            return (self._check_state("h0", hx[0], H, B, batched),
+            return (self._check_state("h0", hx[0], P, B, batched),
                     self._check_state("c0", hx[1], H, B, batched))
         if isinstance(hx, (tuple, list)):
             raise TypeError(f"{self._name}: hx must be an array h0 or None, got a "
@@ -274,19 +282,22 @@ class _RNNBase(_Module):
         """
         X, batched = self._check_input(input)
         h0, c0 = self._check_hx(hx, X.shape[1], batched)
+        masks = None
         if self.training and self.dropout > 0 and self.num_layers > 1:
-            # eval() mode, or a single layer, is exactly the dropout-free model; training is not
-            raise NotImplementedError(
-                f"{self._name}: dropout between layers in training mode is not implemented yet "
-                f"in minirnn (dropout={self.dropout}, num_layers={self.num_layers}); call "
-                "m.eval() for inference, or build the model with dropout=0.0")
+            # every training forward draws fresh masks from self.generator (in eval() mode,
+            # or with a single layer, there is no dropout and nothing is drawn)
+            T, B = X.shape[:2]
+            masks = functional.draw_dropout_masks(
+                self.generator, self.dropout, self.num_layers - 1,
+                (T, B, self.num_directions * self._h_width), self.dtype)
         record = is_grad_enabled()
         out, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
-            need_tape=record, backend=self.backend)
+            need_tape=record, backend=self.backend, dropout_masks=masks)
         if record:
             self._tape.append(dict(tape=tape, batched=batched, out_shape=out.shape,
-                                   state_shape=h_n.shape))
+                                   state_shape=h_n.shape,
+                                   cell_shape=None if c_n is None else c_n.shape))
         out, h_n, c_n = self._to_caller(out, batched), self._state_out(h_n, batched), \
             self._state_out(c_n, batched)
         return (out, (h_n, c_n)) if self.mode == "LSTM" else (out, h_n)
@@ -327,9 +338,9 @@ class _RNNBase(_Module):
         entry = self._latest_tape_entry()
         batched = entry["batched"]
         L, B, F = entry["out_shape"]
-        LD, _, H = entry["state_shape"]
+        LD, _, P = entry["state_shape"]
         out_shape = (L, F) if not batched else ((B, L, F) if self.batch_first else (L, B, F))
-        state_shape = (LD, B, H) if batched else (LD, H)
+        state_shape = (LD, B, P) if batched else (LD, P)
         go = _incoming_grad(name, "grad_output", grad_output, out_shape, self.dtype)
         if self.mode == "LSTM":
             if grad_state is None:
@@ -337,8 +348,10 @@ class _RNNBase(_Module):
             if not isinstance(grad_state, (tuple, list)) or len(grad_state) != 2:
                 raise TypeError("LSTM: grad_state must be a tuple (grad_h_n, grad_c_n) (either "
                                 f"may be None), got {type(grad_state).__name__}")
+            H = entry["cell_shape"][-1]
+            cell_shape = (LD, B, H) if batched else (LD, H)
             gh = _incoming_grad(name, "grad_h_n", grad_state[0], state_shape, self.dtype)
-            gc = _incoming_grad(name, "grad_c_n", grad_state[1], state_shape, self.dtype)
+            gc = _incoming_grad(name, "grad_c_n", grad_state[1], cell_shape, self.dtype)
         else:
             if isinstance(grad_state, (tuple, list)):
                 raise TypeError(f"{name}: grad_state must be an array grad_h_n or None, got a "
@@ -365,16 +378,18 @@ _MODULE_DOC_COMMON = """
         bias: if False, there are no ``bias_ih``/``bias_hh`` parameters. Default True.
         batch_first: if True, ``input`` and ``output`` are ``(N, L, .)`` instead of
             ``(L, N, .)``. It never applies to the states ``h0``/``h_n``. Default False.
-        dropout: probability of zeroing the outputs of each layer but the last, in
-            training mode. Not implemented yet: a model with ``dropout > 0`` runs in
-            ``eval()`` mode (where dropout does nothing) and raises
-            ``NotImplementedError`` in a training-mode forward. Default 0.0.
+        dropout: probability ``p`` of zeroing each element of the outputs of each
+            layer but the last, in training mode (``m.train()``, the default; ``m.eval()``
+            turns it off). Kept elements are scaled by ``1/(1-p)``. The masks are fresh
+            for every element, time step and call, drawn from ``m.generator`` (see
+            Dropout below). A single layer with ``dropout > 0`` warns, as PyTorch.
+            Default 0.0.
         bidirectional: if True, each layer also runs a second, reverse-time
             direction with its own parameters (suffix ``_reverse``). Default False.
         dtype: ``numpy.float32`` (default) or ``numpy.float64``. Inputs must have
             exactly this dtype: another is a ``TypeError``, never a silent cast.
         seed: seed (or ``numpy.random.Generator``) for ``numpy.random.default_rng``,
-            which draws the initial parameters.
+            which draws the initial parameters and then the dropout masks.
         backend: ``"c"`` (the compiled kernels), ``"numpy"`` (the readable reference
             path) or None (the default, ``"c"``). Both give the same results to rounding.
 
@@ -382,6 +397,8 @@ _MODULE_DOC_COMMON = """
         input:  ``(L, N, H_in)``, ``(N, L, H_in)`` if batch_first, or ``(L, H_in)`` unbatched
         h0, h_n: ``(D*num_layers, N, H)``, or ``(D*num_layers, H)`` unbatched (never batch-first)
         output: ``(L, N, D*H)``, ``(N, L, D*H)`` if batch_first, or ``(L, D*H)`` unbatched
+        (an LSTM with ``proj_size = P > 0``: ``P`` instead of ``H`` in ``h0``, ``h_n`` and
+        ``output``; ``c0``, ``c_n`` keep ``H``)
 
     ``output`` and ``h_n`` hold different things: ``output`` is the LAST layer at
     EVERY step, ``h_n`` is EVERY layer at the LAST step, indexed
@@ -393,6 +410,16 @@ _MODULE_DOC_COMMON = """
 
     Initialization: every parameter is drawn from U(-k, k), k = 1/sqrt(hidden_size),
     in the order of ``state_dict()``, from ``numpy.random.default_rng(seed)``.
+
+    Dropout: ``m.generator`` is that same generator, continuing after the parameters.
+    Each training-mode forward of a model with ``dropout = p > 0`` and more than one
+    layer draws, for each layer but the last in order, ``m.generator.random((L, N,
+    D*H_out))`` (time-major whatever ``batch_first``; float64 whatever the dtype) and
+    keeps an element where the number is ``>= p``; the mask (0 or ``1/(1-p)``, all
+    zeros for ``p = 1``) multiplies that layer's output and is kept for the backward.
+    Evaluation mode and single-layer models draw nothing. So the same seed and the
+    same calls give the same masks on both backends and in both dtypes; assign
+    ``m.generator = numpy.random.default_rng(s)`` to reseed the masks alone.
 
     Backward: ``m.backward(grad_output, grad_state)`` backpropagates the latest
     forward not yet backpropagated (a last-in-first-out tape), accumulates the
@@ -477,14 +504,21 @@ class LSTM(_RNNBase):
     Parameters (gate order **i, f, g, o**: rows ``k*H:(k+1)*H`` of ``weight_ih``
     are the paper's ``W_i | W_f | W_g | W_o``, of ``weight_hh`` its ``U_i | U_f |
     U_g | U_o``; one ``(4H, .)`` product computes all four):
-        weight_ih_l{k}: ``(4H, H_in)`` for k = 0, else ``(4H, D*H)``
-        weight_hh_l{k}: ``(4H, H)``
+        weight_ih_l{k}: ``(4H, H_in)`` for k = 0, else ``(4H, D*H_out)``
+        weight_hh_l{k}: ``(4H, H_out)``
         bias_ih_l{k}, bias_hh_l{k}: ``(4H,)``
+        weight_hr_l{k}: ``(P, H)``, only with ``proj_size = P > 0``
 
-    The state is a pair: ``m(x, (h0, c0))`` returns ``output, (h_n, c_n)``; ``c0``
-    and ``c_n`` have the shape of ``h0``. ``hx=None``, or either of ``h0``/``c0``
-    None, means zeros. ``proj_size`` must be 0 for now (projections are not
-    implemented yet).
+    The state is a pair: ``m(x, (h0, c0))`` returns ``output, (h_n, c_n)``.
+    ``hx=None``, or either of ``h0``/``c0`` None, means zeros.
+
+    proj_size: with ``P = proj_size > 0`` (``0 <= P < hidden_size``), each step's
+    ``o_t * tanh(c_t)`` is projected to ``P`` features, ``h_t = (o_t * tanh(c_t))
+    W_hr^T`` (no bias), and that ``h_t`` is both the output and the recurrent state:
+    ``H_out = P`` in ``h0``, ``h_n``, ``output`` and ``W_hh`` (``(4H, P)``), the layers
+    above the first read ``D*P`` features, while ``c0``/``c_n`` stay ``H`` wide.
+    ``weight_hr`` starts in ±1/sqrt(hidden_size) like every parameter. Without
+    projections ``H_out = H``.
     """ + _MODULE_DOC_COMMON
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,

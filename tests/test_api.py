@@ -222,6 +222,8 @@ def test_train_eval_flags_and_repr():
     assert m.train() is m and m.training
     assert repr(m) == "RNN(4, 6, num_layers=2, nonlinearity='relu', batch_first=True, bidirectional=True)"
     assert repr(minirnn.LSTM(3, 5, dtype=np.float64)) == "LSTM(3, 5, dtype=float64)"
+    assert repr(minirnn.LSTM(3, 5, 2, dropout=0.5, proj_size=2, bidirectional=True)) == \
+        "LSTM(3, 5, proj_size=2, num_layers=2, dropout=0.5, bidirectional=True)"   # PyTorch's order
     assert repr(minirnn.RNNCell(3, 4, nonlinearity="relu")) == "RNNCell(3, 4, nonlinearity=relu)"
     assert m.mode == "RNN_RELU" and minirnn.LSTM(3, 5).mode == "LSTM"
 

@@ -56,23 +56,21 @@ def test_bad_module_arguments(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_dropout_not_yet_implemented_in_training_and_single_layer_warning(mode):
-    m = make_module(mode, 4, 6, 2, dropout=0.5, seed=0)
-    x = x3(5, 3, 4) + 1
-    with pytest.raises(NotImplementedError, match=r"dropout between layers in training mode.*m.eval\(\)"):
-        m(x)
-    assert m.tape_size == 0
-    # eval() mode is exactly the dropout-free model
-    ref = make_module(mode, 4, 6, 2, seed=0)
-    np.testing.assert_array_equal(m.eval()(x)[0], ref(x)[0])
+def test_dropout_single_layer_warning(mode):
     with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1, but "
                                          "got dropout=0.5 and num_layers=1"):
         single = make_module(mode, 4, 6, 1, dropout=0.5, seed=0)
     # a single layer has no "between layers": dropout changes nothing, even in training
+    x = x3(5, 3, 4) + 1
     np.testing.assert_array_equal(single(x)[0], make_module(mode, 4, 6, 1, seed=0)(x)[0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make_module(mode, 4, 6, 1, dropout=0.0)
+        make_module(mode, 4, 6, 2, dropout=0.5)
+    with pytest.raises(ValueError, match=r"dropout should be a number in range \[0, 1\].*got -0.1"):
+        make_module(mode, 4, 6, 2, dropout=-0.1)
+    with pytest.raises(ValueError, match="dropout should be a number"):
+        make_module(mode, 4, 6, 2, dropout="0.5")
 
 
 def test_proj_size():
@@ -82,11 +80,32 @@ def test_proj_size():
         minirnn.RNN(4, 6, proj_size=2)
     with pytest.raises(ValueError, match="proj_size should be a positive integer or zero"):
         minirnn.LSTM(4, 6, proj_size=-1)
+    with pytest.raises(ValueError, match="proj_size should be a positive integer or zero"):
+        minirnn.LSTM(4, 6, proj_size=2.0)
     with pytest.raises(ValueError, match="proj_size has to be smaller than hidden_size"):
         minirnn.LSTM(4, 6, proj_size=6)
-    with pytest.raises(NotImplementedError, match="proj_size=3"):
-        minirnn.LSTM(4, 6, proj_size=3)
+    with pytest.raises(TypeError):
+        minirnn.LSTMCell(4, 6, proj_size=2)              # as PyTorch: cells have no proj_size
     assert minirnn.LSTM(4, 6, proj_size=0).proj_size == 0
+    assert minirnn.LSTM(4, 6, proj_size=3).proj_size == 3
+
+
+def test_proj_state_shapes_are_checked():
+    """With proj_size P, h0 is P wide and c0 H wide; the other way round is an error."""
+    m = minirnn.LSTM(4, 6, proj_size=2, seed=0)
+    x = x3(5, 3, 4)
+    h0, c0 = x3(1, 3, 2), x3(1, 3, 6)
+    m(x, (h0, c0))
+    with pytest.raises(ValueError, match=r"Expected h0 of shape \(1, 3, 2\), got \(1, 3, 6\)"):
+        m(x, (c0, c0))
+    with pytest.raises(ValueError, match=r"Expected c0 of shape \(1, 3, 6\), got \(1, 3, 2\)"):
+        m(x, (h0, h0))
+    out, (h_n, c_n) = m(x)
+    with pytest.raises(ValueError, match=r"Expected grad_c_n of shape \(1, 3, 6\), got \(1, 3, 2\)"):
+        m.backward(out, (h_n, h_n))
+    with pytest.raises(ValueError, match=r"Expected grad_h_n of shape \(1, 3, 2\), got \(1, 3, 6\)"):
+        m.backward(out, (c_n, c_n))
+    m.backward(out, (h_n, c_n))
 
 
 @pytest.mark.parametrize("cls", [minirnn.RNN, minirnn.RNNCell])

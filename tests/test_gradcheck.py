@@ -100,3 +100,38 @@ def test_cell_gradients(mode, batched, backend):
         assert_grad_close("c", gc0, numerical_grad(loss, c))
     for name, p in cell.named_parameters():
         assert_grad_close(name, cell.grads[name], numerical_grad(loss, p))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layers,bidirectional,batch_first,bias", [
+    (2, True, False, True), (1, False, True, False), (3, False, False, True)])
+def test_lstm_proj_gradients(layers, bidirectional, batch_first, bias, backend):
+    """LSTM with projections: h0, h_n and output are P wide, c0 and c_n H wide; weight_hr too."""
+    rng = np.random.default_rng(13)
+    I, H, P, L, N = 3, 5, 2, 4, 3
+    m = make_module("LSTM", I, H, layers, bias=bias, bidirectional=bidirectional,
+                    batch_first=batch_first, proj_size=P, dtype=np.float64, seed=3,
+                    backend=backend)
+    perturb_biases(m, rng)
+    D = 2 if bidirectional else 1
+    x = rng.standard_normal((N, L, I) if batch_first else (L, N, I))
+    h0 = rng.standard_normal((layers * D, N, P))
+    c0 = rng.standard_normal((layers * D, N, H))
+    go = rng.standard_normal((N, L, D * P) if batch_first else (L, N, D * P))
+    gh = rng.standard_normal(h0.shape)
+    gc = rng.standard_normal(c0.shape)
+
+    def loss():
+        from minirnn import no_grad
+        with no_grad():
+            out, (h_n, c_n) = m(x, (h0, c0))
+        return (out * go).sum() + (h_n * gh).sum() + (c_n * gc).sum()
+
+    m(x, (h0, c0))
+    gx, (gh0, gc0) = m.backward(go, (gh, gc))
+    assert any(name.startswith("weight_hr") for name, _ in m.named_parameters())
+    assert_grad_close("input", gx, numerical_grad(loss, x))
+    assert_grad_close("h0", gh0, numerical_grad(loss, h0))
+    assert_grad_close("c0", gc0, numerical_grad(loss, c0))
+    for name, p in m.named_parameters():
+        assert_grad_close(name, m.grads[name], numerical_grad(loss, p))

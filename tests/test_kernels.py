@@ -40,16 +40,23 @@ def train_step(m, x, state, seed=1):
 
 
 def setup_model(mode, backend="c", dtype=np.float64, T=6, B=37, I=3, H=5, layers=2,
-                bidirectional=True, seed=0):
+                bidirectional=True, seed=0, P=0, dropout=0.0):
+    """A model with perturbed biases, an input and a random initial state; P > 0: an LSTM with
+    proj_size=P; dropout: between layers (the model's generator is seeded by ``seed``)."""
     rng = np.random.default_rng(seed)
+    kw = dict(proj_size=P) if P else {}
     m = make_module(mode, I, H, num_layers=layers, bidirectional=bidirectional, dtype=dtype,
-                    seed=seed, backend=backend)
+                    seed=seed, backend=backend, dropout=dropout, **kw)
     perturb_biases(m, rng)
     D = 2 if bidirectional else 1
     x = rng.standard_normal((T, B, I)).astype(dtype)
-    h0 = rng.standard_normal((layers * D, B, H)).astype(dtype)
+    h0 = rng.standard_normal((layers * D, B, P or H)).astype(dtype)
     c0 = rng.standard_normal((layers * D, B, H)).astype(dtype)
     return m, x, join_state(mode, h0, c0)
+
+
+# large enough for every phase but the packing to ask for several threads
+PARALLEL_SHAPE = dict(T=20, B=37, I=16, H=24)
 
 
 @pytest.fixture
@@ -71,13 +78,33 @@ def restore_isa():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", MODES)
 def test_results_are_bitwise_identical_for_any_thread_count(mode, dtype, restore_threads):
-    # B = 37 makes 9 uneven batch slices; 2 directions; T*B = 222 rows crosses the 64-row blocks
+    # B = 37 makes 9 uneven batch slices; 2 directions; T*B = 740 rows crosses the 64-row
+    # blocks; big enough that the phases really run in parallel (small ones use one thread)
     assert _kernels.n_slices(37) > 4
     results = {}
     for n in (1, 2, 4):
         minirnn.set_num_threads(n)
-        m, x, state = setup_model(mode, dtype=dtype)
+        m, x, state = setup_model(mode, dtype=dtype, **PARALLEL_SHAPE)
         results[n] = train_step(m, x, state)
+        if minirnn.openmp_enabled():
+            assert _kernels._largest_team_of_last_call() == min(n, 2 * _kernels.n_slices(37))
+    for n in (2, 4):
+        for key, ref in results[1].items():
+            assert np.array_equal(results[n][key], ref), f"{key}: {n} threads != 1 thread"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode,P", [("LSTM", 3), ("GRU", 0)])
+def test_proj_and_dropout_are_bitwise_identical_for_any_thread_count(mode, P, dtype,
+                                                                      restore_threads):
+    results = {}
+    for n in (1, 2, 4):
+        minirnn.set_num_threads(n)
+        m, x, state = setup_model(mode, dtype=dtype, layers=3, P=P, dropout=0.5,
+                                  **PARALLEL_SHAPE)
+        results[n] = train_step(m, x, state)
+        if minirnn.openmp_enabled():
+            assert _kernels._largest_team_of_last_call() == n
     for n in (2, 4):
         for key, ref in results[1].items():
             assert np.array_equal(results[n][key], ref), f"{key}: {n} threads != 1 thread"
@@ -204,6 +231,31 @@ def test_compiled_equals_numpy_across_block_boundaries(mode, shape, dtype):
         assert err <= tol, f"{key}: {err:.2e} > {tol:.0e}"
 
 
+# LSTM with projections: P not a multiple of the panel width, P > 64 (two row blocks of dW_hr),
+# P = 1; the shapes above otherwise.
+PROJ_SHAPES = [
+    dict(T=3, B=1, I=1, H=2, P=1, layers=1, bidirectional=False),
+    dict(T=7, B=9, I=2, H=13, P=5, layers=2, bidirectional=True),
+    dict(T=40, B=11, I=5, H=70, P=66, layers=1, bidirectional=True),
+    dict(T=2, B=6, I=300, H=17, P=9, layers=2, bidirectional=False),
+]
+
+
+@pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but last")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", range(len(PROJ_SHAPES)))
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_compiled_equals_numpy_with_projections_and_dropout(shape, dropout, dtype):
+    kw = PROJ_SHAPES[shape]
+    ref = train_step(*setup_model("LSTM", backend="numpy", dtype=dtype, dropout=dropout, **kw))
+    got = train_step(*setup_model("LSTM", backend="c", dtype=dtype, dropout=dropout, **kw))
+    assert "grad.weight_hr_l0" in ref
+    tol = TOLERANCE[np.dtype(dtype)]
+    for key, r in ref.items():
+        err = np.abs(got[key] - r).max() / max(np.abs(r).max(), np.finfo(dtype).tiny)
+        assert err <= tol, f"{key}: {err:.2e} > {tol:.0e}"
+
+
 def test_saturated_and_special_values_match_numpy():
     # inputs far into the saturated ranges of sigmoid/tanh, and NaN/inf propagation
     for mode in MODES:
@@ -264,3 +316,81 @@ def test_forward_layer_rejects_mixed_dtypes_and_noncontiguous_arrays():
     a["X"] = np.asfortranarray(a["X"])
     with pytest.raises(ValueError):
         _kernels.forward_layer(**a)
+
+
+def _proj_args(dtype=np.float64, T=3, B=4, I=2, H=5, P=3, training=True):
+    rng = np.random.default_rng(0)
+    r = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
+    w = ((r(4 * H, I), r(4 * H, P), r(4 * H), r(4 * H), r(P, H)),)
+    e = lambda *s: np.empty(s, dtype) if training else None  # noqa: E731
+    return dict(mode=_kernels.MODES["LSTM"], X=r(T, B, I), weights=w, h0=r(1, B, P),
+                c0=r(1, B, H), Y=np.empty((T, B, P), dtype), hT=np.empty((1, B, P), dtype),
+                cT=np.empty((1, B, H), dtype), Cs=e(1, T, B, H), S=e(1, T, B, 5 * H),
+                M=e(1, T, B, H))
+
+
+def test_forward_layer_with_projection_runs_with_good_arguments():
+    for training in (True, False):
+        a = _proj_args(training=training)
+        _kernels.forward_layer(**a)
+        assert np.isfinite(a["Y"]).all()
+
+
+def _w(a, k, value):
+    w = list(a["weights"][0])
+    w[k] = value
+    return (tuple(w),)
+
+
+@pytest.mark.parametrize("change,msg", [
+    (lambda a: dict(weights=_w(a, 4, np.zeros((3, 4)))), r"W_hr\[0\] has shape \(3, 4\), expected \(3, 5\)"),
+    (lambda a: dict(weights=_w(a, 1, np.zeros((20, 5)))), r"W_hh\[0\] has shape \(20, 5\), expected \(20, 3\)"),
+    (lambda a: dict(M=None), r"M is None, expected an array of shape \(1, 3, 4, 5\)"),
+    (lambda a: dict(M=np.zeros((1, 3, 4, 3))), r"M has shape \(1, 3, 4, 3\), expected \(1, 3, 4, 5\)"),
+    (lambda a: dict(h0=np.zeros((1, 4, 5))), r"Y has shape \(3, 4, 3\), expected \(3, 4, 5\)"),
+    (lambda a: dict(Y=np.zeros((3, 4, 5))), r"Y has shape \(3, 4, 5\), expected \(3, 4, 3\)"),
+    (lambda a: dict(c0=None), "LSTM needs c0"),
+    (lambda a: dict(weights=a["weights"] + ((a["weights"][0][:4] + (None,)),)),
+     "W_hr must be given for every direction or none"),
+])
+def test_forward_layer_with_projection_rejects_wrong_shapes(change, msg):
+    a = _proj_args()
+    a.update(change(a))
+    with pytest.raises(ValueError, match=msg):
+        _kernels.forward_layer(**a)
+
+
+def test_only_lstm_takes_w_hr_and_m_comes_with_the_training_buffers():
+    a = _proj_args(training=False)
+    a["M"] = np.empty((1, 3, 4, 5))                   # M means training: S and Cs are needed
+    with pytest.raises(ValueError, match="S is None, expected an array"):
+        _kernels.forward_layer(**a)
+    a = _layer_args()
+    a.update(Cs=np.empty((1, 3, 4, 3)), S=np.empty((1, 3, 4, 15)), M=np.empty((1, 3, 4, 3)))
+    with pytest.raises(ValueError, match="M is kept only in training with projections"):
+        _kernels.forward_layer(**a)
+    a = _layer_args(G=3)
+    a.update(mode=_kernels.MODES["GRU"], c0=None, cT=None,
+             weights=(a["weights"][0] + (np.zeros((2, 3)),),))
+    with pytest.raises(ValueError, match="only LSTM takes W_hr"):
+        _kernels.forward_layer(**a)
+
+
+def test_backward_layer_with_projection_checks_dW_hr():
+    a = _proj_args()
+    _kernels.forward_layer(**a)
+    T, B, H, P = 3, 4, 5, 3
+    z = lambda *s: np.zeros(s)  # noqa: E731
+    grads = ((z(4 * H, 2), z(4 * H, P), z(4 * H), z(4 * H), z(P, H)),)
+    args = dict(mode=a["mode"], X=a["X"], weights=a["weights"], h0=a["h0"], c0=a["c0"], Y=a["Y"],
+                Cs=a["Cs"], S=a["S"], dY=np.ones((T, B, P)), dhT=z(1, B, P), dcT=z(1, B, H),
+                dX=np.empty((T, B, 2)), dh0=np.empty((1, B, P)), dc0=np.empty((1, B, H)),
+                grads=grads, M=a["M"])
+    _kernels.backward_layer(**args)
+    assert grads[0][4].any()
+    args["grads"] = (grads[0][:4],)
+    with pytest.raises(ValueError, match=r"dW_hr\[0\] is missing"):
+        _kernels.backward_layer(**args)
+    args["grads"] = (grads[0][:4] + (z(P, P),),)
+    with pytest.raises(ValueError, match=r"dW_hr\[0\] has shape \(3, 3\), expected \(3, 5\)"):
+        _kernels.backward_layer(**args)

@@ -50,6 +50,24 @@ def test_dumps_cover_the_promised_configurations():
         assert modes(kind="cell", unbatched=unbatched) == {"RNN_TANH", "RNN_RELU", "GRU", "LSTM"}
 
 
+def test_dumps_cover_lstm_projections():
+    """proj_size dumps: layers 1-2 x directions x batch_first, with and without bias and h0,
+    unbatched, and every gradient including grad.weight_hr_l*."""
+    proj = [(m, a) for m, a in map(load_case, CASES) if m["config"].get("proj_size", 0) > 0]
+    assert all(m["mode"] == "LSTM" for m, _ in proj)
+    seen = {(m["config"]["num_layers"], m["config"]["bidirectional"], m["config"]["batch_first"])
+            for m, _ in proj if not m["unbatched"]}
+    assert seen >= set(itertools.product([1, 2], [False, True], [False, True]))
+    assert {(m["config"]["bias"], m["has_h0"]) for m, _ in proj} >= {(True, True), (False, False)}
+    assert any(m["unbatched"] for m, _ in proj)
+    for m, a in proj:
+        P, H = m["config"]["proj_size"], m["config"]["hidden_size"]
+        hr = [n for n in m["param_names"] if n.startswith("weight_hr_l")]
+        assert len(hr) == m["config"]["num_layers"] * (2 if m["config"]["bidirectional"] else 1)
+        assert all(a["grad." + n].shape == (P, H) and np.abs(a["grad." + n]).max() > 0 for n in hr)
+        assert a["h_n"].shape[-1] == P and a["c_n"].shape[-1] == H
+
+
 def test_dumps_are_sensitive():
     """Inputs that make tests sensitive: nonzero distinct biases, nonzero h0, random
     upstream gradients on every output."""

@@ -225,3 +225,116 @@ def test_relu_derivative_at_zero_is_zero(backend):
     gx, gh0 = m.backward(np.ones((L, N, H)), np.ones((2, N, H)))
     assert not gx.any()
     assert all(not g.any() for g in m.grads.values())
+
+
+# --------------------------------------------------------------------------- LSTM with projections
+# (no cell test: LSTMCell has no proj_size, as in PyTorch)
+
+P = 2
+
+
+def _proj(layers=2, bidirectional=True, backend="numpy", seed=10, **kw):
+    m = minirnn.LSTM(I, H, layers, bidirectional=bidirectional, proj_size=P, dtype=np.float64,
+                     seed=seed, backend=backend, **kw)
+    perturb_biases(m, np.random.default_rng(seed))
+    return m
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_proj_shapes_and_output_h_n_identities(bidirectional, backend):
+    """h is P wide (h_n, output per direction, W_hh's columns), c is H wide; the output/h_n
+    identities hold with P in place of H."""
+    rng = np.random.default_rng(20)
+    m = _proj(3, bidirectional, backend)
+    D = 2 if bidirectional else 1
+    shapes = m.state_dict()
+    assert shapes["weight_hh_l0"].shape == (4 * H, P) and shapes["weight_hr_l0"].shape == (P, H)
+    assert shapes["weight_ih_l1"].shape == (4 * H, D * P)
+    assert list(shapes)[:5] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+                                "weight_hr_l0"]
+    assert all(np.abs(p).max() <= 1 / np.sqrt(H) + 1 for p in m.parameters())
+    out, (h_n, c_n) = m(_data(rng, L, N, I))
+    assert out.shape == (L, N, D * P) and h_n.shape == (3 * D, N, P) and c_n.shape == (3 * D, N, H)
+    np.testing.assert_array_equal(out[-1, :, :P], h_n[-D])
+    if bidirectional:
+        np.testing.assert_array_equal(out[0, :, P:], h_n[-1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_proj_equals_the_unprojected_cell_state_times_w_hr(backend):
+    """One layer, one direction: h_t = (o_t * tanh(c_t)) W_hr^T. Run the same gates by hand
+    (numpy) from the module's c_t sequence."""
+    rng = np.random.default_rng(21)
+    m = _proj(1, False, backend)
+    x, h0, c0 = _data(rng, L, N, I), _data(rng, 1, N, P), _data(rng, 1, N, H)
+    out, _ = m(x, (h0, c0))
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    h, c = h0[0], c0[0]
+    for t in range(L):
+        a = x[t] @ m.weight_ih_l0.T + m.bias_ih_l0 + h @ m.weight_hh_l0.T + m.bias_hh_l0
+        i, f, g, o = np.split(a, 4, axis=1)
+        c = sig(f) * c + sig(i) * np.tanh(g)
+        h = (sig(o) * np.tanh(c)) @ m.weight_hr_l0.T
+        np.testing.assert_allclose(out[t], h, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_proj_truncated_bptt_chunks_equal_one_backward(backend):
+    rng = np.random.default_rng(22)
+    m = _proj(bidirectional=False, backend=backend)     # (a reverse direction starts at a chunk's end)
+    x, go = _data(rng, 9, N, I), _data(rng, 9, N, P)
+    h0, gh = _data(rng, 2, N, P), _data(rng, 2, N, P)
+    c0, gc = _data(rng, 2, N, H), _data(rng, 2, N, H)
+    m(x, (h0, c0))
+    gx_full, gs_full = m.backward(go, (gh, gc))
+    full = {k: v.copy() for k, v in m.grads.items()}
+    m.zero_grad()
+    bounds = [(0, 4), (4, 7), (7, 9)]
+    state = (h0, c0)
+    for a, b in bounds:
+        _, state = m(x[a:b], state)
+    gstate, gx = (gh, gc), np.zeros_like(x)
+    for a, b in reversed(bounds):
+        gx[a:b], gstate = m.backward(go[a:b], gstate)
+    np.testing.assert_allclose(gx, gx_full, rtol=0, atol=1e-13)
+    for got, ref in zip(gstate, gs_full):
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
+    for k in full:
+        np.testing.assert_allclose(m.grads[k], full[k], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_proj_two_layers_equal_two_chained_single_layers(backend):
+    rng = np.random.default_rng(23)
+    deep = _proj(backend=backend)
+    sd = deep.state_dict()
+    low = minirnn.LSTM(I, H, bidirectional=True, proj_size=P, dtype=np.float64, backend=backend)
+    high = minirnn.LSTM(2 * P, H, bidirectional=True, proj_size=P, dtype=np.float64,
+                        backend=backend)
+    low.load_state_dict({k: v for k, v in sd.items() if "_l0" in k})
+    high.load_state_dict({k.replace("_l1", "_l0"): v for k, v in sd.items() if "_l1" in k})
+    x, h0, c0 = _data(rng, L, N, I), _data(rng, 4, N, P), _data(rng, 4, N, H)
+    out, (h_n, c_n) = deep(x, (h0, c0))
+    mid, (h_low, c_low) = low(x, (h0[:2], c0[:2]))
+    top, (h_high, c_high) = high(mid, (h0[2:], c0[2:]))
+    np.testing.assert_allclose(out, top, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(h_n, np.concatenate([h_low, h_high]), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(c_n, np.concatenate([c_low, c_high]), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_proj_unbatched_equals_batch_of_one_and_float32_agrees(backend):
+    rng = np.random.default_rng(24)
+    m = _proj(backend=backend, batch_first=True)
+    x, h0, c0 = _data(rng, N, L, I), _data(rng, 4, N, P), _data(rng, 4, N, H)
+    out, (h_n, c_n) = m(x, (h0, c0))
+    for b in range(N):
+        out_b, (h_b, c_b) = m(x[b], (h0[:, b], c0[:, b]))
+        np.testing.assert_allclose(out_b, out[b], rtol=0, atol=1e-14)
+        np.testing.assert_allclose(c_b, c_n[:, b], rtol=0, atol=1e-14)
+    m32 = minirnn.LSTM(I, H, 2, bidirectional=True, proj_size=P, batch_first=True,
+                       backend=backend)
+    m32.load_state_dict(m.state_dict())
+    out32, _ = m32(x.astype(np.float32), (h0.astype(np.float32), c0.astype(np.float32)))
+    np.testing.assert_allclose(out32, out, rtol=0, atol=1e-5)

@@ -85,6 +85,10 @@ SMALL = dict(input_size=2, hidden_size=4, seq_len=5, batch=3)
 CELL_SMALL = dict(input_size=3, hidden_size=5, steps=4, batch=7)
 # "Longer" cases (2 layers, bidirectional), for realistic accumulated rounding.
 LONG = dict(input_size=10, hidden_size=16, seq_len=30, batch=3)
+# LSTM with projections: h (and output per direction) is P = proj_size wide, c is H wide.
+# H = 6 and P = 4 keep every size distinct from I = 2, L = 5, N = 3 (and D*P = 8).
+PROJ = dict(input_size=2, hidden_size=6, proj_size=4, seq_len=5, batch=3)
+PROJ_LONG = dict(input_size=10, hidden_size=12, proj_size=7, seq_len=20, batch=3)
 
 MODULE_LOSS = "sum(output*grad_output) + sum(h_n*grad_h_n)"
 MODULE_LOSS_LSTM = MODULE_LOSS + " + sum(c_n*grad_c_n)"
@@ -110,6 +114,7 @@ class ModuleCase:
     hidden_size: int
     seq_len: int
     batch: int | None  # None when unbatched
+    proj_size: int = 0  # LSTM only; 0 = no projections (and no proj_size in meta["config"])
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def _module_case(mode, nl, bi, layout, bias, h0, sizes=None, prefix=""):
         batch_first=layout.endswith("bf"), bias=bias, has_h0=h0,
         unbatched=unbatched, input_size=sizes["input_size"],
         hidden_size=sizes["hidden_size"], seq_len=sizes["seq_len"],
-        batch=None if unbatched else sizes["batch"])
+        batch=None if unbatched else sizes["batch"], proj_size=sizes.get("proj_size", 0))
 
 
 def build_cases():
@@ -184,6 +189,19 @@ def build_cases():
     # 5. One longer case per mode.
     for mode in MODES:
         cases.append(_module_case(mode, 2, True, "tf", True, True, sizes=LONG, prefix="_long"))
+    # 6. LSTM with projections: layers x directions x layout, each with (bias, h0) and
+    #    (no bias, no h0); unbatched input; one longer case.
+    for nl in (1, 2):
+        for bi in (False, True):
+            for layout in ("tf", "bf"):
+                for bias_h0 in (True, False):
+                    cases.append(_module_case("LSTM", nl, bi, layout, bias_h0, bias_h0,
+                                              sizes=PROJ, prefix="_proj"))
+    cases.append(_module_case("LSTM", 2, True, "unbatched", True, True, sizes=PROJ, prefix="_proj"))
+    cases.append(_module_case("LSTM", 1, False, "unbatched", False, False, sizes=PROJ,
+                              prefix="_proj"))
+    cases.append(_module_case("LSTM", 2, True, "tf", True, True, sizes=PROJ_LONG,
+                              prefix="_proj_long"))
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "duplicate case names"
     return cases
@@ -257,6 +275,7 @@ def base_meta(kind, cls_name, mode, config, seed, loss, param_names):
 
 def run_with_state_grads(run, state, st_shape, n_states, param_names, name):
     """``run(state) -> (outs, grads)`` with grads = [input, *states, *params].
+    ``st_shape``: the shape of every state, or a list of one shape per state.
 
     With no initial state (``state is None``) torch has no tensor to give ``grad_h0``:
     run again from an explicit zero leaf, assert that outputs and the input/parameter
@@ -265,7 +284,8 @@ def run_with_state_grads(run, state, st_shape, n_states, param_names, name):
     outs, grads = run(state)
     if state is not None:
         return outs, grads[0], grads[1:1 + n_states], grads[1 + n_states:]
-    zeros = [torch.zeros(st_shape, dtype=DTYPE) for _ in range(n_states)]
+    shapes = st_shape if isinstance(st_shape, list) else [st_shape] * n_states
+    zeros = [torch.zeros(s, dtype=DTYPE) for s in shapes]
     outs0, grads0 = run(zeros)
     for k, (a, b) in enumerate(zip(outs, outs0)):
         assert_equal_exact(b, a, f"{name}: zero-state run output #{k} vs hx=None")
@@ -332,6 +352,8 @@ def make_module_case(case: ModuleCase):
                   batch_first=case.batch_first, bidirectional=case.bidirectional)
     if nonlin is not None:
         config["nonlinearity"] = nonlin
+    if case.proj_size:
+        config["proj_size"] = case.proj_size
     module = getattr(torch.nn, cls_name)(**config, dtype=DTYPE)
     module.eval()  # no dropout anyway; be explicit
     perturb_biases(module.named_parameters())
@@ -340,24 +362,27 @@ def make_module_case(case: ModuleCase):
 
     D = 2 if case.bidirectional else 1
     nl, H, I, L, N = case.num_layers, case.hidden_size, case.input_size, case.seq_len, case.batch
+    Hc = H                                   # the width of c
+    H = case.proj_size or H                  # the width of h and of output per direction
     if case.unbatched:
-        in_shape, st_shape = (L, I), (D * nl, H)
+        in_shape, st_shape, c_shape = (L, I), (D * nl, H), (D * nl, Hc)
     elif case.batch_first:
-        in_shape, st_shape = (N, L, I), (D * nl, N, H)
+        in_shape, st_shape, c_shape = (N, L, I), (D * nl, N, H), (D * nl, N, Hc)
     else:
-        in_shape, st_shape = (L, N, I), (D * nl, N, H)
+        in_shape, st_shape, c_shape = (L, N, I), (D * nl, N, H), (D * nl, N, Hc)
     out_shape = in_shape[:-1] + (D * H,)
+    state_shapes = [st_shape, c_shape][:2 if is_lstm else 1]
 
     # RNG draw order (after the module and the bias perturbation):
     # input, h0, c0 (when has_h0), grad_output, grad_h_n, grad_c_n.
     x = randn(in_shape)
     n_states = 2 if is_lstm else 1
-    state = [randn(st_shape) for _ in range(n_states)] if case.has_h0 else None
-    upstream = [randn(out_shape)] + [randn(st_shape) for _ in range(n_states)]
+    state = [randn(s) for s in state_shapes] if case.has_h0 else None
+    upstream = [randn(out_shape)] + [randn(s) for s in state_shapes]
 
     outs, grad_x, grad_states, grad_p = run_with_state_grads(
         lambda st: _module_forward_backward(module, is_lstm, x, st, upstream),
-        state, st_shape, n_states, param_names, case.name)
+        state, state_shapes, n_states, param_names, case.name)
 
     # output / h_n identities.
     out, hn = outs[0], outs[1]
@@ -513,6 +538,7 @@ def expected_shapes(meta):
     """{key: shape} that a dump with this meta must contain, exactly."""
     cfg = meta["config"]
     G, I, H = GATES[meta["mode"]], cfg["input_size"], cfg["hidden_size"]
+    P = cfg.get("proj_size", 0) or H          # the width of h (LSTM with projections: P < H)
     lstm = meta["mode"] == "LSTM"
     N, unb = meta["batch"], meta["unbatched"]
     assert (N is None) == unb
@@ -521,21 +547,23 @@ def expected_shapes(meta):
         nl, D = cfg["num_layers"], 2 if cfg["bidirectional"] else 1
         for k in range(nl):
             for sfx in ([""] if D == 1 else ["", "_reverse"]):
-                shapes[f"weight_ih_l{k}{sfx}"] = (G * H, I if k == 0 else D * H)
-                shapes[f"weight_hh_l{k}{sfx}"] = (G * H, H)
+                shapes[f"weight_ih_l{k}{sfx}"] = (G * H, I if k == 0 else D * P)
+                shapes[f"weight_hh_l{k}{sfx}"] = (G * H, P)
                 if cfg["bias"]:
                     shapes[f"bias_ih_l{k}{sfx}"] = (G * H,)
                     shapes[f"bias_hh_l{k}{sfx}"] = (G * H,)
+                if P != H:
+                    shapes[f"weight_hr_l{k}{sfx}"] = (P, H)
         L = meta["seq_len"]
         if unb:
-            x, st = (L, I), (D * nl, H)
+            x, st, cs = (L, I), (D * nl, P), (D * nl, H)
         elif cfg["batch_first"]:
-            x, st = (N, L, I), (D * nl, N, H)
+            x, st, cs = (N, L, I), (D * nl, N, P), (D * nl, N, H)
         else:
-            x, st = (L, N, I), (D * nl, N, H)
-        out = x[:-1] + (D * H,)
-        outputs = {"output": out, "h_n": st, **({"c_n": st} if lstm else {})}
-        states = {"h0": st, **({"c0": st} if lstm else {})}
+            x, st, cs = (L, N, I), (D * nl, N, P), (D * nl, N, H)
+        out = x[:-1] + (D * P,)
+        outputs = {"output": out, "h_n": st, **({"c_n": cs} if lstm else {})}
+        states = {"h0": st, **({"c0": cs} if lstm else {})}
     else:
         shapes["weight_ih"] = (G * H, I)
         shapes["weight_hh"] = (G * H, H)
