@@ -207,12 +207,19 @@ cdef int[4] SAVED_WIDTH = [0, 0, 4, 5]
 # Work units (fixed by the shape, never by the thread count):
 #  - a batch slice has at least SLICE_ROWS rows: B // SLICE_ROWS slices (at least 1, at most
 #    MAX_SLICES). SLICE_ROWS is the height of the product's register tile (MR_MR in
-#    csrc/minirnn.h): the step product of a slice of 4 rows runs at the same speed per row as one
-#    of 32, since each 4-row tile streams the W_hh panels anyway. Measured (float32, 2 threads,
-#    LSTM inference): small (B=16) 0.39 ms with slices of >= 4 rows vs 0.91 ms with >= 32;
-#    long (B=8) 10.7 vs 19.3 ms; medium (B=64) unchanged (34-35 ms).
+#    csrc/minirnn.h): while the recurrent weights stay in a core's cache, the step product of
+#    a slice of 4 rows runs at the same speed per row as one of 32. Measured (float32, 2
+#    threads, LSTM inference): small (B=16) 0.39 ms with slices of >= 4 rows vs 0.91 ms with
+#    >= 32; long (B=8) 10.7 vs 19.3 ms.
+#  - but every slice streams all of its recurrent weights (W_hh, W_hr) at every step, so when
+#    they are larger than SMALL_WEIGHTS bytes a slice has at least SLICE_ROWS_BIG_W rows: each
+#    weight read from memory then serves 32 rows, not 4. Measured (GRU, H = 512, B = 64,
+#    3 MB of W_hh, training, float32): 931 ms with 16 slices of 4 rows (slower than the NumPy
+#    path's 846 ms), 726 ms with 2 slices of 32.
 #  - the big products work on blocks of BLOCK_ROWS rows of their result.
 cdef Py_ssize_t SLICE_ROWS = 4
+cdef Py_ssize_t SLICE_ROWS_BIG_W = 32
+cdef Py_ssize_t SMALL_WEIGHTS = 512 * 1024
 cdef Py_ssize_t MAX_SLICES = 64
 cdef Py_ssize_t BLOCK_ROWS = 64
 cdef Py_ssize_t BIAS_COLS = 64       # columns of a bias-gradient unit (its double accumulators)
@@ -246,13 +253,15 @@ def _largest_team_of_last_call():
     return _largest_team
 
 
-def n_slices(Py_ssize_t B):
-    """How many batch slices the time loops cut a batch of B rows into (a function of B only)."""
-    return _n_slices(B)
+def n_slices(Py_ssize_t B, Py_ssize_t weight_bytes=0):
+    """How many batch slices the time loops cut a batch of B rows into, when the recurrent
+    weights of one direction take ``weight_bytes`` (a function of the shape only)."""
+    return _n_slices(B, weight_bytes)
 
 
-cdef inline Py_ssize_t _n_slices(Py_ssize_t B) noexcept nogil:
-    cdef Py_ssize_t n = B // SLICE_ROWS
+cdef inline Py_ssize_t _n_slices(Py_ssize_t B, Py_ssize_t weight_bytes) noexcept nogil:
+    cdef Py_ssize_t rows = SLICE_ROWS if weight_bytes <= SMALL_WEIGHTS else SLICE_ROWS_BIG_W
+    cdef Py_ssize_t n = B // rows
     if n < 1:
         n = 1
     if n > MAX_SLICES:
@@ -537,7 +546,8 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
     cdef floating *ph0 = &h0[0, 0, 0]
     cdef floating *phT = &hT[0, 0, 0]
 
-    cdef Py_ssize_t n_sl = _n_slices(B), n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t n_sl = _n_slices(B, (GH * P + (P * H if proj else 0)) * sizeof(floating))
+    cdef Py_ssize_t n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_mat = 3 if proj else 2
     cdef Py_ssize_t u, k, r0, b0, b1
     cdef int nt = _num_threads
@@ -856,7 +866,8 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     cdef floating *pdX = &dX[0, 0, 0]
     cdef floating *pdh0 = &dh0[0, 0, 0]
 
-    cdef Py_ssize_t n_sl = _n_slices(B), u, k, b0, b1, r0, g0, p, rest
+    cdef Py_ssize_t n_sl = _n_slices(B, (GH * P + (P * H if proj else 0)) * sizeof(floating))
+    cdef Py_ssize_t u, k, b0, b1, r0, g0, p, rest
     cdef Py_ssize_t n_gblk = (GH + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_pblk = (P + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
