@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""Draw the speed ratios written by ``bench_rnn.py --json`` as bar charts (needs matplotlib).
+
+One panel per (JSON file, dtype) row and per phase column (inference, training = forward +
+backward). In each panel, bars grouped by size, one bar per mode (RNN, GRU, LSTM). A bar
+runs from 1 to ``other's median ms / minirnn's median ms`` (other = torch by default, or the
+NumPy path with ``--vs numpy``): up means minirnn is faster, down slower. The y axis is
+logarithmic (2x faster and 2x slower are the same distance from 1). A bar with a red edge
+and hatching is a row whose answer failed the correctness check; a pale bar was measured
+while other processes kept the machine busy (the table's '~').
+
+Typical use, one JSON per thread count:
+
+    python bench/bench_rnn.py --threads 1 --json bench/results_1t.json
+    python bench/bench_rnn.py --threads 2 --json bench/results_2t.json
+    python bench/plot_bench.py bench/results_1t.json bench/results_2t.json -o bench/ratios.png
+"""
+import argparse
+import json
+import math
+import sys
+
+MODE_COLORS = {"rnn": "#4C72B0", "gru": "#DD8452", "lstm": "#55A868"}
+PHASE_TITLES = {"infer": "inference (forward, no_grad)", "train": "training (forward + backward)"}
+
+
+def load(path):
+    with open(path) as f:
+        doc = json.load(f)
+    if "results" not in doc or "meta" not in doc:
+        sys.exit(f"{path}: not a bench_rnn.py --json file")
+    return doc
+
+
+def panel(ax, rows, sizes, modes, vs, subject, busy):
+    """Bars for one panel: rows of one (file, dtype, phase)."""
+    width = 0.8 / len(modes)
+    heights = []
+    for j, mode in enumerate(modes):
+        for i, size in enumerate(sizes):
+            row = next((r for r in rows if r["size"] == size and r["mode"] == mode), None)
+            ratio = row and row["ratio"].get(vs)
+            if not ratio:
+                continue
+            x = i - 0.4 + width * (j + 0.5)
+            bad = not row.get("ok", True)
+            loaded = (row.get("other_load") or 0.0) > busy
+            # the bar runs from the line at 1 up (minirnn faster) or down (slower) to the ratio
+            ax.bar(x, ratio - 1.0, width, bottom=1.0, color=MODE_COLORS.get(mode, "grey"),
+                   alpha=0.4 if loaded else 1.0,
+                   edgecolor="red" if bad else "none", hatch="//" if bad else None, linewidth=1.5)
+            ax.text(x, ratio, f"{ratio:.2g}", ha="center",
+                    va="bottom" if ratio >= 1 else "top", fontsize=6)
+            heights.append(ratio)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log", base=2)
+    if heights:
+        lo, hi = min(heights + [1.0]), max(heights + [1.0])
+        ax.set_ylim(2 ** (math.floor(math.log2(lo)) - 0.3), 2 ** (math.ceil(math.log2(hi)) + 0.3))
+    ax.yaxis.set_major_formatter(_ratio_formatter())
+    ax.set_xticks(range(len(sizes)))
+    ax.set_xticklabels(sizes)
+    ax.set_xlim(-0.6, len(sizes) - 0.4)
+    ax.set_ylabel(f"{vs} ms / minirnn-{subject} ms")
+    ax.grid(axis="y", which="major", alpha=0.3)
+
+
+def _ratio_formatter():
+    from matplotlib.ticker import FuncFormatter
+    return FuncFormatter(lambda v, _: f"{v:g}x")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("json", nargs="+", help="files written by bench_rnn.py --json")
+    p.add_argument("-o", "--out", default="bench/ratios.png", help="PNG to write")
+    p.add_argument("--vs", default="torch",
+                   help="contender to compare with: torch (default) or numpy")
+    p.add_argument("--dtypes", default=None,
+                   help="comma list of dtypes to draw (default: all in the files)")
+    p.add_argument("--phases", default="infer,train", help="comma list of infer,train")
+    opt = p.parse_args(argv)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.exit("plot_bench.py needs matplotlib: python -m pip install matplotlib")
+
+    docs = [(path, load(path)) for path in opt.json]
+    phases = [s for s in opt.phases.split(",") if s]
+    # one figure row per (file, dtype) that has data against --vs
+    panels = []
+    for path, doc in docs:
+        dtypes = list(dict.fromkeys(r["dtype"] for r in doc["results"]))
+        if opt.dtypes:
+            dtypes = [d for d in dtypes if d in opt.dtypes.split(",")]
+        for dtype in dtypes:
+            panels.append((path, doc, dtype))
+    if not panels:
+        sys.exit("nothing to draw (check --dtypes)")
+
+    fig, axes = plt.subplots(len(panels), len(phases), squeeze=False,
+                             figsize=(6.5 * len(phases), 3.2 * len(panels)))
+    for r, (path, doc, dtype) in enumerate(panels):
+        meta = doc["meta"]
+        subject = meta.get("subject", "c")
+        if opt.vs not in meta.get("contenders", []) or opt.vs == subject:
+            sys.exit(f"{path}: no contender {opt.vs!r} besides the subject "
+                     f"(contenders: {meta.get('contenders')})")
+        sizes = list(dict.fromkeys(x["size"] for x in doc["results"]))
+        modes = [m for m in MODE_COLORS if any(x["mode"] == m for x in doc["results"])]
+        for c, phase in enumerate(phases):
+            ax = axes[r][c]
+            rows = [x for x in doc["results"] if x["dtype"] == dtype and x["phase"] == phase]
+            panel(ax, rows, sizes, modes, opt.vs, subject,
+                  meta.get("options", {}).get("busy", 0.2))
+            ax.set_title(f"{PHASE_TITLES.get(phase, phase)}, {dtype}, "
+                         f"{meta.get('threads')} thread(s)", fontsize=10)
+            if r == 0 and c == 0:          # legend in full colour even if a bar is pale
+                from matplotlib.patches import Patch
+                ax.legend(handles=[Patch(color=MODE_COLORS[m], label=m.upper()) for m in modes],
+                          fontsize=8, loc="best")
+    first = docs[0][1]["meta"]
+    fig.suptitle(f"minirnn-{first.get('subject')} vs {opt.vs}: >1x = minirnn faster   "
+                 f"({first.get('cpu')}, minirnn {first.get('minirnn')}, torch "
+                 f"{first.get('torch')}, {first.get('date', '')})", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(opt.out, dpi=120)
+    print(f"wrote {opt.out}")
+
+
+if __name__ == "__main__":
+    main()
