@@ -10,6 +10,12 @@ static inline void SFX(pack_panels)(ptrdiff_t K, ptrdiff_t N, const REAL *B, ptr
     MR_PICK(SFX(pack_panels))(K, N, B, rsb, csb, Bp, k0, k1, p0, p1);
 }
 
+static inline void SFX(column_sums)(ptrdiff_t R, ptrdiff_t n, const REAL *G, ptrdiff_t ldg,
+                                    REAL *db)
+{
+    MR_PICK(SFX(column_sums))(R, n, G, ldg, db);
+}
+
 static inline void SFX(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A,
                              ptrdiff_t rsa, ptrdiff_t csa, const REAL *Bp, REAL *C,
                              ptrdiff_t ldc, int accumulate, const REAL *bias)

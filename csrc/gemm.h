@@ -134,6 +134,32 @@ static void FN(pack_panels)(ptrdiff_t K, ptrdiff_t N, const REAL *B, ptrdiff_t r
     }
 }
 
+/* db[j] += sum over rows r < R of G[r*ldg + j], for j < n: the bias gradients (sums of the
+ * gate gradients over every step and batch row). Summed in double, rows in order, whatever
+ * the dtype: float32 sums over ~10^5 rows lose digits otherwise. Columns in blocks of 64
+ * (the accumulators stay in registers). */
+static void FN(column_sums)(ptrdiff_t R, ptrdiff_t n, const REAL *G, ptrdiff_t ldg, REAL *db)
+{
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += 64) {
+        const ptrdiff_t m = n - j0 < 64 ? n - j0 : 64;
+        double acc[64];
+        for (ptrdiff_t j = 0; j < 64; j++)
+            acc[j] = 0.0;
+        for (ptrdiff_t r = 0; r < R; r++) {
+            const REAL *g = G + r * ldg + j0;
+            if (m == 64) {
+                for (ptrdiff_t j = 0; j < 64; j++)
+                    acc[j] += (double)g[j];
+            } else {
+                for (ptrdiff_t j = 0; j < m; j++)
+                    acc[j] += (double)g[j];
+            }
+        }
+        for (ptrdiff_t j = 0; j < m; j++)
+            db[j0 + j] += (REAL)acc[j];
+    }
+}
+
 static ptrdiff_t FN(panel_width)(void) { return NR; }
 
 #undef NR

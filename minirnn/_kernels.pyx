@@ -49,6 +49,8 @@ Rules for this file:
 - Why not BLAS: see csrc/gemm.h (call overhead at one step's size, threads inside our threads,
   row results that depend on where a slice starts).
 """
+import threading
+
 import numpy as np
 
 from cython cimport floating
@@ -104,6 +106,10 @@ cdef extern from "minirnn.h" nogil:
     int mr_get_isa() noexcept
     int MR_HAVE_AVX2_VARIANT
 
+    void column_sums_f(Py_ssize_t R, Py_ssize_t n, const float *G, Py_ssize_t ldg,
+                       float *db) noexcept
+    void column_sums_d(Py_ssize_t R, Py_ssize_t n, const double *G, Py_ssize_t ldg,
+                       double *db) noexcept
     Py_ssize_t panel_width_f() noexcept
     Py_ssize_t panel_width_d() noexcept
     void pack_panels_f(Py_ssize_t K, Py_ssize_t N, const float *B, Py_ssize_t rsb, Py_ssize_t csb,
@@ -327,6 +333,41 @@ cdef int _check_shape(object a, tuple shape, str name) except -1:
     return 0
 
 
+# --------------------------------------------------------------------------- scratch memory
+
+# Each Python thread keeps one scratch array per dtype and reuses it from call to call. Fresh
+# buffers of this size (hundreds of MB at the seed size) cost more than the arithmetic: the
+# kernel zeroes every new page on first touch (measured: 41% of a seed-size training step in
+# clear_page). Per thread, because two Python threads may run kernels at the same time.
+_workspaces = threading.local()
+
+
+def release_workspace():
+    """Free this thread's scratch memory (it is kept between calls and grows to the largest
+    call's need; the next call allocates again)."""
+    _workspaces.__dict__.clear()
+
+
+cdef list _scratch(object dtype, list sizes):
+    """One view of this thread's workspace per size in `sizes` (elements), disjoint, each
+    starting on a 64-byte boundary. Their contents are undefined."""
+    cdef Py_ssize_t itemsize = np.dtype(dtype).itemsize, align = 64 // itemsize
+    cdef Py_ssize_t total = 0, n
+    offsets = []
+    for n in sizes:
+        n = max(1, n)
+        offsets.append((total, n))
+        total += (n + align - 1) // align * align
+    key = np.dtype(dtype).char
+    ws = _workspaces.__dict__.get(key)
+    if ws is None or ws.shape[0] < total + align:
+        _workspaces.__dict__.pop(key, None)            # free the old one before allocating
+        ws = np.empty(total + align, dtype)
+        _workspaces.__dict__[key] = ws
+    cdef Py_ssize_t shift = ((-ws.ctypes.data) % 64) // itemsize
+    return [ws[shift + o: shift + o + n] for o, n in offsets]
+
+
 # --------------------------------------------------------------------------- forward
 
 cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
@@ -527,13 +568,15 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
     cdef Py_ssize_t n_pan = (GH + NR - 1) // NR, pan_P = (P + NR - 1) // NR
     cdef Py_ssize_t size_ih = n_pan * NR * I, size_hh = n_pan * NR * P, TB = T * B
     cdef Py_ssize_t size_hr = pan_P * NR * H if proj else 0
-    cdef floating[::1] WihP = np.empty(D * size_ih, dtype)
-    cdef floating[::1] WhhP = np.empty(D * size_hh, dtype)
-    cdef floating[::1] WhrP = np.empty(max(1, D * size_hr), dtype)
-    cdef floating[::1] Gx = np.empty(max(1, D * TB * GH), dtype)
-    cdef floating[::1] gh = np.empty(max(1, D * B * GH), dtype)
-    cdef floating[::1] cbuf = np.empty(max(1, D * 2 * B * H) if lstm else 1, dtype)
-    cdef floating[::1] mbuf = np.empty(max(1, D * B * H) if proj and not training else 1, dtype)
+    bufs = _scratch(dtype, [D * size_ih, D * size_hh, D * size_hr, D * TB * GH, D * B * GH,
+                            D * 2 * B * H if lstm else 1, D * B * H if proj and not training else 1])
+    cdef floating[::1] WihP = bufs[0]
+    cdef floating[::1] WhhP = bufs[1]
+    cdef floating[::1] WhrP = bufs[2]
+    cdef floating[::1] Gx = bufs[3]
+    cdef floating[::1] gh = bufs[4]
+    cdef floating[::1] cbuf = bufs[5]
+    cdef floating[::1] mbuf = bufs[6]
     cdef floating *pWihP = &WihP[0]
     cdef floating *pWhhP = &WhhP[0]
     cdef floating *pWhrP = &WhrP[0]
@@ -693,17 +736,10 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
 cdef void _bias_grad(const floating *dG, Py_ssize_t R, Py_ssize_t GH, Py_ssize_t g0,
                      Py_ssize_t g1, floating *db) noexcept nogil:
     """db[g0:g1] += sum over the R rows of dG (R, GH), summed in double, rows in order."""
-    cdef double acc[64]          # BIAS_COLS
-    cdef Py_ssize_t r, j, n = g1 - g0
-    cdef const floating *row
-    for j in range(n):
-        acc[j] = 0.0
-    for r in range(R):
-        row = dG + r * GH + g0
-        for j in range(n):
-            acc[j] += row[j]
-    for j in range(n):
-        db[g0 + j] += <floating> acc[j]
+    if floating is float:
+        column_sums_f(R, g1 - g0, dG + g0, GH, db + g0)
+    else:
+        column_sums_d(R, g1 - g0, dG + g0, GH, db + g0)
 
 
 def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :, ::1] h0, c0,
@@ -832,19 +868,24 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     cdef Py_ssize_t size_hr = pan_H * NR * P if proj else 0
     cdef Py_ssize_t size_X = pan_I * NR * TB, size_Hp = pan_P * NR * TB
     cdef Py_ssize_t size_M = pan_M * NR * TB
-    cdef floating[::1] WhhP = np.empty(D * size_hh, dtype)
-    cdef floating[::1] WihP = np.empty(D * size_ih, dtype)
-    cdef floating[::1] WhrP = np.empty(max(1, D * size_hr), dtype)
-    cdef floating[::1] Xp = np.empty(max(1, size_X), dtype)
-    cdef floating[::1] Hp = np.empty(max(1, D * size_Hp), dtype)
-    cdef floating[::1] Mp = np.empty(max(1, D * size_M), dtype)
-    cdef floating[::1] dGx = np.empty(max(1, D * TB * GH), dtype)
-    cdef floating[::1] dGh = np.empty(max(1, D * TB * GH) if mode == MODE_GRU else 1, dtype)
-    cdef floating[::1] dHr = np.empty(max(1, D * TB * P) if proj else 1, dtype)
-    cdef floating[::1] dh = np.empty(max(1, D * B * P), dtype)
-    cdef floating[::1] dc = np.empty(max(1, D * B * H) if lstm else 1, dtype)
-    cdef floating[::1] dm = np.empty(max(1, D * B * H) if proj else 1, dtype)
-    cdef floating[::1] zeros = np.zeros(max(1, B * H) if proj else 1, dtype)
+    bufs = _scratch(dtype, [D * size_hh, D * size_ih, D * size_hr, size_X, D * size_Hp,
+                            D * size_M, D * TB * GH, D * TB * GH if mode == MODE_GRU else 1,
+                            D * TB * P if proj else 1, D * B * P, D * B * H if lstm else 1,
+                            D * B * H if proj else 1, B * H if proj else 1])
+    bufs[12][:] = 0
+    cdef floating[::1] WhhP = bufs[0]
+    cdef floating[::1] WihP = bufs[1]
+    cdef floating[::1] WhrP = bufs[2]
+    cdef floating[::1] Xp = bufs[3]
+    cdef floating[::1] Hp = bufs[4]
+    cdef floating[::1] Mp = bufs[5]
+    cdef floating[::1] dGx = bufs[6]
+    cdef floating[::1] dGh = bufs[7]
+    cdef floating[::1] dHr = bufs[8]
+    cdef floating[::1] dh = bufs[9]
+    cdef floating[::1] dc = bufs[10]
+    cdef floating[::1] dm = bufs[11]
+    cdef floating[::1] zeros = bufs[12]
     cdef floating *pWhhP = &WhhP[0]
     cdef floating *pWihP = &WihP[0]
     cdef floating *pWhrP = &WhrP[0]

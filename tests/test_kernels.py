@@ -394,3 +394,39 @@ def test_backward_layer_with_projection_checks_dW_hr():
     args["grads"] = (grads[0][:4] + (z(P, P),),)
     with pytest.raises(ValueError, match=r"dW_hr\[0\] has shape \(3, 3\), expected \(3, 5\)"):
         _kernels.backward_layer(**args)
+
+
+# --------------------------------------------------------------------------- reused buffers
+
+@pytest.mark.parametrize("mode,P", [("GRU", 0), ("LSTM", 0), ("LSTM", 3)])
+def test_arrays_given_to_the_caller_are_never_reused(mode, P):
+    # the compiled path recycles its internal buffers between calls (_backend_c._take/_give);
+    # what a call returned must not change when later calls run
+    m, x, state = setup_model(mode, layers=3, P=P, T=5, B=9)
+    first = train_step(m, x, state)
+    kept = {k: v.copy() for k, v in first.items()}
+    with minirnn.no_grad():
+        out_inf = m(x)[0]
+    out_inf_kept = out_inf.copy()
+    for scale in (2.0, -1.0, 0.5):
+        train_step(m, x * scale, state, seed=int(10 * scale))
+        with minirnn.no_grad():
+            m(x * scale)
+    for k, v in first.items():
+        assert np.array_equal(v, kept[k]), k
+    assert np.array_equal(out_inf, out_inf_kept)
+    # and recycling changes no result
+    again = train_step(m, x, state)
+    for k, v in kept.items():
+        assert np.array_equal(again[k], v), k
+
+
+def test_release_buffers_frees_and_results_stay_the_same():
+    from minirnn import _backend_c
+    m, x, state = setup_model("LSTM", layers=2)
+    before = train_step(m, x, state)
+    _backend_c.release_buffers()
+    assert not _backend_c._pools.__dict__
+    after = train_step(m, x, state)
+    for k, v in before.items():
+        assert np.array_equal(after[k], v), k
