@@ -5,6 +5,7 @@ same parameter names, shapes, order and initialization, same outputs and
 gradients, with NumPy arrays in and out.
 """
 from ._grad_mode import is_grad_enabled, no_grad
+from ._backend_c import release_buffers
 from ._kernels import get_num_threads, openmp_enabled, set_num_threads
 from .modules import BACKENDS, GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
@@ -12,4 +13,4 @@ __version__ = "0.1.0"
 
 __all__ = ["RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell", "no_grad",
            "is_grad_enabled", "BACKENDS", "openmp_enabled", "get_num_threads", "set_num_threads",
-           "__version__"]
+           "release_buffers", "__version__"]
