@@ -368,6 +368,47 @@ cdef list _scratch(object dtype, list sizes):
     return [ws[shift + o: shift + o + n] for o, n in offsets]
 
 
+cdef int _direction_arrays(object arrays, str what, Py_ssize_t d, Py_ssize_t GH, Py_ssize_t I,
+                           Py_ssize_t P, Py_ssize_t H, bint proj, bint writable,
+                           floating **out) except -1:
+    """Check one direction's (W_ih, W_hh, b_ih, b_hh[, W_hr]) -- or their gradients, named with
+    the prefix `what` ("d") and `writable` -- and put their data pointers in out[0..4]: NULL
+    for an absent bias, and for W_hr without projections."""
+    _check(len(arrays) in (4, 5), f"each direction needs ({what}W_ih, {what}W_hh, {what}b_ih, "
+           f"{what}b_hh[, {what}W_hr])")
+    names = ("W_ih", "W_hh", "b_ih", "b_hh", "W_hr")
+    shapes = ((GH, I), (GH, P), (GH,), (GH,), (P, H))
+    cdef const floating[:, ::1] ro2
+    cdef const floating[::1] ro1
+    cdef floating[:, ::1] rw2
+    cdef floating[::1] rw1
+    cdef int j
+    for j in range(5):
+        a = arrays[j] if j < len(arrays) else None
+        name = f"{what}{names[j]}[{d}]"
+        if j == 4 and not proj:
+            _check(a is None, f"{name} given without projections")
+        elif j != 2 and j != 3:
+            _check(a is not None, f"{name} is missing")
+        out[j] = NULL
+        if a is None:
+            continue
+        _check_shape(a, shapes[j], name)
+        if len(shapes[j]) == 2 and writable:
+            rw2 = a
+            out[j] = &rw2[0, 0]
+        elif len(shapes[j]) == 2:
+            ro2 = a
+            out[j] = <floating *> &ro2[0, 0]
+        elif writable:
+            rw1 = a
+            out[j] = &rw1[0]
+        else:
+            ro1 = a
+            out[j] = <floating *> &ro1[0]
+    return 0
+
+
 # --------------------------------------------------------------------------- forward
 
 cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
@@ -529,38 +570,18 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
         _check(M is None, "M is kept only in training with projections (W_hr)")
 
     # the weights of each direction
+    # the arrays of each direction: W_ih, W_hh, b_ih, b_hh, W_hr
+    cdef floating *wts[2][5]
+    cdef Py_ssize_t d
+    for d in range(D):
+        _direction_arrays(weights[d], "", d, GH, I, P, H, proj, False, wts[d])
     cdef const floating *Wih[2]
     cdef const floating *Whh[2]
     cdef const floating *Whr[2]
     cdef const floating *bih[2]
     cdef const floating *bhh[2]
-    cdef const floating[:, ::1] w2
-    cdef const floating[::1] w1
-    cdef Py_ssize_t d
     for d in range(D):
-        w = weights[d]
-        _check(len(w) == 4 or len(w) == 5, "each direction needs (W_ih, W_hh, b_ih, b_hh[, W_hr])")
-        _check_shape(w[0], (GH, I), f"W_ih[{d}]")
-        _check_shape(w[1], (GH, P), f"W_hh[{d}]")
-        w2 = w[0]
-        Wih[d] = &w2[0, 0]
-        w2 = w[1]
-        Whh[d] = &w2[0, 0]
-        bih[d] = NULL
-        bhh[d] = NULL
-        Whr[d] = NULL
-        if w[2] is not None:
-            _check_shape(w[2], (GH,), f"b_ih[{d}]")
-            w1 = w[2]
-            bih[d] = &w1[0]
-        if w[3] is not None:
-            _check_shape(w[3], (GH,), f"b_hh[{d}]")
-            w1 = w[3]
-            bhh[d] = &w1[0]
-        if proj:
-            _check_shape(w[4], (P, H), f"W_hr[{d}]")
-            w2 = w[4]
-            Whr[d] = &w2[0, 0]
+        Wih[d], Whh[d], bih[d], bhh[d], Whr[d] = wts[d][0], wts[d][1], wts[d][2], wts[d][3], wts[d][4]
 
     # scratch
     dtype = np.float32 if floating is float else np.float64
@@ -806,6 +827,14 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     else:
         _check(M is None, "M is kept only with projections (W_hr)")
 
+    # the arrays of each direction, W_ih, W_hh, b_ih, b_hh, W_hr, and their gradients
+    cdef floating *wts[2][5]
+    cdef floating *grd[2][5]
+    cdef Py_ssize_t d
+    for d in range(D):
+        _direction_arrays(weights[d], "", d, GH, I, P, H, proj, False, wts[d])
+        _direction_arrays(grads[d], "d", d, GH, I, P, H, proj, True, grd[d])
+        _check((grd[d][2] == NULL) == (grd[d][3] == NULL), "bias gradients come in pairs")
     cdef const floating *Wih[2]
     cdef const floating *Whh[2]
     cdef const floating *Whr[2]
@@ -814,48 +843,10 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     cdef floating *dWhr[2]
     cdef floating *dbih[2]
     cdef floating *dbhh[2]
-    cdef const floating[:, ::1] w2
-    cdef floating[:, ::1] g2
-    cdef floating[::1] g1
-    cdef Py_ssize_t d
     for d in range(D):
-        w, g = weights[d], grads[d]
-        _check(len(w) in (4, 5) and len(g) in (4, 5),
-               "each direction needs 4 or 5 weights and 4 or 5 gradients")
-        _check_shape(w[0], (GH, I), f"W_ih[{d}]")
-        _check_shape(w[1], (GH, P), f"W_hh[{d}]")
-        _check_shape(g[0], (GH, I), f"dW_ih[{d}]")
-        _check_shape(g[1], (GH, P), f"dW_hh[{d}]")
-        w2 = w[0]
-        Wih[d] = &w2[0, 0]
-        w2 = w[1]
-        Whh[d] = &w2[0, 0]
-        g2 = g[0]
-        dWih[d] = &g2[0, 0]
-        g2 = g[1]
-        dWhh[d] = &g2[0, 0]
-        dbih[d] = NULL
-        dbhh[d] = NULL
-        Whr[d] = NULL
-        dWhr[d] = NULL
-        _check((g[2] is None) == (g[3] is None), "bias gradients come in pairs")
-        if g[2] is not None:
-            _check_shape(g[2], (GH,), f"db_ih[{d}]")
-            _check_shape(g[3], (GH,), f"db_hh[{d}]")
-            g1 = g[2]
-            dbih[d] = &g1[0]
-            g1 = g[3]
-            dbhh[d] = &g1[0]
-        if proj:
-            _check(len(g) == 5, f"dW_hr[{d}] is missing")
-            _check_shape(w[4], (P, H), f"W_hr[{d}]")
-            _check_shape(g[4], (P, H), f"dW_hr[{d}]")
-            w2 = w[4]
-            Whr[d] = &w2[0, 0]
-            g2 = g[4]
-            dWhr[d] = &g2[0, 0]
-        else:
-            _check(len(g) == 4 or g[4] is None, "dW_hr given without W_hr")
+        Wih[d], Whh[d], Whr[d] = wts[d][0], wts[d][1], wts[d][4]
+        dWih[d], dWhh[d], dbih[d], dbhh[d], dWhr[d] = (grd[d][0], grd[d][1], grd[d][2], grd[d][3],
+                                                     grd[d][4])
     cdef bint has_bias = dbih[0] != NULL
     if D == 2:
         _check((dbih[1] != NULL) == has_bias, "bias gradients for both directions or neither")

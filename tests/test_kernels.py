@@ -430,3 +430,35 @@ def test_release_buffers_frees_and_results_stay_the_same():
     after = train_step(m, x, state)
     for k, v in before.items():
         assert np.array_equal(after[k], v), k
+
+
+def _backward_args():
+    """backward_layer's arguments for a one-layer bidirectional GRU after a real forward."""
+    from minirnn import _backend_c
+    m, x, h0 = setup_model("GRU", layers=1, T=3, B=4)
+    _, _, _, tape = _backend_c.rnn_forward("GRU", x, m._params, h0, None, 1, True)
+    lt = tape["layers"][0]
+    grads = tuple(tuple(np.zeros_like(a) if a is not None else None for a in w) for w in lt["w"])
+    return dict(mode=_kernels.MODES["GRU"], X=lt["X"], weights=lt["w"], h0=lt["h0"], c0=None,
+                Y=lt["Y"], Cs=None, S=lt["S"], dY=np.ones_like(lt["Y"]),
+                dhT=np.ones_like(lt["h0"]), dcT=None, dX=np.empty_like(lt["X"]),
+                dh0=np.empty_like(lt["h0"]), dc0=None, grads=grads)
+
+
+def test_backward_layer_checks_the_gradient_arrays_before_computing():
+    a = _backward_args()
+    _kernels.backward_layer(**a)                                    # good arguments run
+    assert np.abs(a["grads"][0][0]).max() > 0
+    g = [list(d) for d in a["grads"]]
+    g[1][1] = np.zeros((15, 4))
+    with pytest.raises(ValueError, match=r"dW_hh\[1\] has shape \(15, 4\), expected \(15, 5\)"):
+        _kernels.backward_layer(**dict(a, grads=tuple(map(tuple, g))))
+    g = [list(d) for d in a["grads"]]
+    g[0][2] = None                                                  # db_ih without db_hh
+    with pytest.raises(ValueError, match="bias gradients come in pairs"):
+        _kernels.backward_layer(**dict(a, grads=tuple(map(tuple, g))))
+    g = [list(d) for d in a["grads"]]
+    g[0][0] = g[0][0].copy()
+    g[0][0].flags.writeable = False                                 # gradients are written
+    with pytest.raises(ValueError):
+        _kernels.backward_layer(**dict(a, grads=tuple(map(tuple, g))))
