@@ -49,6 +49,7 @@ Rules for this file:
 - Why not BLAS: see csrc/gemm.h (call overhead at one step's size, threads inside our threads,
   row results that depend on where a slice starts).
 """
+import os
 import threading
 
 import numpy as np
@@ -230,7 +231,22 @@ cdef Py_ssize_t MAX_SLICES = 64
 cdef Py_ssize_t BLOCK_ROWS = 64
 cdef Py_ssize_t BIAS_COLS = 64       # columns of a bias-gradient unit (its double accumulators)
 
-cdef int _num_threads = max(1, minirnn_omp_max_threads())
+def _default_num_threads():
+    """OMP_NUM_THREADS when it is a positive integer, else the cores this process may run on
+    (1 in a serial build). Not omp_get_max_threads(): another library in the process (torch's
+    set_num_threads) may have changed it before minirnn was imported."""
+    if not MINIRNN_OPENMP_VERSION:
+        return 1
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+cdef int _num_threads = _default_num_threads()
 
 # A phase whose work is small runs on one thread: waking the others (and, on a busy machine,
 # waiting for each to be scheduled) costs more than it saves. Work is counted in multiply-adds
@@ -286,9 +302,8 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The number of threads the kernels use (default: OpenMP's default, i.e. the cores
-    available or OMP_NUM_THREADS; always 1 in a serial build... unless set otherwise, in which
-    case OpenMP regions still run on one thread)."""
+    """The number of threads the kernels use: set_num_threads(n), else OMP_NUM_THREADS, else
+    the cores this process may run on. A serial build runs on one thread whatever this says."""
     return _num_threads
 
 

@@ -462,3 +462,14 @@ def test_backward_layer_checks_the_gradient_arrays_before_computing():
     g[0][0].flags.writeable = False                                 # gradients are written
     with pytest.raises(ValueError):
         _kernels.backward_layer(**dict(a, grads=tuple(map(tuple, g))))
+
+
+@pytest.mark.skipif(not minirnn.openmp_enabled(), reason="serial build")
+def test_default_thread_count_follows_omp_num_threads():
+    import subprocess
+    import sys
+    code = "import minirnn; print(minirnn.get_num_threads())"
+    env = dict(os.environ, OMP_NUM_THREADS="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.stdout.strip() == "3"
