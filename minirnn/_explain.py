@@ -56,9 +56,11 @@ def gate_blocks(mode, kind):
 
 
 def build(mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-          bidirectional=False, dtype=np.float32, seed=0, backend=None):
+          bidirectional=False, dtype=np.float32, seed=0, backend=None, proj_size=0):
     """The module a configuration describes."""
     cls, extra = MODES[mode]
+    if proj_size:
+        extra = dict(extra, proj_size=proj_size)
     return cls(input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
                bidirectional=bidirectional, dtype=dtype, seed=seed, backend=backend, **extra)
 
@@ -77,7 +79,7 @@ def _layer_name(layer, d):
 
 def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectional=False,
             batch_first=False, batch=4, seq=7, bias=True, unbatched=False, dtype=np.float32,
-            seed=0, backend=None, out=print):
+            seed=0, backend=None, out=print, proj_size=0):
     """Print the explanation of one configuration through ``out``; return True if every
     identity between ``output`` and ``h_n`` held on the real numbers."""
     mode = mode.lower()
@@ -85,8 +87,9 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
         raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
     dtype = np.dtype(dtype)
     m = build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, dtype,
-              seed, backend)
+              seed, backend, proj_size)
     H, D, NL, L, N, I = hidden_size, m.num_directions, num_layers, seq, batch, input_size
+    P = proj_size or H                                   # the width of h (and of output per direction)
     G = len(GATES[mode])
     is_lstm = mode == "lstm"
     gate_letters = ", ".join(g for g, _ in GATES[mode] if g)
@@ -94,21 +97,26 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
 
     # ---------------------------------------------------------------- shapes
     rng = np.random.default_rng(seed + 1)
+    hw = "P" if proj_size else "H"                       # the letter of h's width
     if unbatched:
         x_shape, x_axes = (L, I), "(L, H_in)"
-        out_axes, st_axes = "(L, D*H)", "(num_layers*D, H)"
+        out_axes, st_axes, c_axes = f"(L, D*{hw})", f"(num_layers*D, {hw})", "(num_layers*D, H)"
     elif bf:
         x_shape, x_axes = (N, L, I), "(N, L, H_in)"
-        out_axes, st_axes = "(N, L, D*H)", "(num_layers*D, N, H)"
+        out_axes, st_axes = f"(N, L, D*{hw})", f"(num_layers*D, N, {hw})"
+        c_axes = "(num_layers*D, N, H)"
     else:
         x_shape, x_axes = (L, N, I), "(L, N, H_in)"
-        out_axes, st_axes = "(L, N, D*H)", "(num_layers*D, N, H)"
+        out_axes, st_axes = f"(L, N, D*{hw})", f"(num_layers*D, N, {hw})"
+        c_axes = "(num_layers*D, N, H)"
     x = rng.standard_normal(x_shape).astype(dtype)
     output, h_n, c_n = _run(m, x)
 
     out(f"minirnn explain: {m!r}" + ("   (unbatched input)" if unbatched else ""))
     out(f"  L = {L} step{'s' if L > 1 else ''}, " + ("" if unbatched else f"N = {N} batch rows, ")
-        + f"H_in = {I}, H = {H}, D = {D} direction{'s' if D > 1 else ''}, {NL} layer"
+        + f"H_in = {I}, H = {H}, " + (f"proj_size P = {P} (h is P wide, c is H wide), "
+                                       if proj_size else "")
+        + f"D = {D} direction{'s' if D > 1 else ''}, {NL} layer"
         + f"{'s' if NL > 1 else ''}; G = {G} gate block{'s' if G > 1 else ''}"
         + (f" in PyTorch's order {gate_letters}" if gate_letters else "")
         + f"; {dtype.name}, seed {seed}, backend {m.backend}")
@@ -120,19 +128,19 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
     rows = [("input x", x.shape, x_axes, where if not unbatched else "no batch axis"),
             ("h0", h_n.shape, st_axes, "optional, None = zeros; never batch-first")]
     if is_lstm:
-        rows.append(("c0", c_n.shape, st_axes, "optional, None = zeros; never batch-first"))
+        rows.append(("c0", c_n.shape, c_axes, "optional, None = zeros; never batch-first"))
     rows.append(("output", output.shape, out_axes,
-                 "the LAST layer at EVERY step" + ("; [..., :H] forward, [..., H:] reverse"
+                 "the LAST layer at EVERY step" + (f"; [..., :{hw}] forward, [..., {hw}:] reverse"
                                                   if D == 2 else "")))
     rows.append(("h_n", h_n.shape, st_axes,
                  "EVERY layer at the LAST step; row layer*D + direction; never batch-first"))
     if is_lstm:
-        rows.append(("c_n", c_n.shape, st_axes,
+        rows.append(("c_n", c_n.shape, c_axes,
                      "cell state, same rows as h_n; appears nowhere in output"))
     for name, shape, axes, note in rows:
         out(f"  {name:<8} {str(shape):<14} {axes:<22} {note}")
     out(f"  output grows with L; h_n does not (one row per layer and direction). "
-        f"h_n.reshape({NL}, {D}{'' if unbatched else f', {N}'}, {H})[layer, direction] "
+        f"h_n.reshape({NL}, {D}{'' if unbatched else f', {N}'}, {P})[layer, direction] "
         "splits it.")
 
     # ---------------------------------------------------------------- parameters
@@ -149,14 +157,18 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
     out(f"  {'name':<22} {'shape':<12} row blocks: PyTorch's symbol (= the paper's)")
     for name, v in sd.items():
         kind = name.split("_l")[0]
+        if kind == "weight_hr":
+            out(f"  {name:<22} {str(v.shape):<12} 0:{P} W_hr: the projection h = (o * tanh c) "
+                "W_hr^T, from H to P")
+            continue
         blocks = " | ".join(
             f"{k * H}:{(k + 1) * H} {torch_sym}" + (f" (= {paper})" if paper else "")
             for k, (gate, torch_sym, paper, desc) in enumerate(gate_blocks(mode, kind)))
         out(f"  {name:<22} {str(v.shape):<12} {blocks}")
     if NL > 1:
         out(f"  weight_ih_l1 and above read the layer below: "
-            + (f"columns 0:{H} its forward output, {H}:{2 * H} its reverse output"
-               if D == 2 else f"its {H} outputs"))
+            + (f"columns 0:{P} its forward output, {P}:{2 * P} its reverse output"
+               if D == 2 else f"its {P} outputs"))
     if D == 2:
         out("  _reverse: the same blocks for the reverse direction, which has its own weights")
 
@@ -165,7 +177,7 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
     out(f"which slice of output is which row of h_n{' (and c_n)' if is_lstm else ''}, "
         "verified on these numbers")
 
-    def sl(t, d, width=H):
+    def sl(t, d, width=P):
         """(slice of an output array at step t, direction d; its expression)."""
         cols = f"{':' if d == 0 and D == 1 else (f':{width}' if d == 0 else f'{width}:')}"
         c = slice(d * width, (d + 1) * width)
@@ -190,7 +202,7 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
             # layer+1 layers and take that output's slice
             if layer not in sub_cache:
                 sub = build(mode, I, H, layer + 1, bias, batch_first, bidirectional, dtype, seed,
-                            backend)
+                            backend, proj_size)
                 sub.load_state_dict({n: v for n, v in sd.items() if n in sub.state_dict()})
                 sub_cache[layer] = _run(sub, x)[0]
             ref, what = take(sub_cache[layer]), (f"output{expr} of layer{f's 0..{layer}' if layer else ' 0'} "
@@ -215,10 +227,11 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
         out(f"  h_n{'[0]' if below == 1 else f'[0:{below}]'} (layers below the last) appear nowhere "
             "in output: output is the last layer only")
     if is_lstm:
-        out("  c_n: the cell state is never output; only h = o * tanh(c) is")
+        out("  c_n: the cell state is never output; only h = o * tanh(c) is"
+            + (" (projected: h = (o * tanh(c)) W_hr^T)" if proj_size else ""))
 
     if bf:
-        m_tf = build(mode, I, H, NL, bias, False, bidirectional, dtype, seed, backend)
+        m_tf = build(mode, I, H, NL, bias, False, bidirectional, dtype, seed, backend, proj_size)
         out_tf, h_tf, c_tf = _run(m_tf, np.ascontiguousarray(x.transpose(1, 0, 2)))
         good = (np.array_equal(h_tf, h_n) and np.array_equal(out_tf.transpose(1, 0, 2), output)
                 and (c_n is None or np.array_equal(c_tf, c_n)))
@@ -240,6 +253,8 @@ def add_arguments(p):
     p.add_argument("--batch-first", action="store_true")
     p.add_argument("--unbatched", action="store_true", help="2-D input (L, H_in), no batch axis")
     p.add_argument("--no-bias", action="store_true", help="bias=False")
+    p.add_argument("--proj", type=int, default=0,
+                   help="LSTM only: proj_size P, 0 < P < hidden (default 0: no projection)")
     p.add_argument("--hidden", type=int, default=50, help="hidden_size (default 50)")
     p.add_argument("--input", type=int, default=8, help="input_size (default 8)")
     p.add_argument("--batch", type=int, default=4, help="batch size N (default 4)")
@@ -256,9 +271,13 @@ def run(args):
     for name in ("layers", "hidden", "input", "batch", "seq"):
         if getattr(args, name) < 1:
             raise SystemExit(f"python -m minirnn explain: --{name} must be at least 1")
+    if args.proj and (args.mode != "lstm" or not 0 < args.proj < args.hidden):
+        raise SystemExit("python -m minirnn explain: --proj needs --mode lstm and "
+                         f"0 < proj < hidden, got --proj {args.proj} with --mode {args.mode} "
+                         f"--hidden {args.hidden}")
     ok = explain(args.mode, args.input, args.hidden, args.layers, args.bidirectional,
                  args.batch_first, args.batch, args.seq, not args.no_bias, args.unbatched,
-                 np.dtype(args.dtype), args.seed, args.backend)
+                 np.dtype(args.dtype), args.seed, args.backend, proj_size=args.proj)
     return 0 if ok else 1
 
 

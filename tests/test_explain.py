@@ -164,3 +164,42 @@ def test_without_a_command_the_demo_and_conformance_still_run(capsys):
     out = capsys.readouterr().out
     assert status == 0
     assert "output[:, 0, H:]" in out and "conformance against PyTorch reference dumps" in out
+
+
+PROJ_OPTIONS = list(itertools.product([1, 2], [False, True], [False, True], [False, True]))
+
+
+@pytest.mark.parametrize("layers, bidirectional, batch_first, unbatched", PROJ_OPTIONS)
+def test_lstm_with_projections(capsys, layers, bidirectional, batch_first, unbatched):
+    # H = 5, proj_size P = 2: h0/h_n/output are P wide per direction, c0/c_n H wide
+    argv = ["--mode", "lstm", "--layers", str(layers), "--hidden", "5", "--proj", "2",
+            "--input", "3", "--batch", "2", "--seq", "4"]
+    argv += ["--bidirectional"] * bidirectional + ["--batch-first"] * batch_first
+    argv += ["--unbatched"] * unbatched
+    status, out = explain(capsys, *argv)
+    assert status == 0, out
+    assert out.rstrip().endswith("all identities hold")
+    D, H, P, L, N = 1 + bidirectional, 5, 2, 4, 2
+    lines = out.splitlines()
+
+    def row(name):
+        return next(line for line in lines if line.startswith(f"  {name} "))
+    if unbatched:
+        o, s, c = (L, D * P), (layers * D, P), (layers * D, H)
+    elif batch_first:
+        o, s, c = (N, L, D * P), (layers * D, N, P), (layers * D, N, H)
+    else:
+        o, s, c = (L, N, D * P), (layers * D, N, P), (layers * D, N, H)
+    assert str(o) in row("output") and str(s) in row("h_n") and str(c) in row("c_n")
+    assert str((4 * H, P)) in row("weight_hh_l0") and str((P, H)) in row("weight_hr_l0")
+    if layers > 1:
+        assert str((4 * H, D * P)) in row("weight_ih_l1")
+    checked = [line for line in lines if line.startswith("  h_n[") and line.endswith(" ok")]
+    assert len(checked) == layers * D
+
+
+def test_proj_needs_lstm_and_a_size_below_hidden(capsys):
+    for argv in (["--mode", "gru", "--proj", "2"], ["--mode", "lstm", "--hidden", "4",
+                                                    "--proj", "4"]):
+        with pytest.raises(SystemExit, match="--proj needs --mode lstm and 0 < proj < hidden"):
+            main(["explain", *argv])
