@@ -46,31 +46,3 @@ html_theme = "alabaster"
 html_title = f"minirnn {release}"
 html_static_path = []
 pygments_style = "sphinx"
-
-
-# The docstrings are written to read well as plain text (help(), PyTorch's style), not as
-# reStructuredText. One plain-text habit is an error in RST: a heading of two or more lines,
-# ending in ":", followed by an indented block ("Parameters (gate order ...\n ...):\n
-# weight_ih...: ..."). Joining the heading into one line makes it the term of a definition
-# list, which is how a one-line heading already renders. A no-op for docstrings without it.
-def _indent(line):
-    return len(line) - len(line.lstrip())
-
-
-def _join_multiline_headings(app, what, name, obj, options, lines):
-    j = 0
-    while j < len(lines) - 1:
-        line, nxt = lines[j], lines[j + 1]
-        if (line.rstrip().endswith(":") and not line.rstrip().endswith("::") and nxt.strip()
-                and _indent(nxt) > _indent(line)):
-            k = j
-            while k > 0 and lines[k - 1].strip() and _indent(lines[k - 1]) == _indent(line):
-                k -= 1
-            if k < j:
-                lines[k:j + 1] = [" " * _indent(line) + " ".join(s.strip() for s in lines[k:j + 1])]
-                j = k
-        j += 1
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _join_multiline_headings)

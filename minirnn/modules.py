@@ -473,8 +473,10 @@ class GRU(_RNNBase):
     gate multiplies ``W_hn h + b_hn`` after the product ("reset after", as PyTorch
     and cuDNN; Cho et al. put it inside: ``W_hn (r * h)``).
 
-    Parameters (gate order **r, z, n**: rows ``k*H:(k+1)*H`` of ``weight_ih`` are
-    ``W_ir | W_iz | W_in``, of ``weight_hh`` ``W_hr | W_hz | W_hn``):
+    Gate order **r, z, n**: rows ``k*H:(k+1)*H`` of ``weight_ih`` are
+    ``W_ir | W_iz | W_in``, of ``weight_hh`` ``W_hr | W_hz | W_hn``.
+
+    Parameters:
         weight_ih_l{k}: ``(3H, H_in)`` for k = 0, else ``(3H, D*H)``
         weight_hh_l{k}: ``(3H, H)``
         bias_ih_l{k}, bias_hh_l{k}: ``(3H,)``
@@ -501,9 +503,11 @@ class LSTM(_RNNBase):
 
     ``i``, ``f``, ``g``, ``o`` are the input, forget, cell and output gates.
 
-    Parameters (gate order **i, f, g, o**: rows ``k*H:(k+1)*H`` of ``weight_ih``
-    are the paper's ``W_i | W_f | W_g | W_o``, of ``weight_hh`` its ``U_i | U_f |
-    U_g | U_o``; one ``(4H, .)`` product computes all four):
+    Gate order **i, f, g, o**: rows ``k*H:(k+1)*H`` of ``weight_ih`` are the
+    paper's ``W_i | W_f | W_g | W_o``, of ``weight_hh`` its ``U_i | U_f | U_g | U_o``;
+    one ``(4H, .)`` product computes all four.
+
+    Parameters:
         weight_ih_l{k}: ``(4H, H_in)`` for k = 0, else ``(4H, D*H_out)``
         weight_hh_l{k}: ``(4H, H_out)``
         bias_ih_l{k}, bias_hh_l{k}: ``(4H,)``
