@@ -36,3 +36,27 @@ def split_state(mode, state):
 
 def join_state(mode, h, c):
     return (h, c) if mode == "LSTM" else h
+
+
+# float64 central differences, shared by the gradient checks
+EPS = 1e-6
+TOL = 1e-7        # relative to the largest gradient entry; truncation ~eps^2, rounding ~1e-16/eps
+
+
+def numerical_grad(loss, arr):
+    g = np.zeros_like(arr)
+    for idx in np.ndindex(arr.shape):
+        old = arr[idx]
+        arr[idx] = old + EPS
+        up = loss()
+        arr[idx] = old - EPS
+        down = loss()
+        arr[idx] = old
+        g[idx] = (up - down) / (2 * EPS)
+    return g
+
+
+def assert_grad_close(name, analytic, numeric):
+    scale = max(np.abs(numeric).max(), 1e-3)
+    err = np.abs(analytic - numeric).max() / scale
+    assert err < TOL, f"{name}: analytic vs numerical gradient differ by {err:.2e} (relative)"

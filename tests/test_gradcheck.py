@@ -8,30 +8,8 @@ upstream gradients, so every output contributes. Each analytic gradient
 import numpy as np
 import pytest
 
-from helpers import BACKENDS, MODES, join_state, make_cell, make_module, perturb_biases, split_state
-
-EPS = 1e-6
-TOL = 1e-7        # relative to the largest gradient entry; truncation ~eps^2, rounding ~1e-16/eps
-
-
-def numerical_grad(loss, arr):
-    g = np.zeros_like(arr)
-    for idx in np.ndindex(arr.shape):
-        old = arr[idx]
-        arr[idx] = old + EPS
-        up = loss()
-        arr[idx] = old - EPS
-        down = loss()
-        arr[idx] = old
-        g[idx] = (up - down) / (2 * EPS)
-    return g
-
-
-def assert_grad_close(name, analytic, numeric):
-    scale = max(np.abs(numeric).max(), 1e-3)
-    err = np.abs(analytic - numeric).max() / scale
-    assert err < TOL, f"{name}: analytic vs numerical gradient differ by {err:.2e} (relative)"
-
+from helpers import (BACKENDS, MODES, assert_grad_close, join_state, make_cell, make_module,
+                     numerical_grad, perturb_biases, split_state)
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", MODES)
