@@ -59,7 +59,7 @@ def _layer_weights(params, layer, D):
 
 
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
-                dropout_masks=None):
+                dropout_masks=None, batch_sizes=None):
     """As :func:`minirnn.functional.rnn_forward`, on the compiled kernels."""
     code = _kernels.MODES[mode]
     lstm = mode == "LSTM"
@@ -74,6 +74,8 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
     c_n = np.empty_like(c0) if lstm else None
     SW = _SAVED_WIDTH[mode]
     x = _c(X)
+    if batch_sizes is not None:
+        batch_sizes = np.ascontiguousarray(batch_sizes, dtype=np.int64)
     layers = []
     for layer in range(num_layers):
         k = slice(layer * D, (layer + 1) * D)           # this layer's rows of h0 / h_n
@@ -85,7 +87,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         S = _take((D, T, B, SW * H), dtype) if need_tape and SW else None
         M = _take((D, T, B, H), dtype) if need_tape and proj else None
         _kernels.forward_layer(code, x, w, h0[k], c0[k] if lstm else None, Y, h_n[k],
-                               c_n[k] if lstm else None, Cs, S, M)
+                               c_n[k] if lstm else None, Cs, S, M, batch_sizes)
         if need_tape:
             layers.append(dict(X=x, w=w, h0=h0[k], c0=c0[k] if lstm else None, Y=Y, Cs=Cs, S=S,
                                M=M))
@@ -95,7 +97,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
             _give(x)                                    # inference: the layer input is spent
         x = x_next
     tape = dict(backend="c", mode=mode, num_layers=num_layers, D=D, layers=layers,
-                dropout_masks=dropout_masks) if need_tape else None
+                dropout_masks=dropout_masks, batch_sizes=batch_sizes) if need_tape else None
     return x, h_n, c_n, tape
 
 
@@ -120,7 +122,8 @@ def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
         dX = np.empty_like(lt["X"]) if layer == 0 else _take(lt["X"].shape, lt["X"].dtype)
         _kernels.backward_layer(code, lt["X"], lt["w"], lt["h0"], lt["c0"], lt["Y"], lt["Cs"],
                                 lt["S"], dY, grad_h_n[k], grad_c_n[k] if lstm else None, dX,
-                                grad_h0[k], grad_c0[k] if lstm else None, g, lt["M"])
+                                grad_h0[k], grad_c0[k] if lstm else None, g, lt["M"],
+                                tape["batch_sizes"])
         # this layer's saved buffers are spent; so are its output (unless it is the caller's
         # output) and the gradient that came from the layer above
         _give(lt["Cs"], lt["S"], lt["M"])

@@ -57,7 +57,8 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
 
 cdef extern from * nogil:
     """
@@ -424,20 +425,72 @@ cdef int _direction_arrays(object arrays, str what, Py_ssize_t d, Py_ssize_t GH,
     return 0
 
 
+
+# --------------------------------------------------------------------------- variable lengths
+
+# Packed sequences (minirnn.packed) reach the kernels as a padded time-major batch whose rows
+# are sorted by decreasing length, plus ``batch_sizes`` (T,): bs[t] rows have a step t, and
+# they are the first bs[t] rows (bs[0] = B, non-increasing, bs[T-1] >= 1). So at step t a
+# slice b0 <= b < b1 computes only its rows below bs[t], a prefix: the active rows of every
+# step are contiguous, and a row that is not active is left alone, never updated.
+#   forward direction: a row stops after its last step (t = len - 1), where its h_n and c_n
+#       are copied out; the rows after it are written zeros.
+#   reverse direction: a row starts at its own last step, from h0/c0. The loop reads the
+#       state before step t from row t+1 of Y (and of Cs or the c buffer), so when a row is
+#       about to start, that place -- the padded position (len, b) -- is given h0 (and c0):
+#       Y holds h0 at the first padded step of a reversed sequence, and zeros after it. The
+#       backward and the weight-gradient products then read the right h_{t-1} with no
+#       special case. (The caller never sees padded positions: packed output is gathered
+#       from the valid ones.)
+# The backward zeroes the gate gradients of inactive rows, so the big products after the loop
+# (dW += dG^T X, dX = dG W) get exactly nothing from padded positions.
+
+cdef inline Py_ssize_t _active_end(const int64_t *bs, Py_ssize_t t, Py_ssize_t b0,
+                                   Py_ssize_t b1) noexcept nogil:
+    """The end of the active rows b0 <= b < end of a slice at step t (b1 without lengths)."""
+    if bs == NULL:
+        return b1
+    return min(max(<Py_ssize_t> bs[t], b0), b1)
+
+
+cdef inline void _fill_rows(floating *dst, Py_ssize_t ld, Py_ssize_t width, Py_ssize_t rows,
+                            const floating *src, Py_ssize_t ld_src) noexcept nogil:
+    """rows x width of dst (row stride ld) = src (row stride ld_src), or zeros if src is NULL."""
+    cdef Py_ssize_t r
+    for r in range(rows):
+        if src == NULL:
+            memset(dst + r * ld, 0, width * sizeof(floating))
+        else:
+            memcpy(dst + r * ld, src + r * ld_src, width * sizeof(floating))
+
+
+cdef object _check_batch_sizes(object batch_sizes, Py_ssize_t T, Py_ssize_t B):
+    """batch_sizes must be int64 (T,), start at B, never grow and end >= 1 (every row has at
+    least one step): a packed batch sorted by decreasing length. The loops rely on it."""
+    _check(isinstance(batch_sizes, np.ndarray) and batch_sizes.dtype == np.int64
+           and batch_sizes.ndim == 1, "batch_sizes must be a 1-D int64 array")
+    _check_shape(batch_sizes, (T,), "batch_sizes")
+    bs = np.ascontiguousarray(batch_sizes)
+    _check(B >= 1 and bs[0] == B and bs[T - 1] >= 1 and bool(np.all(bs[1:] <= bs[:T - 1])),
+           f"batch_sizes must start at B={B}, never increase and end >= 1, got {bs.tolist()}")
+    return bs
+
+
 # --------------------------------------------------------------------------- forward
 
 cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
                          Py_ssize_t b1, Py_ssize_t H, Py_ssize_t P, Py_ssize_t DP,
-                         const floating *Gx, const floating *WhhP, const floating *bhh,
-                         const floating *WhrP, const floating *h0, const floating *c0,
-                         floating *Y, floating *hT, floating *cT, floating *Cs, floating *S,
-                         floating *M, floating *gh, floating *cbuf,
+                         const int64_t *bs, const floating *Gx, const floating *WhhP,
+                         const floating *bhh, const floating *WhrP, const floating *h0,
+                         const floating *c0, floating *Y, floating *hT, floating *cT,
+                         floating *Cs, floating *S, floating *M, floating *gh, floating *cbuf,
                          floating *mbuf) noexcept nogil:
     """The time loop of one direction over batch rows b0 <= b < b1.
 
     IN   Gx (T, B, GH) = X W_ih^T + b_ih;  WhhP: W_hh^T (P, GH) packed;  bhh (GH,) or NULL;
          WhrP: W_hr^T (H, P) packed (LSTM with projections) or NULL (then P = H);
-         h0 (B, P), c0 (B, H) (c0 LSTM only)
+         h0 (B, P), c0 (B, H) (c0 LSTM only);  bs (T,) batch sizes of a packed batch, or
+         NULL (every row has every step; see "variable lengths" above)
     OUT  Y: this direction's column block of the layer output, Y[t, b, j] at Y[(t*B + b)*DP + j];
          hT (B, P), cT (B, H) final states; Cs (T, B, H), S (T, B, SW*H) and, with
          projections, M (T, B, H) when training, else NULL
@@ -445,12 +498,12 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
          mbuf (B, H) (projections, inference: m_t)
     """
     cdef Py_ssize_t G = GATES[mode], GH = GATES[mode] * H, SWH = SAVED_WIDTH[mode] * H
-    cdef Py_ssize_t rows = b1 - b0, s, t, j, b, row
+    cdef Py_ssize_t rows = b1 - b0, s, t, j, b, row, n, e, e_next, f
     cdef const floating *h_prev = h0 + b0 * P
     cdef Py_ssize_t ldhp = P
     cdef const floating *c_prev = NULL
     cdef floating *h
-    cdef floating *c
+    cdef floating *c = NULL
     cdef floating *m
     cdef floating *saved
     cdef floating *ghs = gh + b0 * GH
@@ -459,46 +512,74 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
     for s in range(T):
         t = T - 1 - s if reverse else s
         row = t * B + b0                                 # first row of this slice at step t
-        # G_h = h_{t-1} W_hh^T + b_hh                    (rows, GH)
-        k_gemm(rows, GH, P, h_prev, ldhp, 1, WhhP, ghs, GH, 0, bhh)
+        e = _active_end(bs, t, b0, b1)                   # rows b0 <= b < e have a step t
+        n = e - b0
         h = Y + row * DP
         saved = S + row * SWH if S != NULL else NULL
-        if mode == MODE_RNN_TANH or mode == MODE_RNN_RELU:
+        if mode == MODE_LSTM:
+            c = Cs + row * H if Cs != NULL else cbuf + (s % 2) * B * H + b0 * H
+        if n > 0:
+            # G_h = h_{t-1} W_hh^T + b_hh                (n, GH)
+            k_gemm(n, GH, P, h_prev, ldhp, 1, WhhP, ghs, GH, 0, bhh)
+        if n == 0:
+            pass
+        elif mode == MODE_RNN_TANH or mode == MODE_RNN_RELU:
             if floating is float:
-                elman_cell_forward_f(rows, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DP)
+                elman_cell_forward_f(n, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DP)
             else:
-                elman_cell_forward_d(rows, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DP)
+                elman_cell_forward_d(n, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DP)
         elif mode == MODE_GRU:
             if floating is float:
-                gru_cell_forward_f(rows, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DP,
+                gru_cell_forward_f(n, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DP,
                                    saved, SWH)
             else:
-                gru_cell_forward_d(rows, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DP,
+                gru_cell_forward_d(n, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DP,
                                    saved, SWH)
         elif WhrP == NULL:
-            c = Cs + row * H if Cs != NULL else cbuf + (s % 2) * B * H + b0 * H
             if floating is float:
-                lstm_cell_forward_f(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DP, c, H,
+                lstm_cell_forward_f(n, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DP, c, H,
                                     saved, SWH)
             else:
-                lstm_cell_forward_d(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DP, c, H,
+                lstm_cell_forward_d(n, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DP, c, H,
                                     saved, SWH)
-            c_prev = c
         else:
-            # with projections the cell writes m_t = o_t tanh(c_t) (rows, H) ...
-            c = Cs + row * H if Cs != NULL else cbuf + (s % 2) * B * H + b0 * H
+            # with projections the cell writes m_t = o_t tanh(c_t) (n, H) ...
             m = M + row * H if M != NULL else mbuf + b0 * H
             if floating is float:
-                lstm_cell_forward_f(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, m, H, c, H,
+                lstm_cell_forward_f(n, H, Gx + row * GH, GH, ghs, GH, c_prev, H, m, H, c, H,
                                     saved, SWH)
             else:
-                lstm_cell_forward_d(rows, H, Gx + row * GH, GH, ghs, GH, c_prev, H, m, H, c, H,
+                lstm_cell_forward_d(n, H, Gx + row * GH, GH, ghs, GH, c_prev, H, m, H, c, H,
                                     saved, SWH)
-            # ... and h_t = m_t W_hr^T                   (rows, P)
-            k_gemm(rows, P, H, m, H, 1, WhrP, h, DP, 0, NULL)
-            c_prev = c
+            # ... and h_t = m_t W_hr^T                   (n, P)
+            k_gemm(n, P, H, m, H, 1, WhrP, h, DP, 0, NULL)
+        if bs != NULL:
+            if reverse:
+                # rows e <= b < e_next start at step t-1: their state before it is h0 (c0)
+                e_next = _active_end(bs, t - 1, b0, b1) if t > 0 else e
+                _fill_rows(h + n * DP, DP, P, e_next - e, h0 + e * P, P)
+                if mode == MODE_LSTM:
+                    _fill_rows(c + n * H, H, H, e_next - e, c0 + e * H, H)
+            else:
+                # rows f <= b < e have their last step here: copy out h_n (and c_n)
+                f = _active_end(bs, t + 1, b0, b1) if t + 1 < T else b0
+                _fill_rows(hT + f * P, P, P, e - f, h + (f - b0) * DP, DP)
+                if mode == MODE_LSTM:
+                    _fill_rows(cT + f * H, H, H, e - f, c + (f - b0) * H, H)
+                e_next = e
+            # padded positions: zeros (Y is the next layer's input and, like M, a factor of
+            # the weight-gradient products)
+            _fill_rows(h + (e_next - b0) * DP, DP, P, b1 - e_next, <floating *> NULL, 0)
+            if Cs != NULL:
+                _fill_rows(c + (e_next - b0) * H, H, H, b1 - e_next, <floating *> NULL, 0)
+            if M != NULL:
+                _fill_rows(M + (row + n) * H, H, H, rows - n, <floating *> NULL, 0)
         h_prev = h
         ldhp = DP
+        if mode == MODE_LSTM:
+            c_prev = c
+    if bs != NULL and not reverse:
+        return                                           # final states copied in the loop
     # the final states of these rows
     for b in range(rows):
         memcpy(hT + (b0 + b) * P, h_prev + b * ldhp, P * sizeof(floating))
@@ -522,7 +603,8 @@ cdef int _check_lstm_shapes(Py_ssize_t D, tuple weights, bint lstm, object c0, P
 
 
 def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :, ::1] h0, c0,
-                  floating[:, :, ::1] Y, floating[:, :, ::1] hT, cT, Cs, S, M=None):
+                  floating[:, :, ::1] Y, floating[:, :, ::1] hT, cT, Cs, S, M=None,
+                  batch_sizes=None):
     """One layer, every direction, whole sequence. See the module docstring for the shapes.
 
     weights: one (W_ih (GH, I), W_hh (GH, P), b_ih (GH,) or None, b_hh (GH,) or None[, W_hr
@@ -531,6 +613,8 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
     P = H. h0, hT: (D, B, P). c0, cT: (D, B, H) for LSTM, else None. Cs (D, T, B, H) (LSTM),
     S (D, T, B, SW*H) (GRU, LSTM) and M (D, T, B, H) (projections) are given to keep what the
     backward needs (training), or None (inference).
+    batch_sizes: None, or an int64 array (T,) for a packed batch: the rows sorted by
+    decreasing length, batch_sizes[t] of them having a step t (see "variable lengths" above).
     Writes Y, hT (and cT, Cs, S, M). Every shape is checked before any computation.
     """
     _check(0 <= mode <= 3, f"unknown mode {mode}")
@@ -546,6 +630,11 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
     _check_shape(h0, (D, B, P), "h0")
     _check_shape(Y, (T, B, DP), "Y")
     _check_shape(hT, (D, B, P), "hT")
+    cdef const int64_t[::1] bsv
+    cdef const int64_t *pbs = NULL
+    if batch_sizes is not None:
+        bsv = _check_batch_sizes(batch_sizes, T, B)
+        pbs = &bsv[0]
     cdef floating[:, :, ::1] c0v, cTv
     cdef floating[:, :, :, ::1] Csv, Sv, Mv
     cdef floating *pc0 = NULL
@@ -660,7 +749,7 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
             k = u % n_sl
             b0 = k * B // n_sl
             b1 = (k + 1) * B // n_sl
-            _forward_slice(mode, d == 1, T, B, b0, b1, H, P, DP, pGx + d * TB * GH,
+            _forward_slice(mode, d == 1, T, B, b0, b1, H, P, DP, pbs, pGx + d * TB * GH,
                            pWhhP + d * size_hh, bhh[d], pWhrP + d * size_hr if proj else NULL,
                            ph0 + d * B * P, pc0 + d * B * H if lstm else NULL, pY + d * P,
                            phT + d * B * P, pcT + d * B * H if lstm else NULL,
@@ -675,7 +764,8 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
 
 cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
                           Py_ssize_t b1, Py_ssize_t H, Py_ssize_t P, Py_ssize_t DP,
-                          const floating *WhhP, const floating *WhrP, const floating *h0,
+                          const int64_t *bs, const floating *WhhP, const floating *WhrP,
+                          const floating *h0,
                           const floating *c0, const floating *Y, const floating *Cs,
                           const floating *S, const floating *dY, const floating *dhT,
                           const floating *dcT, floating *dGx, floating *dGh, floating *dHr,
@@ -687,14 +777,15 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
          operand (LSTM with projections) or NULL (then P = H); h0 (B, P), c0 (B, H); Y (this
          direction's column block, as in _forward_slice); Cs (T, B, H), S (T, B, SW*H) from
          the forward; dY (the gradient of Y, same layout); dhT (B, P), dcT (B, H) gradients of
-         the final states; zeros (B, H) of zeros (projections)
+         the final states; zeros (B, H) of zeros (projections); bs (T,) batch sizes or NULL
+         (as in _forward_slice)
     OUT  dGx, dGh (T, B, GH) gate gradients of every step (dGh is dGx except for GRU);
          dHr (T, B, P) dL/dh_t of every step (projections); dh0 (B, P), dc0 (B, H)
     SCRATCH  dh (B, P), dc (B, H): dh_next = dL/dh_t and dc_next = dL/dc_t carried to the step
          before; dm (B, H): dL/dm_t (projections)
     """
     cdef Py_ssize_t GH = GATES[mode] * H, SWH = SAVED_WIDTH[mode] * H
-    cdef Py_ssize_t rows = b1 - b0, s, t, t_prev, row, b, j
+    cdef Py_ssize_t rows = b1 - b0, s, t, t_prev, row, b, j, n
     cdef floating *dh_next = dh + b0 * P
     cdef floating *dc_next = dc + b0 * H if dc != NULL else NULL
     cdef floating *dmb = dm + b0 * H if dm != NULL else NULL
@@ -711,6 +802,17 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
         t = s if reverse else T - 1 - s
         t_prev = t + 1 if reverse else t - 1          # the step the forward did before t
         row = t * B + b0
+        # only rows b0 <= b < b0 + n have a step t; the others keep their dh_next (and
+        # dc_next) untouched and get zero gate gradients (see "variable lengths" above)
+        n = _active_end(bs, t, b0, b1) - b0
+        if bs != NULL:
+            _fill_rows(dGx + (row + n) * GH, GH, GH, rows - n, <floating *> NULL, 0)
+            if mode == MODE_GRU:
+                _fill_rows(dGh + (row + n) * GH, GH, GH, rows - n, <floating *> NULL, 0)
+            if WhrP != NULL:
+                _fill_rows(dHr + (row + n) * P, P, P, rows - n, <floating *> NULL, 0)
+        if n == 0:
+            continue
         if t_prev < 0 or t_prev >= T:
             h_prev = h0 + b0 * P
             ldhp = P
@@ -721,49 +823,49 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
             c_prev = Cs + (t_prev * B + b0) * H if Cs != NULL else NULL
         if mode == MODE_RNN_TANH or mode == MODE_RNN_RELU:
             if floating is float:
-                elman_cell_backward_f(rows, H, mode == MODE_RNN_RELU, dY + row * DP, DP, dh_next,
+                elman_cell_backward_f(n, H, mode == MODE_RNN_RELU, dY + row * DP, DP, dh_next,
                                       Y + row * DP, DP, dGx + row * GH, GH)
             else:
-                elman_cell_backward_d(rows, H, mode == MODE_RNN_RELU, dY + row * DP, DP, dh_next,
+                elman_cell_backward_d(n, H, mode == MODE_RNN_RELU, dY + row * DP, DP, dh_next,
                                       Y + row * DP, DP, dGx + row * GH, GH)
             # backprop through G_h = h_{t-1} W_hh^T + b_hh:  dh_{t-1} = dG_h W_hh
-            k_gemm(rows, H, GH, dGx + row * GH, GH, 1, WhhP, dh_next, H, 0, NULL)
+            k_gemm(n, H, GH, dGx + row * GH, GH, 1, WhhP, dh_next, H, 0, NULL)
         elif mode == MODE_GRU:
             # writes the direct part dh * z into dh_next ...
             if floating is float:
-                gru_cell_backward_f(rows, H, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
+                gru_cell_backward_f(n, H, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
                                     h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
             else:
-                gru_cell_backward_d(rows, H, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
+                gru_cell_backward_d(n, H, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
                                     h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
             # ... to which dG_h W_hh is added
-            k_gemm(rows, H, GH, dGh + row * GH, GH, 1, WhhP, dh_next, H, 1, NULL)
+            k_gemm(n, H, GH, dGh + row * GH, GH, 1, WhhP, dh_next, H, 1, NULL)
         elif WhrP == NULL:
             if floating is float:
-                lstm_cell_backward_f(rows, H, dY + row * DP, DP, dh_next, dc_next, S + row * SWH,
+                lstm_cell_backward_f(n, H, dY + row * DP, DP, dh_next, dc_next, S + row * SWH,
                                      SWH, c_prev, H, dGx + row * GH, GH)
             else:
-                lstm_cell_backward_d(rows, H, dY + row * DP, DP, dh_next, dc_next, S + row * SWH,
+                lstm_cell_backward_d(n, H, dY + row * DP, DP, dh_next, dc_next, S + row * SWH,
                                      SWH, c_prev, H, dGx + row * GH, GH)
-            k_gemm(rows, H, GH, dGx + row * GH, GH, 1, WhhP, dh_next, H, 0, NULL)
+            k_gemm(n, H, GH, dGx + row * GH, GH, 1, WhhP, dh_next, H, 0, NULL)
         else:
             # h_t feeds the output and the next step: dh_t = dy_t + dh_next (kept for dW_hr)
             dht = dHr + row * P
-            for b in range(rows):
+            for b in range(n):
                 dyr = dY + (row + b) * DP
                 for j in range(P):
                     dht[b * P + j] = dyr[j] + dh_next[b * P + j]
-            # backprop through h_t = m_t W_hr^T:  dm_t = dh_t W_hr      (rows, H)
-            k_gemm(rows, H, P, dht, P, 1, WhrP, dmb, H, 0, NULL)
+            # backprop through h_t = m_t W_hr^T:  dm_t = dh_t W_hr      (n, H)
+            k_gemm(n, H, P, dht, P, 1, WhrP, dmb, H, 0, NULL)
             # the cell takes dL/dm_t as its "dy" (plus zeros: dm_t is the whole gradient)
             if floating is float:
-                lstm_cell_backward_f(rows, H, dmb, H, zeros, dc_next, S + row * SWH, SWH,
+                lstm_cell_backward_f(n, H, dmb, H, zeros, dc_next, S + row * SWH, SWH,
                                      c_prev, H, dGx + row * GH, GH)
             else:
-                lstm_cell_backward_d(rows, H, dmb, H, zeros, dc_next, S + row * SWH, SWH,
+                lstm_cell_backward_d(n, H, dmb, H, zeros, dc_next, S + row * SWH, SWH,
                                      c_prev, H, dGx + row * GH, GH)
-            # dh_{t-1} = dG_h W_hh                                       (rows, P)
-            k_gemm(rows, P, GH, dGx + row * GH, GH, 1, WhhP, dh_next, P, 0, NULL)
+            # dh_{t-1} = dG_h W_hh                                       (n, P)
+            k_gemm(n, P, GH, dGx + row * GH, GH, 1, WhhP, dh_next, P, 0, NULL)
     memcpy(dh0 + b0 * P, dh_next, rows * P * sizeof(floating))
     if mode == MODE_LSTM:
         memcpy(dc0 + b0 * H, dc_next, rows * H * sizeof(floating))
@@ -781,7 +883,7 @@ cdef void _bias_grad(const floating *dG, Py_ssize_t R, Py_ssize_t GH, Py_ssize_t
 def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :, ::1] h0, c0,
                    floating[:, :, ::1] Y, Cs, S, floating[:, :, ::1] dY,
                    floating[:, :, ::1] dhT, dcT, floating[:, :, ::1] dX,
-                   floating[:, :, ::1] dh0, dc0, tuple grads, M=None):
+                   floating[:, :, ::1] dh0, dc0, tuple grads, M=None, batch_sizes=None):
     """Backpropagate one layer (every direction) through time.
 
     X, weights, h0, c0, Y, Cs, S, M: as given to and written by forward_layer (training).
@@ -789,6 +891,7 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     (dcT LSTM). OUT dX (T, B, I), dh0 (D, B, P), dc0 (D, B, H) (dc0 LSTM, else None).
     grads: per direction (dW_ih, dW_hh, db_ih or None, db_hh or None[, dW_hr or None]),
     ACCUMULATED into; dW_hr is given exactly when the weights have W_hr.
+    batch_sizes: as given to forward_layer. dX is zero at padded positions.
     """
     _check(0 <= mode <= 3, f"unknown mode {mode}")
     cdef Py_ssize_t D = len(weights)
@@ -807,6 +910,11 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     _check_shape(dhT, (D, B, P), "dhT")
     _check_shape(dX, (T, B, I), "dX")
     _check_shape(dh0, (D, B, P), "dh0")
+    cdef const int64_t[::1] bsv
+    cdef const int64_t *pbs = NULL
+    if batch_sizes is not None:
+        bsv = _check_batch_sizes(batch_sizes, T, B)
+        pbs = &bsv[0]
     cdef floating[:, :, ::1] m3
     cdef floating[:, :, :, ::1] m4
     cdef floating *pc0 = NULL
@@ -948,7 +1056,7 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
             k = u % n_sl
             b0 = k * B // n_sl
             b1 = (k + 1) * B // n_sl
-            _backward_slice(mode, d == 1, T, B, b0, b1, H, P, DP, pWhhP + d * size_hh,
+            _backward_slice(mode, d == 1, T, B, b0, b1, H, P, DP, pbs, pWhhP + d * size_hh,
                             pWhrP + d * size_hr if proj else NULL,
                             ph0 + d * B * P, pc0 + d * B * H if lstm else NULL, pY + d * P,
                             pCs + d * TB * H if lstm else NULL,

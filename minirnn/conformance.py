@@ -20,6 +20,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import modules
+from .packed import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 #: normalized tolerance per dtype: max|got - ref| / max|ref| must not exceed it
 #: (measured: float64 implementations agree to ~1e-15, float32 to ~1e-6 against float64).
@@ -100,6 +101,36 @@ def run_case(path_or_case, backend=None, dtype=np.float64):
         gstate = (cast("grad_h_n"), cast("grad_c_n")) if lstm else cast("grad_h_n")
         gx, gs = m.backward(cast("grad_output"), gstate)
         gh0, gc0 = gs if lstm else (gs, None)
+    elif meta["kind"] == "packed":
+        # pack as torch did (the data and the integer fields must be identical), run packed
+        bf = meta["config"]["batch_first"]
+        packed = pack_padded_sequence(cast("input"), meta["lengths"], batch_first=bf,
+                                      enforce_sorted=meta["enforce_sorted"])
+        results.append(compare("packed_data", packed.data, a["packed_data"], tol))
+        results.append(compare("batch_sizes", packed.batch_sizes, meta["batch_sizes"], 0.0))
+        if meta["sorted_indices"] is None:
+            results.append(Comparison("sorted_indices", 0.0 if packed.sorted_indices is None
+                                      else np.inf, 0.0, None, 0.0,
+                                      packed.sorted_indices is None))
+        else:
+            results.append(compare("sorted_indices", packed.sorted_indices,
+                                   meta["sorted_indices"], 0.0))
+        h0, c0 = cast("h0"), cast("c0")
+        hx = ((h0, c0) if meta["has_h0"] else None) if lstm else h0
+        out, state = m(packed, hx)
+        h_n, c_n = state if lstm else (state, None)
+        results.append(compare("output", out.data, a["output"], tol))
+        padded, _ = pad_packed_sequence(out, batch_first=bf, total_length=meta["seq_len"])
+        results.append(compare("output_padded", padded, a["output_padded"], tol))
+        results.append(compare("h_n", h_n, a["h_n"], tol))
+        if lstm:
+            results.append(compare("c_n", c_n, a["c_n"], tol))
+        gstate = (cast("grad_h_n"), cast("grad_c_n")) if lstm else cast("grad_h_n")
+        grad_out = PackedSequence(cast("grad_output"), out.batch_sizes, out.sorted_indices,
+                                  out.unsorted_indices)
+        gx, gs = m.backward(grad_out, gstate)
+        gh0, gc0 = gs if lstm else (gs, None)
+        gx, _ = pad_packed_sequence(gx, batch_first=bf, total_length=meta["seq_len"])
     else:
         x = cast("input")
         h, c = cast("h0"), cast("c0")

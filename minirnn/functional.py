@@ -89,38 +89,56 @@ def draw_dropout_masks(rng, p, num_masks, shape, dtype):
 
 # --------------------------------------------------------------------------- one layer, one direction
 
+def _keep_rest(new, old, n):
+    """The state after a step that only rows ``0 <= b < n`` took: ``new`` for those rows, the
+    rows past ``n`` unchanged (``old``). Without lengths (n = B) simply ``new``."""
+    if old is None or n == old.shape[0]:
+        return new
+    return np.concatenate([new, old[n:]])
+
+
 def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=True,
-                  W_hr=None):
+                  W_hr=None, batch_sizes=None):
     """Run one direction of one layer over a whole sequence.
 
     X (T, B, I) read; W_ih (G*H, I), W_hh (G*H, P) read; b_ih, b_hh (G*H,) or None;
     W_hr (P, H) (LSTM with projections) or None, and then P = H;
     h0 (B, P), c0 (B, H) or None (cells without a cell state).
+    batch_sizes: None, or (T,) ints for a packed batch (see :mod:`minirnn.packed`): the rows
+    are sorted by decreasing length and only the first ``batch_sizes[t]`` have a step ``t``.
     Returns Y (T, B, P), h_T (B, P), c_T (B, H) or None, and the tape for the backward
-    (None unless need_tape: then no step's activations are kept).
+    (None unless need_tape: then no step's activations are kept). Y is 0 at padded positions.
+
+    Variable lengths need no special case beyond "rows ``b >= n`` keep their state": going
+    forward, a sequence's state stops changing after its last step, so the final h, c hold
+    each row's own last step; going in reverse, a row's state stays ``h0`` until the loop
+    reaches that row's last step, which is where its reverse direction starts.
     """
-    T = X.shape[0]
+    T, B = X.shape[:2]
     # G_x = X @ W_ih^T + b_ih, for all time steps at once
     Gx = X @ W_ih.T
     if b_ih is not None:
         Gx += b_ih
-    Y = np.empty(X.shape[:2] + (W_hh.shape[1],), dtype=X.dtype)
+    Y = np.zeros(X.shape[:2] + (W_hh.shape[1],), dtype=X.dtype)
     h, c = h0, c0
-    steps = []                                     # per step: (t, h_{t-1}, c_{t-1}, saved)
+    steps = []                                     # per step: (t, n, h_{t-1}, c_{t-1}, saved)
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        n = B if batch_sizes is None else int(batch_sizes[t])   # rows 0..n-1 have a step t
+        h_prev = h[:n]
+        c_prev = None if c is None else c[:n]
         # G_h = h_{t-1} @ W_hh^T + b_hh
-        Gh = h @ W_hh.T
+        Gh = h_prev @ W_hh.T
         if b_hh is not None:
             Gh += b_hh
-        h_new, c_new, saved = cell.forward(Gx[t], Gh, h, c)
+        h_new, c_new, saved = cell.forward(Gx[t, :n], Gh, h_prev, c_prev)
         if W_hr is not None:
-            m = h_new                              # m_t = o_t * tanh(c_t)    (B, H)
-            h_new = m @ W_hr.T                     # h_t = m_t W_hr^T         (B, P)
+            m = h_new                              # m_t = o_t * tanh(c_t)    (n, H)
+            h_new = m @ W_hr.T                     # h_t = m_t W_hr^T         (n, P)
             saved = (saved, m)
         if need_tape:
-            steps.append((t, h, c, saved))
-        h, c = h_new, c_new
-        Y[t] = h
+            steps.append((t, n, h_prev, c_prev, saved))
+        h, c = _keep_rest(h_new, h, n), _keep_rest(c_new, c, n)
+        Y[t, :n] = h_new
     if not need_tape:
         return Y, h, c, None
     tape = dict(X=X, W_ih=W_ih, W_hh=W_hh, W_hr=W_hr, steps=steps, has_bias=b_ih is not None)
@@ -134,7 +152,9 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
     its final states (dc_T None for cells without a cell state).
     ``grads`` = [dW_ih, dW_hh, db_ih, db_hh, dW_hr] (biases None without bias, dW_hr None
     without projections), ACCUMULATED.
-    Returns dX (T, B, I), dh0 (B, P), dc0 (B, H) or None.
+    Returns dX (T, B, I), dh0 (B, P), dc0 (B, H) or None. With variable lengths (see
+    :func:`layer_forward`) a step updates the gradients of its rows only, and the padded
+    positions keep zero gate gradients, so they add nothing to any product; dX is 0 there.
     """
     X, W_ih, W_hh, W_hr = tape["X"], tape["W_ih"], tape["W_hh"], tape["W_hr"]
     dGx = np.zeros(X.shape[:2] + (W_ih.shape[0],), dtype=X.dtype)    # (T, B, G*H)
@@ -144,20 +164,22 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
         dH = np.zeros(X.shape[:2] + W_hr.shape[:1], dtype=X.dtype)     # (T, B, P) dL/dh_t
         M = np.zeros(X.shape[:2] + W_hr.shape[1:], dtype=X.dtype)      # (T, B, H) m_t
     dh_next, dc_next = dh_T, dc_T
-    for t, h_prev, c_prev, saved in reversed(tape["steps"]):
+    for t, n, h_prev, c_prev, saved in reversed(tape["steps"]):
         # h_t feeds both the output Y[t] and the next step: add both gradients
-        dh = dY[t] + dh_next
+        dh = dY[t, :n] + dh_next[:n]
         if W_hr is not None:
-            saved, M[t] = saved
-            dH[t] = dh
+            saved, M[t, :n] = saved
+            dH[t, :n] = dh
             # backprop through  h_t = m_t W_hr^T:  dm_t = dh_t W_hr  (dW_hr after the loop)
             dh = dh @ W_hr
-        dGx[t], dGh[t], dh_direct, dc_next = cell.backward(dh, dc_next, saved, h_prev, c_prev)
+        dGx[t, :n], dGh[t, :n], dh_direct, dc_prev = cell.backward(
+            dh, None if dc_next is None else dc_next[:n], saved, h_prev, c_prev)
         # backprop through  G_h = h_{t-1} @ W_hh^T + b_hh:  dh_{t-1} = dG_h @ W_hh
-        dh_next = dGh[t] @ W_hh
+        dh_prev = dGh[t, :n] @ W_hh
         if dh_direct is not None:
-            dh_next += dh_direct
-        H_prev[t] = h_prev
+            dh_prev += dh_direct
+        dh_next, dc_next = _keep_rest(dh_prev, dh_next, n), _keep_rest(dc_prev, dc_next, n)
+        H_prev[t, :n] = h_prev
     # after the loop, one large product each (sums over all steps and batch rows)
     dW_ih, dW_hh, db_ih, db_hh, dW_hr = grads
     GH = W_ih.shape[0]
@@ -177,7 +199,7 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
 # --------------------------------------------------------------------------- layers x directions
 
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
-                backend="numpy", dropout_masks=None):
+                backend="numpy", dropout_masks=None, batch_sizes=None):
     """Whole-model forward on time-major input.
 
     mode: 'RNN_TANH', 'RNN_RELU', 'GRU' or 'LSTM'; X (T, B, I);
@@ -185,6 +207,9 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
     h0 (L*D, B, P); c0 (L*D, B, H) for LSTM, else None.
     dropout_masks: None, or one (T, B, D*P) mask per layer but the last (see
     :func:`draw_dropout_masks`), multiplied into each layer's output before the next layer.
+    batch_sizes: None, or an int64 array (T,) for a packed batch (rows sorted by decreasing
+    length; see :func:`layer_forward`); output is then 0 at padded positions, h_n and c_n
+    hold each row's own last step.
     Returns output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H) or None, tape (None
     unless need_tape).
 
@@ -196,7 +221,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
                          f"the last), got {len(dropout_masks)}")
     if backend == "c":
         return _backend_c.rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional,
-                                      need_tape, dropout_masks)
+                                      need_tape, dropout_masks, batch_sizes)
     if backend != "numpy":
         raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
     cell = CELLS[mode]
@@ -213,7 +238,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
             W_ih, W_hh, b_ih, b_hh, W_hr = (params.get(f"{p}_l{layer}{sfx}") for p in LAYER_PARAMS)
             y, h_n[k], c_T, tape = layer_forward(
                 cell, x, W_ih, W_hh, b_ih, b_hh, h0[k], None if c0 is None else c0[k],
-                reverse=bool(d), need_tape=need_tape, W_hr=W_hr)
+                reverse=bool(d), need_tape=need_tape, W_hr=W_hr, batch_sizes=batch_sizes)
             if c_n is not None:
                 c_n[k] = c_T
             outs.append(y)

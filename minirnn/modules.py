@@ -21,6 +21,7 @@ from ._grad_mode import is_grad_enabled
 from ._validation import (check_array, check_bool, check_dropout, check_dtype, check_shape,
                           check_size)
 from .cells import CELLS
+from .packed import PackedSequence, packed_rows
 
 #: compute paths a module can use: ``"c"``, the compiled kernels (minirnn._kernels, the
 #: default), and ``"numpy"``, the readable reference they are tested against
@@ -280,6 +281,8 @@ class _RNNBase(_Module):
 
         Returns ``(output, h_n)`` (RNN, GRU) or ``(output, (h_n, c_n))`` (LSTM).
         """
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         X, batched = self._check_input(input)
         h0, c0 = self._check_hx(hx, X.shape[1], batched)
         masks = None
@@ -300,6 +303,63 @@ class _RNNBase(_Module):
                                    cell_shape=None if c_n is None else c_n.shape))
         out, h_n, c_n = self._to_caller(out, batched), self._state_out(h_n, batched), \
             self._state_out(c_n, batched)
+        return (out, (h_n, c_n)) if self.mode == "LSTM" else (out, h_n)
+
+    def _forward_packed(self, packed, hx):
+        """Packed input (see minirnn.packed): each sequence runs its own steps only.
+
+        The packed rows are scattered into a zero-padded time-major batch of the *sorted*
+        sequences (B = batch_sizes[0]), which the time loops run with ``batch_sizes``: at
+        step t only the first batch_sizes[t] rows take a step, so a finished sequence's
+        state stops changing and a reversed one starts from h0 at its own last step. h0/c0
+        come in the caller's order and are sorted the same way; the output is gathered
+        back from the valid positions, and h_n/c_n return in the caller's order.
+        ``batch_first`` does not apply (a PackedSequence has one layout).
+        """
+        name = self._name
+        data = check_array(name, "input.data", packed.data, self.dtype)
+        if data.ndim != 2:
+            raise ValueError(f"{name}: Expected the data of a PackedSequence to be 2-D "
+                             f"(sum(lengths), H_in), got {data.ndim}-D array of shape "
+                             f"{data.shape}")
+        if data.shape[1] != self.input_size:
+            raise ValueError(f"{name}: input.data.shape[-1] must be equal to input_size. "
+                             f"Expected {self.input_size}, got {data.shape[1]}")
+        bs, order, inverse = packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+        T, B = len(bs), int(bs[0])
+        h0, c0 = self._check_hx(hx, B, True)
+        if order is not None:                          # states: caller's order -> sorted
+            h0 = h0[:, order]
+            c0 = None if c0 is None else c0[:, order]
+        rows = packed_rows(bs)                         # where each data row sits in (T, B)
+        X = np.zeros((T * B, self.input_size), dtype=self.dtype)
+        X[rows] = data
+        X = X.reshape(T, B, self.input_size)
+        F = self.num_directions * self._h_width
+        masks = None
+        if self.training and self.dropout > 0 and self.num_layers > 1:
+            # one mask element per valid (step, sequence, feature), in packed order, then
+            # laid out like the padded batch (the padded positions carry nothing)
+            masks = []
+            for m in functional.draw_dropout_masks(self.generator, self.dropout,
+                                                   self.num_layers - 1, (len(rows), F),
+                                                   self.dtype):
+                padded = np.zeros((T * B, F), dtype=self.dtype)
+                padded[rows] = m
+                masks.append(padded.reshape(T, B, F))
+        record = is_grad_enabled()
+        out, h_n, c_n, tape = functional.rnn_forward(
+            self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
+            need_tape=record, backend=self.backend, dropout_masks=masks, batch_sizes=bs)
+        out = out.reshape(T * B, F)[rows]
+        if record:
+            self._tape.append(dict(tape=tape, packed=packed, rows=rows,
+                                   state_shape=h_n.shape,
+                                   cell_shape=None if c_n is None else c_n.shape))
+        if inverse is not None:                        # states: sorted -> caller's order
+            h_n = h_n[:, inverse]
+            c_n = None if c_n is None else c_n[:, inverse]
+        out = PackedSequence(out, bs, order, inverse)
         return (out, (h_n, c_n)) if self.mode == "LSTM" else (out, h_n)
 
     def _to_caller(self, seq, batched):
@@ -326,7 +386,8 @@ class _RNNBase(_Module):
     def backward(self, grad_output=None, grad_state=None):
         """Backpropagate the latest forward not yet backpropagated.
 
-        ``grad_output``: gradient of the loss w.r.t. ``output`` (same shape), or None.
+        ``grad_output``: gradient of the loss w.r.t. ``output`` (same shape), or None; for a
+        packed forward, a PackedSequence like ``output`` or its ``data`` array.
         ``grad_state``: gradient w.r.t. ``h_n`` (RNN, GRU) or a tuple ``(grad_h_n, grad_c_n)``
         (LSTM), each the shape of the forward's state, or None (zeros).
         Accumulates parameter gradients into ``self.grads`` and returns
@@ -336,12 +397,16 @@ class _RNNBase(_Module):
         """
         name = self._name
         entry = self._latest_tape_entry()
-        batched = entry["batched"]
-        L, B, F = entry["out_shape"]
-        LD, _, P = entry["state_shape"]
-        out_shape = (L, F) if not batched else ((B, L, F) if self.batch_first else (L, B, F))
+        packed = entry.get("packed")
+        batched = packed is not None or entry["batched"]
+        LD, B, P = entry["state_shape"]
+        if packed is not None:
+            go = self._packed_grad_output(packed, grad_output)
+        else:
+            L, _, F = entry["out_shape"]
+            out_shape = (L, F) if not batched else ((B, L, F) if self.batch_first else (L, B, F))
+            go = _incoming_grad(name, "grad_output", grad_output, out_shape, self.dtype)
         state_shape = (LD, B, P) if batched else (LD, P)
-        go = _incoming_grad(name, "grad_output", grad_output, out_shape, self.dtype)
         if self.mode == "LSTM":
             if grad_state is None:
                 grad_state = (None, None)
@@ -361,12 +426,56 @@ class _RNNBase(_Module):
         if not batched:
             gh = gh[:, None, :]
             gc = None if gc is None else gc[:, None, :]
+        if packed is not None:
+            return self._backward_packed(entry, go, gh, gc)
         self._tape.pop()
         gx, gh0, gc0 = functional.rnn_backward(
             entry["tape"], self._from_caller(go, batched), gh, gc, self.grads)
         gx, gh0, gc0 = self._to_caller(gx, batched), self._state_out(gh0, batched), \
             self._state_out(gc0, batched)
         return (gx, (gh0, gc0)) if self.mode == "LSTM" else (gx, gh0)
+
+
+    def _packed_grad_output(self, packed, grad_output):
+        """The gradient of a packed output: a PackedSequence laid out like the output, its
+        ``data`` array (sum(lengths), D*H_out), or None (zeros)."""
+        name = self._name
+        shape = (packed.data.shape[0], self.num_directions * self._h_width)
+        if isinstance(grad_output, PackedSequence):
+            if (not np.array_equal(grad_output.batch_sizes, packed.batch_sizes)
+                    or _as_list(grad_output.sorted_indices) != _as_list(packed.sorted_indices)):
+                raise ValueError(f"{name}: grad_output is a PackedSequence with batch_sizes "
+                                 f"{grad_output.batch_sizes.tolist()} and sorted_indices "
+                                 f"{_as_list(grad_output.sorted_indices)}; the forward's "
+                                 f"output has {packed.batch_sizes.tolist()} and "
+                                 f"{_as_list(packed.sorted_indices)}")
+            grad_output = grad_output.data
+        return _incoming_grad(name, "grad_output", grad_output, shape, self.dtype)
+
+    def _backward_packed(self, entry, go, gh, gc):
+        """The backward of _forward_packed: the same scatter, sort and gather, reversed."""
+        packed, rows = entry["packed"], entry["rows"]
+        bs, order, inverse = packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+        T, B = len(bs), int(bs[0])
+        F = go.shape[1]
+        dY = np.zeros((T * B, F), dtype=self.dtype)
+        dY[rows] = go
+        if order is not None:                          # caller's order -> sorted
+            gh = gh[:, order]
+            gc = None if gc is None else gc[:, order]
+        self._tape.pop()
+        gx, gh0, gc0 = functional.rnn_backward(entry["tape"], dY.reshape(T, B, F), gh, gc,
+                                               self.grads)
+        gx = PackedSequence(np.ascontiguousarray(gx.reshape(T * B, -1)[rows]), bs, order,
+                            inverse)
+        if inverse is not None:                        # sorted -> caller's order
+            gh0 = gh0[:, inverse]
+            gc0 = None if gc0 is None else gc0[:, inverse]
+        return (gx, (gh0, gc0)) if self.mode == "LSTM" else (gx, gh0)
+
+
+def _as_list(a):
+    return None if a is None else a.tolist()
 
 
 _MODULE_DOC_COMMON = """
@@ -407,6 +516,15 @@ _MODULE_DOC_COMMON = """
     bidirectional model, the reverse direction's final state is at the *first*
     step: ``output[0, :, H:] == h_n[-1]`` (``output[-1]`` is not it).
     ``output`` grows with the sequence length; ``h_n`` does not.
+
+    Packed input (variable lengths): ``input`` may be a :class:`minirnn.PackedSequence`
+    (from ``minirnn.pack_padded_sequence`` or ``pack_sequence``); ``output`` is then a
+    PackedSequence laid out the same way, with ``data`` ``(sum(lengths), D*H)``. Each
+    sequence runs only its own steps, as if alone: ``h_n`` holds each one's own last step,
+    the reverse direction starts at each one's own last step, and ``h0``/``h_n`` are in the
+    caller's batch order ``(D*num_layers, N, H)``. ``batch_first`` does not apply. The
+    backward takes the output gradient as a PackedSequence (or its ``data``) and returns
+    the input gradient as one.
 
     Initialization: every parameter is drawn from U(-k, k), k = 1/sqrt(hidden_size),
     in the order of ``state_dict()``, from ``numpy.random.default_rng(seed)``.

@@ -307,6 +307,32 @@ def test_forward_layer_rejects_wrong_shapes_before_computing(key, bad, msg):
         _kernels.forward_layer(**a)
 
 
+@pytest.mark.parametrize("bad,msg", [
+    ([4, 3, 1], "batch_sizes must be a 1-D int64 array"),
+    (np.array([4, 3, 1], np.int32), "batch_sizes must be a 1-D int64 array"),
+    (np.array([4, 3]), r"batch_sizes has shape \(2,\), expected \(3,\)"),
+    (np.array([3, 3, 1]), r"batch_sizes must start at B=4, never increase and end >= 1, got \[3, 3, 1\]"),
+    (np.array([5, 4, 1]), "must start at B=4"),
+    (np.array([4, 2, 3]), "never increase"),
+    (np.array([4, 2, 0]), "end >= 1"),
+    (np.array([4, -1, -1]), "end >= 1"),
+])
+def test_layers_reject_bad_batch_sizes_before_computing(bad, msg):
+    a = _layer_args()                                  # T = 3, B = 4
+    with pytest.raises(ValueError, match=msg):
+        _kernels.forward_layer(**a, batch_sizes=bad)
+    b = _layer_args()
+    r = np.random.default_rng(0)
+    Cs, S = r.standard_normal((1, 3, 4, 3)), r.standard_normal((1, 3, 4, 15))
+    grads = (tuple(np.zeros_like(w) for w in b["weights"][0]),)
+    with pytest.raises(ValueError, match=msg):
+        _kernels.backward_layer(b["mode"], b["X"], b["weights"], b["h0"], b["c0"], b["Y"], Cs, S,
+                                np.zeros_like(b["Y"]), np.zeros_like(b["hT"]),
+                                np.zeros_like(b["cT"]), np.zeros_like(b["X"]),
+                                np.zeros_like(b["h0"]), np.zeros_like(b["c0"]), grads,
+                                batch_sizes=bad)
+
+
 def test_forward_layer_rejects_mixed_dtypes_and_noncontiguous_arrays():
     a = _layer_args()
     a["h0"] = a["h0"].astype(np.float32)

@@ -68,6 +68,23 @@ def test_dumps_cover_lstm_projections():
         assert a["h_n"].shape[-1] == P and a["c_n"].shape[-1] == H
 
 
+def test_dumps_cover_packed_sequences():
+    """Packed dumps: every mode x layers 1-2 x directions x batch_first x sorted/unsorted
+    lengths, relu, projections, no bias/no h0, and a long case per mode with 9 sequences."""
+    packed = [m for m in _metas() if m["kind"] == "packed"]
+    seen = {(m["mode"], m["config"]["num_layers"], m["config"]["bidirectional"],
+             m["config"]["batch_first"], m["enforce_sorted"]) for m in packed}
+    for combo in itertools.product(["RNN_TANH", "GRU", "LSTM"], [1, 2], [False, True],
+                                   [False, True], [True, False]):
+        assert combo in seen, f"no packed dump for {combo}"
+    assert {m["mode"] for m in packed} == {"RNN_TANH", "RNN_RELU", "GRU", "LSTM"}
+    assert any(m["config"].get("proj_size") for m in packed)
+    assert any(not m["has_h0"] and not m["config"]["bias"] for m in packed)
+    assert {m["mode"] for m in packed if m["batch"] > 8} == {"RNN_TANH", "RNN_RELU", "GRU", "LSTM"}
+    for m in packed:                    # the padded input is longer than every sequence
+        assert max(m["lengths"]) < m["seq_len"] and len(set(m["lengths"])) < len(m["lengths"])
+
+
 def test_dumps_are_sensitive():
     """Inputs that make tests sensitive: nonzero distinct biases, nonzero h0, random
     upstream gradients on every output."""

@@ -42,6 +42,9 @@ written):
   * cells: the loop of cell calls matches the 1-layer module with the same
     weights (outputs, final states and the gradients of the h-only loss) to
     1e-12 relative to the largest magnitude;
+  * packed cases: torch's packing is a stable sort of the lengths, and every
+    sequence's output steps and final states equal running it alone, unpadded,
+    with its own slice of the initial state (1e-12); padded outputs are 0;
   * every array is finite float64; after writing, the file is re-loaded and
     its keys, shapes and values are checked against what was meant to be
     written and against the shapes derived from ``meta`` alone.
@@ -90,8 +93,21 @@ LONG = dict(input_size=10, hidden_size=16, seq_len=30, batch=3)
 PROJ = dict(input_size=2, hidden_size=6, proj_size=4, seq_len=5, batch=3)
 PROJ_LONG = dict(input_size=10, hidden_size=12, proj_size=7, seq_len=20, batch=3)
 
+# Packed input: the padded input has one step more than the longest sequence (pack drops
+# it); lengths with a tie (kept in the caller's order by torch's sort at this batch size).
+PACKED = dict(input_size=2, hidden_size=4, seq_len=6, batch=4,
+              lengths_sorted=(5, 3, 3, 1), lengths_unsorted=(3, 5, 1, 3))
+PACKED_PROJ = dict(PACKED, hidden_size=6, proj_size=4)
+# Long: 9 sequences, so minirnn's compiled loops cut the batch into two slices whose active
+# rows end at different steps.
+PACKED_LONG = dict(input_size=5, hidden_size=8, seq_len=31, batch=9,
+                   lengths_sorted=(30, 29, 25, 17, 17, 9, 8, 2, 1),
+                   lengths_unsorted=(8, 30, 1, 17, 29, 2, 17, 25, 9))
+
 MODULE_LOSS = "sum(output*grad_output) + sum(h_n*grad_h_n)"
 MODULE_LOSS_LSTM = MODULE_LOSS + " + sum(c_n*grad_c_n)"
+PACKED_LOSS = "sum(output.data*grad_output) + sum(h_n*grad_h_n)"
+PACKED_LOSS_LSTM = PACKED_LOSS + " + sum(c_n*grad_c_n)"
 CELL_LOSS = "sum_t sum(h_t*grad_h[t])"
 CELL_LOSS_LSTM = CELL_LOSS + " + sum_t sum(c_t*grad_c[t])"
 
@@ -128,6 +144,37 @@ class CellCase:
     hidden_size: int
     steps: int
     batch: int | None  # None when unbatched
+
+
+@dataclass(frozen=True)
+class PackedCase:
+    """A module run on pack_padded_sequence(input, lengths, batch_first, enforce_sorted)."""
+    name: str
+    mode: str
+    num_layers: int
+    bidirectional: bool
+    batch_first: bool          # of pack_padded_sequence and of the module (which ignores it)
+    bias: bool
+    has_h0: bool
+    enforce_sorted: bool       # lengths given sorted (no indices) or not
+    input_size: int
+    hidden_size: int
+    seq_len: int               # steps of the padded input (more than the longest length)
+    batch: int
+    lengths: tuple
+    proj_size: int = 0
+
+
+def _packed_case(mode, nl, bi, layout, bias, h0, sort, sizes=PACKED, prefix=""):
+    name = "{}_packed{}_l{}_{}_{}_{}_{}_{}".format(
+        MODES[mode][3], prefix, nl, "bi" if bi else "uni", layout, "bias" if bias else "nobias",
+        "h0" if h0 else "noh0", "sorted" if sort else "unsorted")
+    return PackedCase(
+        name=name, mode=mode, num_layers=nl, bidirectional=bi, batch_first=layout == "bf",
+        bias=bias, has_h0=h0, enforce_sorted=sort, input_size=sizes["input_size"],
+        hidden_size=sizes["hidden_size"], seq_len=sizes["seq_len"], batch=sizes["batch"],
+        lengths=sizes["lengths_sorted" if sort else "lengths_unsorted"],
+        proj_size=sizes.get("proj_size", 0))
 
 
 def _module_case(mode, nl, bi, layout, bias, h0, sizes=None, prefix=""):
@@ -202,6 +249,27 @@ def build_cases():
                               prefix="_proj"))
     cases.append(_module_case("LSTM", 2, True, "tf", True, True, sizes=PROJ_LONG,
                               prefix="_proj_long"))
+    # 7. Packed input: every mode x layers x directions x layout x sorted/unsorted lengths
+    #    (bias, h0); (no bias, no h0) and relu on a few; projections; one longer case per mode.
+    for mode in ("RNN_TANH", "GRU", "LSTM"):
+        for nl in (1, 2):
+            for bi in (False, True):
+                for layout in ("tf", "bf"):
+                    for sort in (True, False):
+                        cases.append(_packed_case(mode, nl, bi, layout, True, True, sort))
+        for bi in (False, True):
+            cases.append(_packed_case(mode, 2, bi, "tf", False, False, False))
+    for layout in ("tf", "bf"):
+        cases.append(_packed_case("RNN_RELU", 2, True, layout, True, True, False))
+    for nl in (1, 2):
+        for bi in (False, True):
+            cases.append(_packed_case("LSTM", nl, bi, "bf" if bi else "tf", True, True, False,
+                                      sizes=PACKED_PROJ, prefix="_proj"))
+    cases.append(_packed_case("LSTM", 2, True, "tf", False, False, True, sizes=PACKED_PROJ,
+                              prefix="_proj"))
+    for mode in MODES:
+        cases.append(_packed_case(mode, 2, True, "tf", True, True, False, sizes=PACKED_LONG,
+                                  prefix="_long"))
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "duplicate case names"
     return cases
@@ -410,6 +478,113 @@ def make_module_case(case: ModuleCase):
 
 
 # --------------------------------------------------------------------------
+# Packed sequences
+# --------------------------------------------------------------------------
+
+def make_packed_case(case: PackedCase):
+    """Run the module on a packed batch and keep what torch packed, returned and computed.
+
+    The padded input is random at padded positions too (they must be ignored: their
+    gradient is zero). Before writing, asserts that every sequence's results equal running
+    it alone, unpadded, with its own slice of h0 (outputs and final states), that h_n holds
+    each sequence's own last step, and that the packing is a stable sort of the lengths."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    cls_name, _, nonlin, _ = MODES[case.mode]
+    is_lstm = case.mode == "LSTM"
+    seed = case_seed(case.name)
+    torch.manual_seed(seed)
+    config = dict(input_size=case.input_size, hidden_size=case.hidden_size,
+                  num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first,
+                  bidirectional=case.bidirectional)
+    if nonlin is not None:
+        config["nonlinearity"] = nonlin
+    if case.proj_size:
+        config["proj_size"] = case.proj_size
+    module = getattr(torch.nn, cls_name)(**config, dtype=DTYPE)
+    module.eval()
+    perturb_biases(module.named_parameters())
+    named = list(module.named_parameters())
+    param_names = [n for n, _ in named]
+
+    D, nl, N, L, I = (2 if case.bidirectional else 1, case.num_layers, case.batch,
+                      case.seq_len, case.input_size)
+    Hc, H = case.hidden_size, case.proj_size or case.hidden_size
+    lengths = torch.tensor(case.lengths, dtype=torch.int64)
+    assert len(case.lengths) == N and max(case.lengths) < L
+    in_shape = (N, L, I) if case.batch_first else (L, N, I)
+    state_shapes = [(D * nl, N, H), (D * nl, N, Hc)][:2 if is_lstm else 1]
+    n_rows = int(lengths.sum())
+
+    # RNG draw order: input, h0, c0 (when has_h0), grad_output, grad_h_n, grad_c_n.
+    x = randn(in_shape)
+    state = [randn(s) for s in state_shapes] if case.has_h0 else None
+    upstream = [randn((n_rows, D * H))] + [randn(s) for s in state_shapes]
+
+    def run(st_leaves):
+        xl = leaf(x)
+        st = [leaf(s) for s in st_leaves] if st_leaves is not None else []
+        hx = None if st_leaves is None else (tuple(st) if is_lstm else st[0])
+        packed = pack_padded_sequence(xl, lengths, batch_first=case.batch_first,
+                                      enforce_sorted=case.enforce_sorted)
+        out, hn = module(packed, hx)
+        outs = [out.data, hn[0], hn[1]] if is_lstm else [out.data, hn]
+        loss = sum((o * g).sum() for o, g in zip(outs, upstream))
+        grads = torch.autograd.grad(loss, [xl] + st + [p for _, p in named])
+        run.packed, run.out = packed, out
+        return [o.detach() for o in outs], list(grads)
+
+    outs, grad_x, grad_states, grad_p = run_with_state_grads(
+        run, state, state_shapes, len(state_shapes), param_names, case.name)
+    packed, out = run.packed, run.out
+
+    # the packing is a stable sort by decreasing length (so minirnn's packed data must match)
+    stable = np.argsort(-np.array(case.lengths), kind="stable")
+    if case.enforce_sorted:
+        assert packed.sorted_indices is None and list(case.lengths) == sorted(case.lengths)[::-1]
+    else:
+        assert packed.sorted_indices.tolist() == stable.tolist(), case.name
+    # each sequence alone, unpadded, with its own slice of the initial state
+    out_padded, out_lengths = pad_packed_sequence(out, batch_first=case.batch_first,
+                                                  total_length=L)
+    assert out_lengths.tolist() == list(case.lengths)
+    out_padded = out_padded.detach()
+    tm = out_padded.transpose(0, 1) if case.batch_first else out_padded
+    xt = x.transpose(0, 1) if case.batch_first else x
+    for b, n in enumerate(case.lengths):
+        alone = module.__class__(**dict(config, batch_first=False), dtype=DTYPE)
+        alone.load_state_dict(module.state_dict())
+        hx = None if state is None else (tuple(s[:, b:b + 1] for s in state) if is_lstm
+                                         else state[0][:, b:b + 1])
+        with torch.no_grad():
+            o1, hn1 = alone(xt[:n, b:b + 1], hx)
+        fin = list(hn1) if is_lstm else [hn1]
+        assert max_rel_diff(o1[:, 0], tm[:n, b]) < 1e-12, f"{case.name}: seq {b} output"
+        assert float(tm[n:, b].abs().max() if n < L else 0) == 0.0
+        for k, f in enumerate(fin):
+            assert max_rel_diff(f[:, 0], outs[1 + k][:, b]) < 1e-12, f"{case.name}: seq {b} state"
+        last = outs[1][(nl - 1) * D, b]
+        assert torch.equal(tm[n - 1, b, :H], last), f"{case.name}: h_n is not the last step"
+    assert float(grad_x.abs().max()) > 0
+
+    meta = base_meta("packed", cls_name, case.mode, config, seed,
+                     PACKED_LOSS_LSTM if is_lstm else PACKED_LOSS, param_names)
+    meta.update(seq_len=L, batch=N, unbatched=False, has_h0=case.has_h0,
+                lengths=list(case.lengths), enforce_sorted=case.enforce_sorted,
+                batch_sizes=packed.batch_sizes.tolist(),
+                sorted_indices=None if packed.sorted_indices is None
+                else packed.sorted_indices.tolist())
+    arrays = collect_arrays(
+        named, x, state if case.has_h0 else None, is_lstm,
+        dict(zip(["output", "h_n", "c_n"], outs)),
+        dict(zip(["grad_output", "grad_h_n", "grad_c_n"], upstream)),
+        grad_x, grad_states, param_names, grad_p)
+    arrays["packed_data"] = to_np(packed.data)
+    arrays["output_padded"] = to_np(out_padded)
+    return meta, arrays
+
+
+# --------------------------------------------------------------------------
 # Cells
 # --------------------------------------------------------------------------
 
@@ -524,6 +699,8 @@ def make_cell_case(case: CellCase):
 def make_case(case):
     if isinstance(case, CellCase):
         return make_cell_case(case)
+    if isinstance(case, PackedCase):
+        return make_packed_case(case)
     return make_module_case(case)
 
 
@@ -543,7 +720,7 @@ def expected_shapes(meta):
     N, unb = meta["batch"], meta["unbatched"]
     assert (N is None) == unb
     shapes = {}
-    if meta["kind"] == "module":
+    if meta["kind"] in ("module", "packed"):
         nl, D = cfg["num_layers"], 2 if cfg["bidirectional"] else 1
         for k in range(nl):
             for sfx in ([""] if D == 1 else ["", "_reverse"]):
@@ -562,6 +739,12 @@ def expected_shapes(meta):
         else:
             x, st, cs = (L, N, I), (D * nl, N, P), (D * nl, N, H)
         out = x[:-1] + (D * P,)
+        if meta["kind"] == "packed":
+            rows = sum(meta["lengths"])
+            assert len(meta["lengths"]) == N and sum(meta["batch_sizes"]) == rows
+            shapes["packed_data"] = (rows, I)
+            shapes["output_padded"] = out
+            out = (rows, D * P)
         outputs = {"output": out, "h_n": st, **({"c_n": cs} if lstm else {})}
         states = {"h0": st, **({"c0": cs} if lstm else {})}
     else:
@@ -575,7 +758,7 @@ def expected_shapes(meta):
         x = (S,) + ((I,) if unb else (N, I))
         outputs = {"h": (S,) + st, **({"c": (S,) + st} if lstm else {})}
         states = {"h0": st, **({"c0": st} if lstm else {})}
-    params = list(shapes)
+    params = [k for k in shapes if k not in ("packed_data", "output_padded")]
     assert params == meta["param_names"], (params, meta["param_names"])
     shapes["input"] = x
     if meta["has_h0"]:
