@@ -20,7 +20,10 @@ _LAYER_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
 def _c(a):
-    return None if a is None else np.ascontiguousarray(a)
+    """``a`` as a C-contiguous array (itself when it already is: the usual case)."""
+    if a is None or a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a)
 
 
 # Buffers a call allocates and a later call can reuse: what the forward saves for the backward
@@ -53,9 +56,21 @@ def release_buffers():
     _kernels.release_workspace()
 
 
+_KEYS = {}                        # (layer, D) -> the parameter names of each direction
+
+
+def _layer_keys(layer, D):
+    keys = _KEYS.get((layer, D))
+    if keys is None:
+        keys = _KEYS[(layer, D)] = tuple(tuple(f"{p}_l{layer}{sfx}" for p in _LAYER_PARAMS)
+                                         for sfx in _SUFFIXES[:D])
+    return keys
+
+
 def _layer_weights(params, layer, D):
-    return tuple(tuple(_c(params.get(f"{p}_l{layer}{sfx}")) for p in _LAYER_PARAMS)
-                 for sfx in _SUFFIXES[:D])
+    """The kernels' weight tuples of one layer. Taken as they are: a module's parameters are
+    C-contiguous arrays it owns, and the kernels reject any other with a ValueError."""
+    return tuple(tuple(params.get(k) for k in keys) for keys in _layer_keys(layer, D))
 
 
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
@@ -78,7 +93,8 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         batch_sizes = np.ascontiguousarray(batch_sizes, dtype=np.int64)
     layers = []
     for layer in range(num_layers):
-        k = slice(layer * D, (layer + 1) * D)           # this layer's rows of h0 / h_n
+        # this layer's rows of h0 / h_n (all of them for one layer: no views to make)
+        k = slice(None) if num_layers == 1 else slice(layer * D, (layer + 1) * D)
         w = _layer_weights(params, layer, D)
         last = layer == num_layers - 1
         # the last layer's output goes to the caller: never a recycled buffer
@@ -116,8 +132,7 @@ def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
         k = slice(layer * D, (layer + 1) * D)
         if masks is not None and layer < num_layers - 1:
             dY = dY * masks[layer]                      # backprop through x_{l+1} = Y_l * mask_l
-        g = tuple(tuple(grads.get(f"{p}_l{layer}{sfx}") for p in _LAYER_PARAMS)
-                  for sfx in _SUFFIXES[:D])
+        g = tuple(tuple(grads.get(k) for k in keys) for keys in _layer_keys(layer, D))
         # the input gradient of layer 0 goes to the caller; the others are spent by the layer below
         dX = np.empty_like(lt["X"]) if layer == 0 else _take(lt["X"].shape, lt["X"].dtype)
         _kernels.backward_layer(code, lt["X"], lt["w"], lt["h0"], lt["c0"], lt["Y"], lt["Cs"],

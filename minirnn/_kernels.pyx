@@ -54,6 +54,8 @@ import threading
 
 import numpy as np
 
+cimport numpy as cnp
+cnp.import_array()
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
@@ -349,6 +351,54 @@ cdef int _check_shape(object a, tuple shape, str name) except -1:
     return 0
 
 
+cdef inline str _name(object name):
+    """An argument's name; ("d", "W_hh", 1) -> "dW_hh[1]" (built only for an error message)."""
+    return name if isinstance(name, str) else f"{name[0]}{name[1]}[{name[2]}]"
+
+
+cdef int _data(object a, tuple shape, object name, object dtype, bint writable,
+               void **out) except -1:
+    """out[0] = the data pointer of `a`, after checking that it is a C-contiguous ndarray of
+    `dtype` and exactly `shape` (and writeable if `writable`). Cheaper than a typed memoryview
+    (these checks are all a kernel needs), which matters for calls of a few microseconds."""
+    cdef cnp.ndarray arr
+    cdef int k, ndim = len(shape)
+    if a is None:
+        raise ValueError(f"minirnn._kernels: {_name(name)} is None, expected an array of shape "
+                         f"{shape}")
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"minirnn._kernels: {_name(name)} must be a numpy.ndarray, got "
+                        f"{type(a).__name__}")
+    arr = <cnp.ndarray> a
+    if <object> cnp.PyArray_DESCR(arr) is not dtype and arr.dtype != dtype:
+        raise TypeError(f"minirnn._kernels: {_name(name)} has dtype {arr.dtype}, expected "
+                        f"{dtype} (the dtype of X)")
+    ok = cnp.PyArray_NDIM(arr) == ndim
+    k = 0
+    while ok and k < ndim:
+        ok = cnp.PyArray_DIM(arr, k) == <Py_ssize_t> shape[k]
+        k += 1
+    if not ok:
+        raise ValueError(f"minirnn._kernels: {_name(name)} has shape {a.shape}, expected {shape}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        raise ValueError(f"minirnn._kernels: {_name(name)} must be C-contiguous")
+    if writable and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"minirnn._kernels: {_name(name)} is read-only")
+    out[0] = cnp.PyArray_DATA(arr)
+    return 0
+
+
+cdef object _dtype_of(object X):
+    """float32 or float64, the dtype of X that every other array must share."""
+    if not cnp.PyArray_Check(X) or (<cnp.ndarray> X).ndim != 3:
+        raise ValueError(f"minirnn._kernels: X must be a 3-D numpy.ndarray (T, B, I), got "
+                         f"{type(X).__name__} of shape {getattr(X, 'shape', None)}")
+    dt = (<cnp.ndarray> X).dtype
+    if dt != _F32 and dt != _F64:
+        raise TypeError(f"minirnn._kernels: X has dtype {dt}, expected float32 or float64")
+    return _F32 if dt == _F32 else _F64
+
+
 # --------------------------------------------------------------------------- scratch memory
 
 # Each Python thread keeps one scratch array per dtype and reuses it from call to call. Fresh
@@ -356,6 +406,9 @@ cdef int _check_shape(object a, tuple shape, str name) except -1:
 # kernel zeroes every new page on first touch (measured: 41% of a seed-size training step in
 # clear_page). Per thread, because two Python threads may run kernels at the same time.
 _workspaces = threading.local()
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_WEIGHT_NAMES = ("W_ih", "W_hh", "b_ih", "b_hh", "W_hr")
 
 
 def release_workspace():
@@ -364,66 +417,52 @@ def release_workspace():
     _workspaces.__dict__.clear()
 
 
-cdef list _scratch(object dtype, list sizes):
-    """One view of this thread's workspace per size in `sizes` (elements), disjoint, each
+cdef int _scratch(object dtype, list sizes, void **out) except -1:
+    """out[i] = a part of this thread's workspace of sizes[i] elements: disjoint parts, each
     starting on a 64-byte boundary. Their contents are undefined."""
-    cdef Py_ssize_t itemsize = np.dtype(dtype).itemsize, align = 64 // itemsize
-    cdef Py_ssize_t total = 0, n
-    offsets = []
-    for n in sizes:
-        n = max(1, n)
-        offsets.append((total, n))
+    cdef Py_ssize_t itemsize = (<cnp.dtype> dtype).itemsize, align = 64 // itemsize
+    cdef Py_ssize_t total = 0, n, i, k = len(sizes)
+    cdef Py_ssize_t offsets[16]
+    if k > 16:
+        raise ValueError("minirnn._kernels: too many scratch buffers")
+    for i in range(k):
+        n = max(1, <Py_ssize_t> sizes[i])
+        offsets[i] = total
         total += (n + align - 1) // align * align
-    key = np.dtype(dtype).char
+    key = (<cnp.dtype> dtype).char
     ws = _workspaces.__dict__.get(key)
-    if ws is None or ws.shape[0] < total + align:
+    if ws is None or (<cnp.ndarray> ws).shape[0] < total + align:
         _workspaces.__dict__.pop(key, None)            # free the old one before allocating
         ws = np.empty(total + align, dtype)
         _workspaces.__dict__[key] = ws
-    cdef Py_ssize_t shift = ((-ws.ctypes.data) % 64) // itemsize
-    return [ws[shift + o: shift + o + n] for o, n in offsets]
+    cdef char *base = <char *> cnp.PyArray_DATA(<cnp.ndarray> ws)
+    base += (-<size_t> base) % 64                    # the first 64-byte boundary
+    for i in range(k):
+        out[i] = base + offsets[i] * itemsize
+    return 0
 
 
 cdef int _direction_arrays(object arrays, str what, Py_ssize_t d, Py_ssize_t GH, Py_ssize_t I,
-                           Py_ssize_t P, Py_ssize_t H, bint proj, bint writable,
-                           floating **out) except -1:
+                           Py_ssize_t P, Py_ssize_t H, bint proj, bint writable, object dtype,
+                           void **out) except -1:
     """Check one direction's (W_ih, W_hh, b_ih, b_hh[, W_hr]) -- or their gradients, named with
     the prefix `what` ("d") and `writable` -- and put their data pointers in out[0..4]: NULL
     for an absent bias, and for W_hr without projections."""
-    _check(len(arrays) in (4, 5), f"each direction needs ({what}W_ih, {what}W_hh, {what}b_ih, "
+    cdef Py_ssize_t n = len(arrays)
+    _check(n == 4 or n == 5, f"each direction needs ({what}W_ih, {what}W_hh, {what}b_ih, "
            f"{what}b_hh[, {what}W_hr])")
-    names = ("W_ih", "W_hh", "b_ih", "b_hh", "W_hr")
     shapes = ((GH, I), (GH, P), (GH,), (GH,), (P, H))
-    cdef const floating[:, ::1] ro2
-    cdef const floating[::1] ro1
-    cdef floating[:, ::1] rw2
-    cdef floating[::1] rw1
     cdef int j
     for j in range(5):
-        a = arrays[j] if j < len(arrays) else None
-        name = f"{what}{names[j]}[{d}]"
-        if j == 4 and not proj:
-            _check(a is None, f"{name} given without projections")
-        elif j != 2 and j != 3:
-            _check(a is not None, f"{name} is missing")
+        a = arrays[j] if j < n else None
         out[j] = NULL
-        if a is None:
-            continue
-        _check_shape(a, shapes[j], name)
-        if len(shapes[j]) == 2 and writable:
-            rw2 = a
-            out[j] = &rw2[0, 0]
-        elif len(shapes[j]) == 2:
-            ro2 = a
-            out[j] = <floating *> &ro2[0, 0]
-        elif writable:
-            rw1 = a
-            out[j] = &rw1[0]
-        else:
-            ro1 = a
-            out[j] = <floating *> &ro1[0]
+        if j == 4 and not proj:
+            _check(a is None, f"{what}W_hr[{d}] given without projections")
+        elif j != 2 and j != 3:
+            _check(a is not None, f"{what}{_WEIGHT_NAMES[j]}[{d}] is missing")
+        if a is not None:
+            _data(a, shapes[j], (what, _WEIGHT_NAMES[j], d), dtype, writable, &out[j])
     return 0
-
 
 
 # --------------------------------------------------------------------------- variable lengths
@@ -602,8 +641,7 @@ cdef int _check_lstm_shapes(Py_ssize_t D, tuple weights, bint lstm, object c0, P
     return 0
 
 
-def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :, ::1] h0, c0,
-                  floating[:, :, ::1] Y, floating[:, :, ::1] hT, cT, Cs, S, M=None,
+def forward_layer(int mode, X, tuple weights, h0, c0, Y, hT, cT, Cs, S, M=None,
                   batch_sizes=None):
     """One layer, every direction, whole sequence. See the module docstring for the shapes.
 
@@ -617,68 +655,73 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
     decreasing length, batch_sizes[t] of them having a step t (see "variable lengths" above).
     Writes Y, hT (and cT, Cs, S, M). Every shape is checked before any computation.
     """
+    dtype = _dtype_of(X)
+    if dtype is _F32:
+        _forward_layer(<float *> NULL, dtype, mode, X, weights, h0, c0, Y, hT, cT, Cs, S, M,
+                       batch_sizes)
+    else:
+        _forward_layer(<double *> NULL, dtype, mode, X, weights, h0, c0, Y, hT, cT, Cs, S, M,
+                       batch_sizes)
+
+
+cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple weights,
+                        object h0, object c0, object Y, object hT, object cT, object Cs,
+                        object S, object M, object batch_sizes) except -1:
     _check(0 <= mode <= 3, f"unknown mode {mode}")
     cdef Py_ssize_t D = len(weights)
     _check(D == 1 or D == 2, f"weights must hold 1 or 2 directions, got {D}")
     cdef bint lstm = mode == MODE_LSTM
+    _check(cnp.PyArray_Check(h0) and h0.ndim == 3, "h0 must be a 3-D array (D, B, P)")
     cdef Py_ssize_t H, T = X.shape[0], B = X.shape[1], I = X.shape[2], P = h0.shape[2]
     cdef bint proj
     _check_lstm_shapes(D, weights, lstm, c0, P, &H, &proj)
     cdef Py_ssize_t G = GATES[mode], GH = G * H, DP = D * P
     cdef Py_ssize_t SWH = SAVED_WIDTH[mode] * H
     _check(T >= 1 and I >= 1 and H >= 1 and P >= 1, f"empty sizes T={T}, I={I}, H={H}, P={P}")
-    _check_shape(h0, (D, B, P), "h0")
-    _check_shape(Y, (T, B, DP), "Y")
-    _check_shape(hT, (D, B, P), "hT")
-    cdef const int64_t[::1] bsv
-    cdef const int64_t *pbs = NULL
-    if batch_sizes is not None:
-        bsv = _check_batch_sizes(batch_sizes, T, B)
-        pbs = &bsv[0]
-    cdef floating[:, :, ::1] c0v, cTv
-    cdef floating[:, :, :, ::1] Csv, Sv, Mv
+    cdef floating *pX
+    cdef floating *pY
+    cdef floating *ph0
+    cdef floating *phT
     cdef floating *pc0 = NULL
     cdef floating *pcT = NULL
     cdef floating *pCs = NULL
     cdef floating *pS = NULL
     cdef floating *pM = NULL
+    _data(X, (T, B, I), "X", dtype, False, <void **> &pX)
+    _data(h0, (D, B, P), "h0", dtype, False, <void **> &ph0)
+    _data(Y, (T, B, DP), "Y", dtype, True, <void **> &pY)
+    _data(hT, (D, B, P), "hT", dtype, True, <void **> &phT)
+    cdef const int64_t *pbs = NULL
+    if batch_sizes is not None:
+        batch_sizes = _check_batch_sizes(batch_sizes, T, B)
+        pbs = <const int64_t *> cnp.PyArray_DATA(<cnp.ndarray> batch_sizes)
     if lstm:
         _check(c0 is not None and cT is not None, "LSTM needs c0 and cT")
-        c0v = c0
-        cTv = cT
-        _check_shape(c0, (D, B, H), "c0")
-        _check_shape(cT, (D, B, H), "cT")
-        pc0 = &c0v[0, 0, 0]
-        pcT = &cTv[0, 0, 0]
+        _data(c0, (D, B, H), "c0", dtype, False, <void **> &pc0)
+        _data(cT, (D, B, H), "cT", dtype, True, <void **> &pcT)
     else:
         _check(c0 is None and cT is None, "only LSTM takes c0 and cT")
     cdef bint training = S is not None or Cs is not None or M is not None
     if training:
         if SWH > 0:
-            _check_shape(S, (D, T, B, SWH), "S")
-            Sv = S
-            pS = &Sv[0, 0, 0, 0]
+            _data(S, (D, T, B, SWH), "S", dtype, True, <void **> &pS)
         else:
             _check(S is None, "Elman keeps no S")
         if lstm:
-            _check_shape(Cs, (D, T, B, H), "Cs")
-            Csv = Cs
-            pCs = &Csv[0, 0, 0, 0]
+            _data(Cs, (D, T, B, H), "Cs", dtype, True, <void **> &pCs)
         else:
             _check(Cs is None, "only LSTM keeps Cs")
         if proj:
-            _check_shape(M, (D, T, B, H), "M")
-            Mv = M
-            pM = &Mv[0, 0, 0, 0]
+            _data(M, (D, T, B, H), "M", dtype, True, <void **> &pM)
     if not (training and proj):
         _check(M is None, "M is kept only in training with projections (W_hr)")
 
-    # the weights of each direction
     # the arrays of each direction: W_ih, W_hh, b_ih, b_hh, W_hr
     cdef floating *wts[2][5]
     cdef Py_ssize_t d
     for d in range(D):
-        _direction_arrays(weights[d], "", d, GH, I, P, H, proj, False, wts[d])
+        _direction_arrays(weights[d], "", d, GH, I, P, H, proj, False, dtype,
+                          <void **> wts[d])
     cdef const floating *Wih[2]
     cdef const floating *Whh[2]
     cdef const floating *Whr[2]
@@ -688,31 +731,21 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
         Wih[d], Whh[d], bih[d], bhh[d], Whr[d] = wts[d][0], wts[d][1], wts[d][2], wts[d][3], wts[d][4]
 
     # scratch
-    dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t NR = k_panel_width(<floating *> NULL)
     cdef Py_ssize_t n_pan = (GH + NR - 1) // NR, pan_P = (P + NR - 1) // NR
     cdef Py_ssize_t size_ih = n_pan * NR * I, size_hh = n_pan * NR * P, TB = T * B
     cdef Py_ssize_t size_hr = pan_P * NR * H if proj else 0
-    bufs = _scratch(dtype, [D * size_ih, D * size_hh, D * size_hr, D * TB * GH, D * B * GH,
-                            D * 2 * B * H if lstm else 1, D * B * H if proj and not training else 1])
-    cdef floating[::1] WihP = bufs[0]
-    cdef floating[::1] WhhP = bufs[1]
-    cdef floating[::1] WhrP = bufs[2]
-    cdef floating[::1] Gx = bufs[3]
-    cdef floating[::1] gh = bufs[4]
-    cdef floating[::1] cbuf = bufs[5]
-    cdef floating[::1] mbuf = bufs[6]
-    cdef floating *pWihP = &WihP[0]
-    cdef floating *pWhhP = &WhhP[0]
-    cdef floating *pWhrP = &WhrP[0]
-    cdef floating *pGx = &Gx[0]
-    cdef floating *pgh = &gh[0]
-    cdef floating *pcbuf = &cbuf[0]
-    cdef floating *pmbuf = &mbuf[0]
-    cdef floating *pX = &X[0, 0, 0]
-    cdef floating *pY = &Y[0, 0, 0]
-    cdef floating *ph0 = &h0[0, 0, 0]
-    cdef floating *phT = &hT[0, 0, 0]
+    cdef floating *bufs[7]
+    _scratch(dtype, [D * size_ih, D * size_hh, D * size_hr, D * TB * GH, D * B * GH,
+                     D * 2 * B * H if lstm else 1, D * B * H if proj and not training else 1],
+             <void **> bufs)
+    cdef floating *pWihP = bufs[0]
+    cdef floating *pWhhP = bufs[1]
+    cdef floating *pWhrP = bufs[2]
+    cdef floating *pGx = bufs[3]
+    cdef floating *pgh = bufs[4]
+    cdef floating *pcbuf = bufs[5]
+    cdef floating *pmbuf = bufs[6]
 
     cdef Py_ssize_t n_sl = _n_slices(B, (GH * P + (P * H if proj else 0)) * sizeof(floating))
     cdef Py_ssize_t n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
@@ -720,7 +753,7 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
     cdef Py_ssize_t u, k, r0, b0, b1
     cdef int nt = _num_threads
     if B == 0:
-        return
+        return 0
     global _largest_team
     _largest_team = 0
     with nogil:
@@ -758,6 +791,7 @@ def forward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :,
                            pM + d * TB * H if pM != NULL else NULL,
                            pgh + d * B * GH, pcbuf + d * 2 * B * H,
                            pmbuf + d * B * H if proj and not training else NULL)
+    return 0
 
 
 # --------------------------------------------------------------------------- backward
@@ -880,10 +914,8 @@ cdef void _bias_grad(const floating *dG, Py_ssize_t R, Py_ssize_t GH, Py_ssize_t
         column_sums_d(R, g1 - g0, dG + g0, GH, db + g0)
 
 
-def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :, ::1] h0, c0,
-                   floating[:, :, ::1] Y, Cs, S, floating[:, :, ::1] dY,
-                   floating[:, :, ::1] dhT, dcT, floating[:, :, ::1] dX,
-                   floating[:, :, ::1] dh0, dc0, tuple grads, M=None, batch_sizes=None):
+def backward_layer(int mode, X, tuple weights, h0, c0, Y, Cs, S, dY, dhT, dcT, dX, dh0, dc0,
+                   tuple grads, M=None, batch_sizes=None):
     """Backpropagate one layer (every direction) through time.
 
     X, weights, h0, c0, Y, Cs, S, M: as given to and written by forward_layer (training).
@@ -893,60 +925,69 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     ACCUMULATED into; dW_hr is given exactly when the weights have W_hr.
     batch_sizes: as given to forward_layer. dX is zero at padded positions.
     """
+    dtype = _dtype_of(X)
+    if dtype is _F32:
+        _backward_layer(<float *> NULL, dtype, mode, X, weights, h0, c0, Y, Cs, S, dY, dhT, dcT,
+                        dX, dh0, dc0, grads, M, batch_sizes)
+    else:
+        _backward_layer(<double *> NULL, dtype, mode, X, weights, h0, c0, Y, Cs, S, dY, dhT,
+                        dcT, dX, dh0, dc0, grads, M, batch_sizes)
+
+
+cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple weights,
+                         object h0, object c0, object Y, object Cs, object S, object dY,
+                         object dhT, object dcT, object dX, object dh0, object dc0, tuple grads,
+                         object M, object batch_sizes) except -1:
     _check(0 <= mode <= 3, f"unknown mode {mode}")
     cdef Py_ssize_t D = len(weights)
     _check(D == 1 or D == 2, f"weights must hold 1 or 2 directions, got {D}")
     _check(len(grads) == D, "grads must hold one entry per direction")
     cdef bint lstm = mode == MODE_LSTM
+    _check(cnp.PyArray_Check(h0) and h0.ndim == 3, "h0 must be a 3-D array (D, B, P)")
     cdef Py_ssize_t H, T = X.shape[0], B = X.shape[1], I = X.shape[2], P = h0.shape[2]
     cdef bint proj
     _check_lstm_shapes(D, weights, lstm, c0, P, &H, &proj)
     cdef Py_ssize_t G = GATES[mode], GH = G * H, DP = D * P
     cdef Py_ssize_t SWH = SAVED_WIDTH[mode] * H, TB = T * B
     _check(T >= 1 and I >= 1 and H >= 1 and P >= 1, f"empty sizes T={T}, I={I}, H={H}, P={P}")
-    _check_shape(h0, (D, B, P), "h0")
-    _check_shape(Y, (T, B, DP), "Y")
-    _check_shape(dY, (T, B, DP), "dY")
-    _check_shape(dhT, (D, B, P), "dhT")
-    _check_shape(dX, (T, B, I), "dX")
-    _check_shape(dh0, (D, B, P), "dh0")
-    cdef const int64_t[::1] bsv
-    cdef const int64_t *pbs = NULL
-    if batch_sizes is not None:
-        bsv = _check_batch_sizes(batch_sizes, T, B)
-        pbs = &bsv[0]
-    cdef floating[:, :, ::1] m3
-    cdef floating[:, :, :, ::1] m4
+    cdef floating *pX
+    cdef floating *pY
+    cdef floating *ph0
+    cdef floating *pdY
+    cdef floating *pdhT
+    cdef floating *pdX
+    cdef floating *pdh0
     cdef floating *pc0 = NULL
     cdef floating *pdcT = NULL
     cdef floating *pdc0 = NULL
     cdef floating *pCs = NULL
     cdef floating *pS = NULL
     cdef floating *pM = NULL
+    _data(X, (T, B, I), "X", dtype, False, <void **> &pX)
+    _data(h0, (D, B, P), "h0", dtype, False, <void **> &ph0)
+    _data(Y, (T, B, DP), "Y", dtype, False, <void **> &pY)
+    _data(dY, (T, B, DP), "dY", dtype, False, <void **> &pdY)
+    _data(dhT, (D, B, P), "dhT", dtype, False, <void **> &pdhT)
+    _data(dX, (T, B, I), "dX", dtype, True, <void **> &pdX)
+    _data(dh0, (D, B, P), "dh0", dtype, True, <void **> &pdh0)
+    cdef const int64_t *pbs = NULL
+    if batch_sizes is not None:
+        batch_sizes = _check_batch_sizes(batch_sizes, T, B)
+        pbs = <const int64_t *> cnp.PyArray_DATA(<cnp.ndarray> batch_sizes)
     if lstm:
         for a, name in ((c0, "c0"), (dcT, "dcT"), (dc0, "dc0")):
             _check(a is not None, f"LSTM needs {name}")
-            _check_shape(a, (D, B, H), name)
-        m3 = c0
-        pc0 = &m3[0, 0, 0]
-        m3 = dcT
-        pdcT = &m3[0, 0, 0]
-        m3 = dc0
-        pdc0 = &m3[0, 0, 0]
-        _check_shape(Cs, (D, T, B, H), "Cs")
-        m4 = Cs
-        pCs = &m4[0, 0, 0, 0]
+        _data(c0, (D, B, H), "c0", dtype, False, <void **> &pc0)
+        _data(dcT, (D, B, H), "dcT", dtype, False, <void **> &pdcT)
+        _data(dc0, (D, B, H), "dc0", dtype, True, <void **> &pdc0)
+        _data(Cs, (D, T, B, H), "Cs", dtype, False, <void **> &pCs)
     else:
         _check(c0 is None and dcT is None and dc0 is None and Cs is None,
                "only LSTM takes c0, dcT, dc0 and Cs")
     if SWH > 0:
-        _check_shape(S, (D, T, B, SWH), "S")
-        m4 = S
-        pS = &m4[0, 0, 0, 0]
+        _data(S, (D, T, B, SWH), "S", dtype, False, <void **> &pS)
     if proj:
-        _check_shape(M, (D, T, B, H), "M")
-        m4 = M
-        pM = &m4[0, 0, 0, 0]
+        _data(M, (D, T, B, H), "M", dtype, False, <void **> &pM)
     else:
         _check(M is None, "M is kept only with projections (W_hr)")
 
@@ -955,8 +996,8 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     cdef floating *grd[2][5]
     cdef Py_ssize_t d
     for d in range(D):
-        _direction_arrays(weights[d], "", d, GH, I, P, H, proj, False, wts[d])
-        _direction_arrays(grads[d], "d", d, GH, I, P, H, proj, True, grd[d])
+        _direction_arrays(weights[d], "", d, GH, I, P, H, proj, False, dtype, <void **> wts[d])
+        _direction_arrays(grads[d], "d", d, GH, I, P, H, proj, True, dtype, <void **> grd[d])
         _check((grd[d][2] == NULL) == (grd[d][3] == NULL), "bias gradients come in pairs")
     cdef const floating *Wih[2]
     cdef const floating *Whh[2]
@@ -974,7 +1015,6 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     if D == 2:
         _check((dbih[1] != NULL) == has_bias, "bias gradients for both directions or neither")
 
-    dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t NR = k_panel_width(<floating *> NULL)
     cdef Py_ssize_t pan_H = (H + NR - 1) // NR, pan_P = (P + NR - 1) // NR
     cdef Py_ssize_t pan_I = (I + NR - 1) // NR, pan_M = pan_H if proj else 0
@@ -982,44 +1022,25 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     cdef Py_ssize_t size_hr = pan_H * NR * P if proj else 0
     cdef Py_ssize_t size_X = pan_I * NR * TB, size_Hp = pan_P * NR * TB
     cdef Py_ssize_t size_M = pan_M * NR * TB
-    bufs = _scratch(dtype, [D * size_hh, D * size_ih, D * size_hr, size_X, D * size_Hp,
-                            D * size_M, D * TB * GH, D * TB * GH if mode == MODE_GRU else 1,
-                            D * TB * P if proj else 1, D * B * P, D * B * H if lstm else 1,
-                            D * B * H if proj else 1, B * H if proj else 1])
-    bufs[12][:] = 0
-    cdef floating[::1] WhhP = bufs[0]
-    cdef floating[::1] WihP = bufs[1]
-    cdef floating[::1] WhrP = bufs[2]
-    cdef floating[::1] Xp = bufs[3]
-    cdef floating[::1] Hp = bufs[4]
-    cdef floating[::1] Mp = bufs[5]
-    cdef floating[::1] dGx = bufs[6]
-    cdef floating[::1] dGh = bufs[7]
-    cdef floating[::1] dHr = bufs[8]
-    cdef floating[::1] dh = bufs[9]
-    cdef floating[::1] dc = bufs[10]
-    cdef floating[::1] dm = bufs[11]
-    cdef floating[::1] zeros = bufs[12]
-    cdef floating *pWhhP = &WhhP[0]
-    cdef floating *pWihP = &WihP[0]
-    cdef floating *pWhrP = &WhrP[0]
-    cdef floating *pXp = &Xp[0]
-    cdef floating *pHp = &Hp[0]
-    cdef floating *pMp = &Mp[0]
-    cdef floating *pdGx = &dGx[0]
-    cdef floating *pdGh = &dGh[0] if mode == MODE_GRU else pdGx
-    cdef floating *pdHr = &dHr[0]
-    cdef floating *pdh = &dh[0]
-    cdef floating *pdc = &dc[0]
-    cdef floating *pdm = &dm[0]
-    cdef floating *pzeros = &zeros[0]
-    cdef floating *pX = &X[0, 0, 0]
-    cdef floating *pY = &Y[0, 0, 0]
-    cdef floating *ph0 = &h0[0, 0, 0]
-    cdef floating *pdY = &dY[0, 0, 0]
-    cdef floating *pdhT = &dhT[0, 0, 0]
-    cdef floating *pdX = &dX[0, 0, 0]
-    cdef floating *pdh0 = &dh0[0, 0, 0]
+    cdef floating *bufs[13]
+    _scratch(dtype, [D * size_hh, D * size_ih, D * size_hr, size_X, D * size_Hp,
+                     D * size_M, D * TB * GH, D * TB * GH if mode == MODE_GRU else 1,
+                     D * TB * P if proj else 1, D * B * P, D * B * H if lstm else 1,
+                     D * B * H if proj else 1, B * H if proj else 1], <void **> bufs)
+    cdef floating *pWhhP = bufs[0]
+    cdef floating *pWihP = bufs[1]
+    cdef floating *pWhrP = bufs[2]
+    cdef floating *pXp = bufs[3]
+    cdef floating *pHp = bufs[4]
+    cdef floating *pMp = bufs[5]
+    cdef floating *pdGx = bufs[6]
+    cdef floating *pdGh = bufs[7] if mode == MODE_GRU else pdGx
+    cdef floating *pdHr = bufs[8]
+    cdef floating *pdh = bufs[9]
+    cdef floating *pdc = bufs[10]
+    cdef floating *pdm = bufs[11]
+    cdef floating *pzeros = bufs[12]
+    memset(pzeros, 0, (B * H if proj else 1) * sizeof(floating))
 
     cdef Py_ssize_t n_sl = _n_slices(B, (GH * P + (P * H if proj else 0)) * sizeof(floating))
     cdef Py_ssize_t u, k, b0, b1, r0, g0, p, rest
@@ -1034,7 +1055,7 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
     cdef Py_ssize_t n_big = 2 * n_w + n_b + n_r + n_rblk
     cdef int nt = _num_threads
     if B == 0:
-        return
+        return 0
     global _largest_team
     _largest_team = 0
     with nogil:
@@ -1125,6 +1146,7 @@ def backward_layer(int mode, floating[:, :, ::1] X, tuple weights, floating[:, :
                 if D == 2:
                     k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, pdGx + (TB + r0) * GH, GH, 1,
                            pWihP + size_ih, pdX + r0 * I, I, 1, NULL)
+    return 0
 
 
 # --------------------------------------------------------------------------- build facts
