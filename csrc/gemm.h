@@ -15,41 +15,75 @@
  * Here every C element is one sum over k in increasing order, whoever computes it.
  *
  * Blocking: K in blocks of MR_KC (a block of a B panel, MR_KC x NR, stays in L1), M in blocks
- * of MR_MC rows, then a micro-kernel computing MR_MR rows x NR columns in registers.
+ * of MR_MC rows, then a micro-kernel computing a tile of up to MR_MR rows x NR columns in
+ * registers, or, for products of 1 to 3 rows, of fewer rows but 2 to 4 panels (tile_shape).
  */
 
 #define NR ((ptrdiff_t)(2 * VEC_BYTES / sizeof(REAL)))  /* columns of a panel: two vectors */
 
-/* The register tile: mr (<= MR_MR, a constant after inlining) rows x NR columns.
-   C[r, j] = base[r, j] + sum_k A(r, k) B(k, j); only the first nr columns are stored. */
+/* The register tile: mr rows x np panels (np*NR columns, 2*np vectors), both constants after
+   inlining, so the mr*2*np accumulators live in registers.
+   C[r, j] = base[r, j] + sum_k A(r, k) B(k, j); only the first nr columns are stored.
+   The np panels of the tile are pstride elements apart in Bp. */
 static inline __attribute__((always_inline)) void FN(mr_microkernel)(
-    const int mr, ptrdiff_t kc, const REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
-    const REAL *Bp, REAL *C, ptrdiff_t ldc, ptrdiff_t nr, int load_c, const REAL *bias)
+    const int mr, const int np, ptrdiff_t kc, const REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
+    const REAL *Bp, ptrdiff_t pstride, REAL *C, ptrdiff_t ldc, ptrdiff_t nr, int load_c,
+    const REAL *bias)
 {
     typedef REAL vec __attribute__((vector_size(VEC_BYTES)));
-    vec acc0[MR_MR], acc1[MR_MR];                 /* columns [0, NR/2) and [NR/2, NR) */
-    for (int r = 0; r < MR_MR; r++)
-        acc0[r] = acc1[r] = (vec){0};
+    enum { V = VEC_BYTES / sizeof(REAL) };            /* lanes; a panel is two vectors */
+    vec acc[MR_MR][8];                                /* [r][v]: columns [v*V, (v+1)*V) */
+    _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++)
+        _Pragma("GCC unroll 8") for (int v = 0; v < 2 * np; v++)
+            acc[r][v] = (vec){0};
     for (ptrdiff_t k = 0; k < kc; k++) {
-        vec b0, b1;                               /* row k of the panel, in two vectors */
-        memcpy(&b0, Bp + k * NR, sizeof b0);
-        memcpy(&b1, Bp + k * NR + NR / 2, sizeof b1);
-        for (int r = 0; r < mr; r++) {
+        vec b[8];                                     /* row k of the np panels */
+        _Pragma("GCC unroll 8") for (int v = 0; v < 2 * np; v++)
+            memcpy(&b[v], Bp + (v / 2) * pstride + k * NR + (v % 2) * V, sizeof b[v]);
+        _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) {
             const REAL a = A[r * rsa + k * csa];
-            acc0[r] += a * b0;
-            acc1[r] += a * b1;
+            _Pragma("GCC unroll 8") for (int v = 0; v < 2 * np; v++)
+                acc[r][v] += a * b[v];
         }
     }
-    REAL tile[MR_MR][NR];
-    for (int r = 0; r < MR_MR; r++) {
-        memcpy(&tile[r][0], &acc0[r], sizeof acc0[r]);
-        memcpy(&tile[r][NR / 2], &acc1[r], sizeof acc1[r]);
-    }
-    for (int r = 0; r < mr; r++) {
+    _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) {
         REAL *c = C + r * ldc;
-        for (ptrdiff_t j = 0; j < nr; j++)
-            c[j] = (load_c ? c[j] : (bias ? bias[j] : (REAL)0)) + tile[r][j];
+        if (nr == np * NR) {                          /* whole panels: vector stores */
+            _Pragma("GCC unroll 8") for (int v = 0; v < 2 * np; v++) {
+                vec base = (vec){0};
+                if (load_c)
+                    memcpy(&base, c + v * V, sizeof base);
+                else if (bias)
+                    memcpy(&base, bias + v * V, sizeof base);
+                base += acc[r][v];
+                memcpy(c + v * V, &base, sizeof base);
+            }
+        } else {                                      /* the last, partial panel */
+            REAL tile[8 * V] = {0};
+            _Pragma("GCC unroll 8") for (int v = 0; v < 2 * np; v++)
+                memcpy(&tile[v * V], &acc[r][v], sizeof acc[r][v]);
+            for (ptrdiff_t j = 0; j < nr; j++)
+                c[j] = (load_c ? c[j] : (bias ? bias[j] : (REAL)0)) + tile[j];
+        }
     }
+}
+
+/* The tile shape for a product of M rows: TR rows x TP panels. Measured on AMD Zen 4 (one
+ * core, float32 AVX2; peak of its two FMA units 117 GFLOP/s, latency 4 cycles, so 8
+ * independent accumulators are the bare minimum and 12 leave slack for the loads; with 16
+ * the 16 vector registers overflow, spill, and 8 x 16 ran at 65 GFLOP/s):
+ *  - M >= 9: 6 rows x 1 panel (12 accumulators; per k 2 loads of B + 6 broadcasts of A for
+ *    12 FMAs). 64 x 1024 x 256: 104 -> 111 GFLOP/s (95% of peak) against 4 x 1 before.
+ *  - a few rows (the per-step products of small batches): more panels instead, so that the
+ *    tile still has 8 to 12 independent sums: 1 x 4, 2 x 3, 3 x 2, and 4, 5 or 6 rows x 1.
+ *    1 x 512 x 128: 29 -> 50 GFLOP/s; 2 rows: 50 -> 62; 5: 67 -> 105; 6: 75 -> 110.
+ *  - M = 7 or 8: two tiles of 4 (6 + 1 or 6 + 2 would leave a slow thin tile).
+ * Remainder tiles (rows < TR) use the same panels. Which tile computes a row never changes
+ * its result: each element is still one sum over k in order. */
+static inline void FN(tile_shape)(ptrdiff_t M, int *TR, int *TP)
+{
+    *TR = M <= MR_MR ? (int)M : M <= 8 ? 4 : MR_MR;
+    *TP = *TR == 1 ? 4 : *TR == 2 ? 3 : *TR == 3 ? 2 : 1;
 }
 
 /* C (M, N) [ldc] = (accumulate ? C : bias or 0) + A (M, K) @ B, with B packed by pack_panels.
@@ -67,45 +101,62 @@ static void FN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A, ptrdi
                 C[i * ldc + j] = accumulate ? C[i * ldc + j] : (bias ? bias[j] : (REAL)0);
         return;
     }
+    int TR, TP;
+    FN(tile_shape)(M, &TR, &TP);
     /* A read along its columns (csa != 1: A^T, the weight gradients dG^T X): the micro-kernel
        would touch a new cache line for every k. Copy each MR_MC x MR_KC block of A once into
-       `ablock`, MR_MR rows interleaved, and read that instead (the same numbers, in the same
-       order: the results do not change). It pays from about 96 columns of C on (measured,
-       float32 AVX2, M = 1024, K = 6400: N = 256 64 -> 83 GFLOP/s, N = 128 64 -> 71, N = 64
-       63 -> 55); below, and without memory for it, A is read in place. */
+       `ablock`, the TR rows of a tile interleaved, and read that instead (the same numbers,
+       in the same order: the results do not change). It pays from about 96 columns of C on
+       (measured, float32 AVX2, M = 1024, K = 6400: N = 256 64 -> 83 GFLOP/s, N = 128 64 -> 71,
+       N = 64 63 -> 55); below, and without memory for it, A is read in place.
+       (Copying A when csa == 1 too was measured: it costs more than it saves.) */
     REAL *ablock = NULL;
-    if (csa != 1 && M > MR_MR && N >= 96)
-        ablock = (REAL *)malloc(sizeof(REAL) * MR_MC * MR_KC);
+    if (csa != 1 && M > MR_MR && N >= 96)   /* + MR_MR rows: the last tile may be partial */
+        ablock = (REAL *)malloc(sizeof(REAL) * (MR_MC + MR_MR) * MR_KC);
     for (ptrdiff_t pc = 0; pc < K; pc += MR_KC) {
         const ptrdiff_t kc = K - pc < MR_KC ? K - pc : MR_KC;
         const int load_c = accumulate || pc > 0;
         for (ptrdiff_t ic = 0; ic < M; ic += MR_MC) {
             const ptrdiff_t i_end = M - ic < MR_MC ? M : ic + MR_MC;
-            if (ablock) {
-                /* ablock[((i - ic)/MR_MR * kc + k) * MR_MR + (i - ic) % MR_MR] = A(i, pc + k) */
-                for (ptrdiff_t k = 0; k < kc; k++)
-                    for (ptrdiff_t i = ic; i < i_end; i++)
-                        ablock[((i - ic) / MR_MR * kc + k) * MR_MR + (i - ic) % MR_MR] =
-                            A[i * rsa + (pc + k) * csa];
+            if (ablock) {   /* the tile at row i: ablock[(i - ic)*kc + k*TR + r] = A(i + r, pc + k) */
+                for (ptrdiff_t k = 0; k < kc; k++)     /* k outer: A^T is read row after row */
+                    for (ptrdiff_t i = ic; i < i_end; i += TR) {
+                        const ptrdiff_t rows = i_end - i < TR ? i_end - i : TR;
+                        REAL *dst = ablock + (i - ic) * kc + k * TR;
+                        const REAL *src = A + i * rsa + (pc + k) * csa;
+                        for (ptrdiff_t r = 0; r < rows; r++)
+                            dst[r] = src[r * rsa];
+                    }
             }
-            for (ptrdiff_t p = 0; p < panels; p++) {
+            for (ptrdiff_t p = 0; p < panels; p += TP) {
+                const int np = panels - p < TP ? (int)(panels - p) : TP;
                 const REAL *b = Bp + (p * K + pc) * NR;
-                const ptrdiff_t nr = N - p * NR < NR ? N - p * NR : NR;
+                const ptrdiff_t nr = N - p * NR < np * NR ? N - p * NR : np * NR;
                 const REAL *bias_p = bias ? bias + p * NR : NULL;
-                for (ptrdiff_t i = ic; i < i_end; i += MR_MR) {
+                for (ptrdiff_t i = ic; i < i_end; i += TR) {
                     const REAL *a = ablock ? ablock + (i - ic) * kc : A + i * rsa + pc * csa;
-                    const ptrdiff_t ars = ablock ? 1 : rsa, acs = ablock ? MR_MR : csa;
+                    const ptrdiff_t ars = ablock ? 1 : rsa, acs = ablock ? TR : csa;
                     REAL *c = C + i * ldc + p * NR;
-                    const ptrdiff_t rows = i_end - i;
-                    /* constant row counts, so each call is specialised with the tile in registers */
-                    if (rows >= 4)
-                        FN(mr_microkernel)(4, kc, a, ars, acs, b, c, ldc, nr, load_c, bias_p);
-                    else if (rows == 3)
-                        FN(mr_microkernel)(3, kc, a, ars, acs, b, c, ldc, nr, load_c, bias_p);
-                    else if (rows == 2)
-                        FN(mr_microkernel)(2, kc, a, ars, acs, b, c, ldc, nr, load_c, bias_p);
-                    else
-                        FN(mr_microkernel)(1, kc, a, ars, acs, b, c, ldc, nr, load_c, bias_p);
+                    const int rows = i_end - i < TR ? (int)(i_end - i) : TR;
+                    /* constant shapes, so each call is specialised with the tile in registers;
+                       only the shapes tile_shape can produce */
+#define MR_TILE(mr, np) FN(mr_microkernel)(mr, np, kc, a, ars, acs, b, K * NR, c, ldc, nr, \
+                                           load_c, bias_p)
+                    switch (rows * 8 + np) {
+                    case 1 * 8 + 4: MR_TILE(1, 4); break;
+                    case 1 * 8 + 3: MR_TILE(1, 3); break;
+                    case 1 * 8 + 2: MR_TILE(1, 2); break;
+                    case 2 * 8 + 3: MR_TILE(2, 3); break;
+                    case 2 * 8 + 2: MR_TILE(2, 2); break;
+                    case 3 * 8 + 2: MR_TILE(3, 2); break;
+                    case 6 * 8 + 1: MR_TILE(6, 1); break;
+                    case 5 * 8 + 1: MR_TILE(5, 1); break;
+                    case 4 * 8 + 1: MR_TILE(4, 1); break;
+                    case 3 * 8 + 1: MR_TILE(3, 1); break;
+                    case 2 * 8 + 1: MR_TILE(2, 1); break;
+                    default:        MR_TILE(1, 1); break;
+                    }
+#undef MR_TILE
                 }
             }
         }

@@ -38,8 +38,8 @@
 enum { LSTM_I, LSTM_F, LSTM_G, LSTM_O };
 enum { GRU_R, GRU_Z, GRU_N };
 
-/* Blocking of the product (gemm.h): rows per register tile, K block, M block. */
-#define MR_MR 4
+/* Blocking of the product (gemm.h): rows of the tallest register tile, K block, M block. */
+#define MR_MR 6
 #define MR_KC 256
 #define MR_MC 64
 

@@ -216,9 +216,9 @@ cdef int[4] SAVED_WIDTH = [0, 0, 4, 5]
 
 # Work units (fixed by the shape, never by the thread count):
 #  - a batch slice has at least SLICE_ROWS rows: B // SLICE_ROWS slices (at least 1, at most
-#    MAX_SLICES). SLICE_ROWS is the height of the product's register tile (MR_MR in
-#    csrc/minirnn.h): while the recurrent weights stay in a core's cache, the step product of
-#    a slice of 4 rows runs at the same speed per row as one of 32. Measured (float32, 2
+#    MAX_SLICES). A product of 4 rows fills a register tile (4 rows x 16 columns, 8
+#    accumulators: tile_shape in csrc/gemm.h): while the recurrent weights stay in a core's
+#    cache, the step product of a slice of 4 rows runs at nearly the speed per row of one of 32. Measured (float32, 2
 #    threads, LSTM inference): small (B=16) 0.39 ms with slices of >= 4 rows vs 0.91 ms with
 #    >= 32; long (B=8) 10.7 vs 19.3 ms.
 #  - but every slice streams all of its recurrent weights (W_hh, W_hr) at every step, so when
