@@ -751,7 +751,7 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     cdef Py_ssize_t n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_mat = 3 if proj else 2
     cdef Py_ssize_t u, k, r0, b0, b1
-    cdef int nt = _num_threads
+    cdef int nt = _num_threads, team
     if B == 0:
         return 0
     global _largest_team
@@ -759,8 +759,9 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     with nogil:
         # 1. pack W_ih^T (K = I, N = GH), W_hh^T (K = P, N = GH) and W_hr^T (K = H, N = P):
         #    B(k, n) = W[n, k]
-        for u in prange(n_mat * D, schedule="dynamic",
-                        num_threads=_team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H))):
+        team = _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H))
+        for u in prange(n_mat * D, schedule="dynamic", num_threads=team,
+                        use_threads_if=team > 1):
             d = u // n_mat
             if u % n_mat == 0:
                 k_pack(I, GH, Wih[d], 1, I, pWihP + d * size_ih, 0, I, 0, n_pan)
@@ -769,15 +770,17 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
             else:
                 k_pack(H, P, Whr[d], 1, H, pWhrP + d * size_hr, 0, H, 0, pan_P)
         # 2. G_x = X W_ih^T + b_ih for all steps at once, in blocks of rows
-        for u in prange(D * n_blk, schedule="dynamic",
-                        num_threads=_team(nt, D * n_blk, <double> D * TB * GH * I)):
+        team = _team(nt, D * n_blk, <double> D * TB * GH * I)
+        for u in prange(D * n_blk, schedule="dynamic", num_threads=team,
+                        use_threads_if=team > 1):
             d = u // n_blk
             r0 = (u % n_blk) * BLOCK_ROWS
             k_gemm(min(BLOCK_ROWS, TB - r0), GH, I, pX + r0 * I, I, 1, pWihP + d * size_ih,
                    pGx + (d * TB + r0) * GH, GH, 0, bih[d])
         # 3. the time loops: one unit per (direction, batch slice), each alone to its end
-        for u in prange(D * n_sl, schedule="dynamic",
-                        num_threads=_team(nt, D * n_sl, <double> D * TB * (GH + H) * P)):
+        team = _team(nt, D * n_sl, <double> D * TB * (GH + H) * P)
+        for u in prange(D * n_sl, schedule="dynamic", num_threads=team,
+                        use_threads_if=team > 1):
             d = u // n_sl
             k = u % n_sl
             b0 = k * B // n_sl
@@ -1053,7 +1056,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef Py_ssize_t n_mat = 3 if proj else 2
     cdef Py_ssize_t n_pack = pan_I + D * (pan_P + pan_M)
     cdef Py_ssize_t n_big = 2 * n_w + n_b + n_r + n_rblk
-    cdef int nt = _num_threads
+    cdef int nt = _num_threads, team
     if B == 0:
         return 0
     global _largest_team
@@ -1061,8 +1064,9 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     with nogil:
         # 1. pack W_hh (K = GH, N = P), W_ih (K = GH, N = I) and W_hr (K = P, N = H) as right
         #    operands
-        for u in prange(n_mat * D, schedule="dynamic",
-                        num_threads=_team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H))):
+        team = _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H))
+        for u in prange(n_mat * D, schedule="dynamic", num_threads=team,
+                        use_threads_if=team > 1):
             d = u // n_mat
             if u % n_mat == 0:
                 k_pack(GH, P, Whh[d], P, 1, pWhhP + d * size_hh, 0, GH, 0, pan_P)
@@ -1071,8 +1075,9 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
             else:
                 k_pack(P, H, Whr[d], H, 1, pWhrP + d * size_hr, 0, P, 0, pan_H)
         # 2. the reverse time loops, one unit per (direction, batch slice)
-        for u in prange(D * n_sl, schedule="dynamic",
-                        num_threads=_team(nt, D * n_sl, <double> D * TB * (GH + H) * P)):
+        team = _team(nt, D * n_sl, <double> D * TB * (GH + H) * P)
+        for u in prange(D * n_sl, schedule="dynamic", num_threads=team,
+                        use_threads_if=team > 1):
             d = u // n_sl
             k = u % n_sl
             b0 = k * B // n_sl
@@ -1092,8 +1097,9 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         #    X (K = T*B, N = I); H_prev (K = T*B, N = P) of each direction, whose row (t, b)
         #    is the state the forward read at step t: h0 at the direction's first step, else Y
         #    at the step before (t-1 forward, t+1 reverse); with projections M (K = T*B, N = H)
-        for u in prange(n_pack, schedule="dynamic",
-                        num_threads=_team(nt, n_pack, PACK_COST * TB * (I + D * (P + H)))):
+        team = _team(nt, n_pack, PACK_COST * TB * (I + D * (P + H)))
+        for u in prange(n_pack, schedule="dynamic", num_threads=team,
+                        use_threads_if=team > 1):
             if u < pan_I:
                 k_pack(TB, I, pX, I, 1, pXp, 0, TB, u, u + 1)
             elif u < pan_I + D * pan_P:
@@ -1112,8 +1118,9 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         # 4. the big products and sums after the loop, in blocks of rows of each result:
         #    dW_ih += dG_x^T X;  dW_hh += dG_h^T H_prev;  db_ih += sum dG_x, db_hh += sum dG_h;
         #    dW_hr += dH^T M;  dX = sum over directions of dG_x W_ih (direction 0 first)
-        for u in prange(n_big, schedule="dynamic",
-                        num_threads=_team(nt, n_big, <double> D * TB * GH * (2 * I + P + H))):
+        team = _team(nt, n_big, <double> D * TB * GH * (2 * I + P + H))
+        for u in prange(n_big, schedule="dynamic", num_threads=team,
+                        use_threads_if=team > 1):
             if u < n_w:
                 d = u // n_gblk
                 g0 = (u % n_gblk) * BLOCK_ROWS
