@@ -7,7 +7,8 @@ runs from 1 to ``other's median ms / minirnn's median ms`` (other = torch by def
 NumPy path with ``--vs numpy``): up means minirnn is faster, down slower. The y axis is
 logarithmic (2x faster and 2x slower are the same distance from 1). A bar with a red edge
 and hatching is a row whose answer failed the correctness check; a pale bar was measured
-while other processes kept the machine busy (the table's '~').
+while other processes kept the machine busy (the table's '~'). With ``--targets`` a dashed
+black tick across each size marks the speed target against torch (docs/performance.md).
 
 Typical use, one JSON per thread count:
 
@@ -22,6 +23,21 @@ import sys
 
 MODE_COLORS = {"rnn": "#4C72B0", "gru": "#DD8452", "lstm": "#55A868"}
 PHASE_TITLES = {"infer": "inference (forward, no_grad)", "train": "training (forward + backward)"}
+# The project's speed targets against torch (docs/performance.md): torch ms / minirnn ms per
+# size, for float32 inference and training; float64 asks for 1.3x at every size.
+TARGETS = {
+    ("float32", "infer"): dict(tiny=8, small=2.5, medium=1.2, large=1.0, bidir=1.3, long=1.5,
+                               seed=1.5),
+    ("float32", "train"): dict(tiny=5, small=1.5, medium=1.1, large=1.0, bidir=1.3, long=1.5,
+                               seed=1.5),
+}
+F64_TARGET = 1.3
+
+
+def target(dtype, phase, size):
+    if dtype == "float64":
+        return F64_TARGET
+    return TARGETS.get((dtype, phase), {}).get(size)
 
 
 def load(path):
@@ -32,8 +48,9 @@ def load(path):
     return doc
 
 
-def panel(ax, rows, sizes, modes, vs, subject, busy):
-    """Bars for one panel: rows of one (file, dtype, phase)."""
+def panel(ax, rows, sizes, modes, vs, subject, busy, targets=None):
+    """Bars for one panel: rows of one (file, dtype, phase); ``targets`` {size: ratio} are
+    drawn as a black tick across each size's group of bars."""
     width = 0.8 / len(modes)
     heights = []
     for j, mode in enumerate(modes):
@@ -52,6 +69,11 @@ def panel(ax, rows, sizes, modes, vs, subject, busy):
             ax.text(x, ratio, f"{ratio:.2g}", ha="center",
                     va="bottom" if ratio >= 1 else "top", fontsize=6)
             heights.append(ratio)
+    for i, size in enumerate(sizes):
+        if targets and targets.get(size):
+            ax.hlines(targets[size], i - 0.45, i + 0.45, color="black", linewidth=1.6,
+                      linestyles="dashed")
+            heights.append(targets[size])
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log", base=2)
     if heights:
@@ -70,6 +92,35 @@ def _ratio_formatter():
     return FuncFormatter(lambda v, _: f"{v:g}x")
 
 
+def markdown_table(doc, vs="torch"):
+    """The ratios against ``vs`` as a Markdown table, one line per (size, mode); each cell
+    ``ratio`` with a check mark when it meets its target (see TARGETS), a cross when not."""
+    cols = [(d, ph) for d in ("float32", "float64") for ph in ("infer", "train")]
+    rows = {}
+    for r in doc["results"]:
+        ratio = r["ratio"].get(vs)
+        if ratio:
+            rows.setdefault((r["size"], r["mode"]), {})[(r["dtype"], r["phase"])] = ratio
+    lines = ["| size | mode | " + " | ".join(f"f{d[5:]} {ph}" for d, ph in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    met = total = 0
+    for (size, mode), cells in rows.items():
+        out = []
+        for col in cols:
+            ratio = cells.get(col)
+            goal = target(col[0], col[1], size)
+            if ratio is None:
+                out.append("-")
+                continue
+            ok = goal is None or ratio >= goal
+            met, total = met + ok, total + (goal is not None)
+            out.append(f"{ratio:.2f}" + ("" if goal is None else (" ✓" if ok else " ✗")))
+        lines.append(f"| {size} | {mode} | " + " | ".join(out) + " |")
+    lines.append(f"\n{met} of {total} targets met ({vs} ms / minirnn ms; ✓ at or above its "
+                 "target).")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("json", nargs="+", help="files written by bench_rnn.py --json")
@@ -79,7 +130,17 @@ def main(argv=None):
     p.add_argument("--dtypes", default=None,
                    help="comma list of dtypes to draw (default: all in the files)")
     p.add_argument("--phases", default="infer,train", help="comma list of infer,train")
+    p.add_argument("--targets", action="store_true",
+                   help="draw the speed targets against torch (dashed ticks)")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the ratios and targets as a Markdown table instead of plotting")
     opt = p.parse_args(argv)
+    if opt.markdown:
+        for path in opt.json:
+            doc = load(path)
+            print(f"{path}: {doc['meta'].get('threads')} thread(s)\n")
+            print(markdown_table(doc, opt.vs) + "\n")
+        return
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -113,8 +174,10 @@ def main(argv=None):
         for c, phase in enumerate(phases):
             ax = axes[r][c]
             rows = [x for x in doc["results"] if x["dtype"] == dtype and x["phase"] == phase]
+            goals = ({size: target(dtype, phase, size) for size in sizes}
+                     if opt.targets and opt.vs == "torch" else None)
             panel(ax, rows, sizes, modes, opt.vs, subject,
-                  meta.get("options", {}).get("busy", 0.2))
+                  meta.get("options", {}).get("busy", 0.2), goals)
             ax.set_title(f"{PHASE_TITLES.get(phase, phase)}, {dtype}, "
                          f"{meta.get('threads')} thread(s)", fontsize=10)
             if r == 0 and c == 0:          # legend in full colour even if a bar is pale
