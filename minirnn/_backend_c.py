@@ -93,8 +93,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         batch_sizes = np.ascontiguousarray(batch_sizes, dtype=np.int64)
     layers = []
     for layer in range(num_layers):
-        # this layer's rows of h0 / h_n (all of them for one layer: no views to make)
-        k = slice(None) if num_layers == 1 else slice(layer * D, (layer + 1) * D)
+        k = slice(layer * D, (layer + 1) * D)           # this layer's rows of h0 / h_n
         w = _layer_weights(params, layer, D)
         last = layer == num_layers - 1
         # the last layer's output goes to the caller: never a recycled buffer

@@ -332,21 +332,14 @@ class _RNNBase(_Module):
             h0 = h0[:, order]
             c0 = None if c0 is None else c0[:, order]
         rows = packed_rows(bs)                         # where each data row sits in (T, B)
-        X = np.zeros((T * B, self.input_size), dtype=self.dtype)
-        X[rows] = data
-        X = X.reshape(T, B, self.input_size)
+        X = _padded(data, rows, T, B)
         F = self.num_directions * self._h_width
         masks = None
         if self.training and self.dropout > 0 and self.num_layers > 1:
             # one mask element per valid (step, sequence, feature), in packed order, then
             # laid out like the padded batch (the padded positions carry nothing)
-            masks = []
-            for m in functional.draw_dropout_masks(self.generator, self.dropout,
-                                                   self.num_layers - 1, (len(rows), F),
-                                                   self.dtype):
-                padded = np.zeros((T * B, F), dtype=self.dtype)
-                padded[rows] = m
-                masks.append(padded.reshape(T, B, F))
+            masks = [_padded(m, rows, T, B) for m in functional.draw_dropout_masks(
+                self.generator, self.dropout, self.num_layers - 1, (len(rows), F), self.dtype)]
         record = is_grad_enabled()
         out, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
@@ -435,7 +428,6 @@ class _RNNBase(_Module):
             self._state_out(gc0, batched)
         return (gx, (gh0, gc0)) if self.mode == "LSTM" else (gx, gh0)
 
-
     def _packed_grad_output(self, packed, grad_output):
         """The gradient of a packed output: a PackedSequence laid out like the output, its
         ``data`` array (sum(lengths), D*H_out), or None (zeros)."""
@@ -457,14 +449,11 @@ class _RNNBase(_Module):
         packed, rows = entry["packed"], entry["rows"]
         bs, order, inverse = packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
         T, B = len(bs), int(bs[0])
-        F = go.shape[1]
-        dY = np.zeros((T * B, F), dtype=self.dtype)
-        dY[rows] = go
         if order is not None:                          # caller's order -> sorted
             gh = gh[:, order]
             gc = None if gc is None else gc[:, order]
         self._tape.pop()
-        gx, gh0, gc0 = functional.rnn_backward(entry["tape"], dY.reshape(T, B, F), gh, gc,
+        gx, gh0, gc0 = functional.rnn_backward(entry["tape"], _padded(go, rows, T, B), gh, gc,
                                                self.grads)
         gx = PackedSequence(np.ascontiguousarray(gx.reshape(T * B, -1)[rows]), bs, order,
                             inverse)
@@ -476,6 +465,14 @@ class _RNNBase(_Module):
 
 def _as_list(a):
     return None if a is None else a.tolist()
+
+
+def _padded(data, rows, T, B):
+    """Packed rows (sum(lengths), F) -> a zero-padded time-major (T, B, F) batch of the sorted
+    sequences (``rows`` from :func:`minirnn.packed.packed_rows`)."""
+    out = np.zeros((T * B,) + data.shape[1:], dtype=data.dtype)
+    out[rows] = data
+    return out.reshape((T, B) + data.shape[1:])
 
 
 _MODULE_DOC_COMMON = """
