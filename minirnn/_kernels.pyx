@@ -989,6 +989,168 @@ cdef void _bias_grad(const floating *dG, Py_ssize_t R, Py_ssize_t GH, Py_ssize_t
         column_sums_d(R, g1 - g0, dG + g0, GH, db + g0)
 
 
+ctypedef struct _Bwd:
+    # the shapes and arrays of one backward_layer call (see backward_layer)
+    int mode
+    Py_ssize_t D, T, B, In, H, P, DP, GH, SWH, TB, n_sl, n_mat  # In: I (a C macro)
+    Py_ssize_t pan_I, pan_P, pan_H, pan_M, size_hh, size_ih, size_hr, size_Hp, size_M
+    Py_ssize_t n_gblk, n_pblk, n_bcol, n_w, n_b, n_r
+    bint proj, lstm
+    const int64_t *bs
+    void *X
+    void *Y
+    void *h0
+    void *c0
+    void *Cs
+    void *S
+    void *M
+    void *dY
+    void *dhT
+    void *dcT
+    void *dX
+    void *dh0
+    void *dc0
+    void *WhhP
+    void *WihP
+    void *WhrP
+    void *Xp
+    void *Hp
+    void *Mp
+    void *dGx
+    void *dGh
+    void *dHr
+    void *dh
+    void *dc
+    void *dm
+    void *zeros
+    void *Wih[2]
+    void *Whh[2]
+    void *Whr[2]
+    void *dWih[2]
+    void *dWhh[2]
+    void *dWhr[2]
+    void *dbih[2]
+    void *dbhh[2]
+
+
+cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u) noexcept nogil:
+    """Work unit u of a phase of backward_layer: 0 pack one weight matrix, 1 the reverse time
+    loop of one (direction, batch slice), 2 pack one panel of X, H_prev or M, 3 one block of
+    rows of a weight gradient, a bias gradient or dX."""
+    cdef Py_ssize_t d, k, b0, b1, r0, g0, p, rest
+    cdef Py_ssize_t TB = g.TB, GH = g.GH, B = g.B, P = g.P, H = g.H, I = g.In, DP = g.DP
+    cdef Py_ssize_t D = g.D, pan_I = g.pan_I, pan_P = g.pan_P, pan_M = g.pan_M
+    cdef Py_ssize_t n_w = g.n_w, n_b = g.n_b, n_r = g.n_r
+    cdef floating *WhhP = <floating *> g.WhhP
+    cdef floating *WihP = <floating *> g.WihP
+    cdef floating *WhrP = <floating *> g.WhrP
+    cdef floating *X = <floating *> g.X
+    cdef floating *Y = <floating *> g.Y
+    cdef floating *h0 = <floating *> g.h0
+    cdef floating *Hp = <floating *> g.Hp
+    cdef floating *dGx = <floating *> g.dGx
+    cdef floating *dGh = <floating *> g.dGh
+    if phase == 0:
+        # W_hh (K = GH, N = P), W_ih (K = GH, N = I), W_hr (K = P, N = H)
+        d = u // g.n_mat
+        if u % g.n_mat == 0:
+            k_pack(GH, P, <floating *> g.Whh[d], P, 1, WhhP + d * g.size_hh, 0, GH, 0, pan_P)
+        elif u % g.n_mat == 1:
+            k_pack(GH, I, <floating *> g.Wih[d], I, 1, WihP + d * g.size_ih, 0, GH, 0, pan_I)
+        else:
+            k_pack(P, H, <floating *> g.Whr[d], H, 1, WhrP + d * g.size_hr, 0, P, 0, g.pan_H)
+    elif phase == 1:
+        d = u // g.n_sl
+        k = u % g.n_sl
+        b0 = k * B // g.n_sl
+        b1 = (k + 1) * B // g.n_sl
+        _backward_slice(g.mode, d == 1, g.T, B, b0, b1, H, P, DP, g.bs, WhhP + d * g.size_hh,
+                        WhrP + d * g.size_hr if g.proj else NULL,
+                        h0 + d * B * P, <floating *> g.c0 + d * B * H if g.lstm else NULL,
+                        Y + d * P, <floating *> g.Cs + d * TB * H if g.lstm else NULL,
+                        <floating *> g.S + d * TB * g.SWH if g.S != NULL else NULL,
+                        <floating *> g.dY + d * P, <floating *> g.dhT + d * B * P,
+                        <floating *> g.dcT + d * B * H if g.lstm else NULL,
+                        dGx + d * TB * GH, dGh + d * TB * GH,
+                        <floating *> g.dHr + d * TB * P if g.proj else NULL,
+                        <floating *> g.dh0 + d * B * P,
+                        <floating *> g.dc0 + d * B * H if g.lstm else NULL,
+                        <floating *> g.dh + d * B * P,
+                        <floating *> g.dc + d * B * H if g.lstm else NULL,
+                        <floating *> g.dm + d * B * H if g.proj else NULL,
+                        <floating *> g.zeros)
+    elif phase == 2:
+        # X (K = T*B, N = I); H_prev (K = T*B, N = P) of each direction, whose row (t, b) is
+        # the state the forward read at step t: h0 at the direction's first step, else Y at
+        # the step before (t-1 forward, t+1 reverse); with projections M (K = T*B, N = H)
+        if u < pan_I:
+            k_pack(TB, I, X, I, 1, <floating *> g.Xp, 0, TB, u, u + 1)
+        elif u < pan_I + D * pan_P:
+            d = (u - pan_I) // pan_P
+            p = (u - pan_I) % pan_P
+            if d == 0:
+                k_pack(TB, P, h0, P, 1, Hp, 0, B, p, p + 1)
+                k_pack(TB, P, Y, DP, 1, Hp, B, TB, p, p + 1)
+            else:
+                k_pack(TB, P, Y + B * DP + P, DP, 1, Hp + g.size_Hp, 0, TB - B, p, p + 1)
+                k_pack(TB, P, h0 + B * P, P, 1, Hp + g.size_Hp, TB - B, TB, p, p + 1)
+        else:
+            d = (u - pan_I - D * pan_P) // pan_M
+            p = (u - pan_I - D * pan_P) % pan_M
+            k_pack(TB, H, <floating *> g.M + d * TB * H, H, 1, <floating *> g.Mp + d * g.size_M,
+                   0, TB, p, p + 1)
+    else:
+        # dW_ih += dG_x^T X;  dW_hh += dG_h^T H_prev;  db_ih += sum dG_x, db_hh += sum dG_h;
+        # dW_hr += dH^T M;  dX = sum over directions of dG_x W_ih (direction 0 first)
+        if u < n_w:
+            d = u // g.n_gblk
+            g0 = (u % g.n_gblk) * BLOCK_ROWS
+            k_gemm(min(BLOCK_ROWS, GH - g0), I, TB, dGx + d * TB * GH + g0, 1, GH,
+                   <floating *> g.Xp, <floating *> g.dWih[d] + g0 * I, I, 1, NULL)
+        elif u < 2 * n_w:
+            rest = u - n_w
+            d = rest // g.n_gblk
+            g0 = (rest % g.n_gblk) * BLOCK_ROWS
+            k_gemm(min(BLOCK_ROWS, GH - g0), P, TB, dGh + d * TB * GH + g0, 1, GH,
+                   Hp + d * g.size_Hp, <floating *> g.dWhh[d] + g0 * P, P, 1, NULL)
+        elif u < 2 * n_w + n_b:
+            rest = u - 2 * n_w
+            d = rest // (2 * g.n_bcol)
+            g0 = (rest % g.n_bcol) * BIAS_COLS
+            if (rest // g.n_bcol) % 2 == 0:
+                _bias_grad(dGx + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH),
+                           <floating *> g.dbih[d])
+            else:
+                _bias_grad(dGh + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH),
+                           <floating *> g.dbhh[d])
+        elif u < 2 * n_w + n_b + n_r:
+            rest = u - 2 * n_w - n_b
+            d = rest // g.n_pblk
+            g0 = (rest % g.n_pblk) * BLOCK_ROWS
+            k_gemm(min(BLOCK_ROWS, P - g0), H, TB, <floating *> g.dHr + d * TB * P + g0, 1, P,
+                   <floating *> g.Mp + d * g.size_M, <floating *> g.dWhr[d] + g0 * H, H, 1,
+                   NULL)
+        else:
+            r0 = (u - 2 * n_w - n_b - n_r) * BLOCK_ROWS
+            k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, dGx + r0 * GH, GH, 1, WihP,
+                   <floating *> g.dX + r0 * I, I, 0, NULL)
+            if D == 2:
+                k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, dGx + (TB + r0) * GH, GH, 1,
+                       WihP + g.size_ih, <floating *> g.dX + r0 * I, I, 1, NULL)
+
+
+cdef void _backward_phase(floating *kind, const _Bwd *g, int phase, Py_ssize_t units,
+                          int team) noexcept nogil:
+    """As _forward_phase, for backward_layer."""
+    cdef Py_ssize_t u
+    if team > 1:
+        for u in prange(units, schedule="dynamic", num_threads=team):
+            _backward_unit(kind, g, phase, u)
+    else:
+        for u in range(units):
+            _backward_unit(kind, g, phase, u)
+
+
 def backward_layer(int mode, X, tuple weights, h0, c0, Y, Cs, S, dY, dhT, dcT, dX, dh0, dc0,
                    tuple grads, M=None, batch_sizes=None):
     """Backpropagate one layer (every direction) through time.
@@ -1118,7 +1280,6 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     memset(pzeros, 0, (B * H if proj else 1) * sizeof(floating))
 
     cdef Py_ssize_t n_sl = _n_slices(B, (GH * P + (P * H if proj else 0)) * sizeof(floating))
-    cdef Py_ssize_t u, k, b0, b1, r0, g0, p, rest
     cdef Py_ssize_t n_gblk = (GH + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_pblk = (P + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
@@ -1133,98 +1294,34 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         return 0
     global _largest_team
     _largest_team = 0
+    # what the four phases need, for _backward_unit (as in forward_layer)
+    cdef _Bwd g
+    g.mode, g.D, g.T, g.B, g.In, g.H, g.P, g.DP, g.GH, g.SWH, g.TB = mode, D, T, B, I, H, P, DP, GH, SWH, TB
+    g.n_sl, g.n_mat, g.pan_I, g.pan_P, g.pan_H, g.pan_M = n_sl, n_mat, pan_I, pan_P, pan_H, pan_M
+    g.size_hh, g.size_ih, g.size_hr, g.size_Hp, g.size_M = size_hh, size_ih, size_hr, size_Hp, size_M
+    g.n_gblk, g.n_pblk, g.n_bcol, g.n_w, g.n_b, g.n_r = n_gblk, n_pblk, n_bcol, n_w, n_b, n_r
+    g.proj, g.lstm, g.bs = proj, lstm, pbs
+    g.X, g.Y, g.h0, g.c0, g.Cs, g.S, g.M = pX, pY, ph0, pc0, pCs, pS, pM
+    g.dY, g.dhT, g.dcT, g.dX, g.dh0, g.dc0 = pdY, pdhT, pdcT, pdX, pdh0, pdc0
+    g.WhhP, g.WihP, g.WhrP, g.Xp, g.Hp, g.Mp = pWhhP, pWihP, pWhrP, pXp, pHp, pMp
+    g.dGx, g.dGh, g.dHr, g.dh, g.dc, g.dm, g.zeros = pdGx, pdGh, pdHr, pdh, pdc, pdm, pzeros
+    for d in range(D):
+        g.Wih[d], g.Whh[d], g.Whr[d] = <void *> Wih[d], <void *> Whh[d], <void *> Whr[d]
+        g.dWih[d], g.dWhh[d], g.dWhr[d], g.dbih[d], g.dbhh[d] = (dWih[d], dWhh[d], dWhr[d],
+                                                                 dbih[d], dbhh[d])
     with nogil:
-        # 1. pack W_hh (K = GH, N = P), W_ih (K = GH, N = I) and W_hr (K = P, N = H) as right
-        #    operands
-        team = _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H))
-        for u in prange(n_mat * D, schedule="dynamic", num_threads=team,
-                        use_threads_if=team > 1):
-            d = u // n_mat
-            if u % n_mat == 0:
-                k_pack(GH, P, Whh[d], P, 1, pWhhP + d * size_hh, 0, GH, 0, pan_P)
-            elif u % n_mat == 1:
-                k_pack(GH, I, Wih[d], I, 1, pWihP + d * size_ih, 0, GH, 0, pan_I)
-            else:
-                k_pack(P, H, Whr[d], H, 1, pWhrP + d * size_hr, 0, P, 0, pan_H)
-        # 2. the reverse time loops, one unit per (direction, batch slice)
-        team = _team(nt, D * n_sl, <double> D * TB * (GH + H) * P)
-        for u in prange(D * n_sl, schedule="dynamic", num_threads=team,
-                        use_threads_if=team > 1):
-            d = u // n_sl
-            k = u % n_sl
-            b0 = k * B // n_sl
-            b1 = (k + 1) * B // n_sl
-            _backward_slice(mode, d == 1, T, B, b0, b1, H, P, DP, pbs, pWhhP + d * size_hh,
-                            pWhrP + d * size_hr if proj else NULL,
-                            ph0 + d * B * P, pc0 + d * B * H if lstm else NULL, pY + d * P,
-                            pCs + d * TB * H if lstm else NULL,
-                            pS + d * TB * SWH if pS != NULL else NULL, pdY + d * P,
-                            pdhT + d * B * P, pdcT + d * B * H if lstm else NULL,
-                            pdGx + d * TB * GH, pdGh + d * TB * GH,
-                            pdHr + d * TB * P if proj else NULL, pdh0 + d * B * P,
-                            pdc0 + d * B * H if lstm else NULL, pdh + d * B * P,
-                            pdc + d * B * H if lstm else NULL,
-                            pdm + d * B * H if proj else NULL, pzeros)
-        # 3. pack the right operands of the weight gradients, one panel per unit:
-        #    X (K = T*B, N = I); H_prev (K = T*B, N = P) of each direction, whose row (t, b)
-        #    is the state the forward read at step t: h0 at the direction's first step, else Y
-        #    at the step before (t-1 forward, t+1 reverse); with projections M (K = T*B, N = H)
-        team = _team(nt, n_pack, PACK_COST * TB * (I + D * (P + H)))
-        for u in prange(n_pack, schedule="dynamic", num_threads=team,
-                        use_threads_if=team > 1):
-            if u < pan_I:
-                k_pack(TB, I, pX, I, 1, pXp, 0, TB, u, u + 1)
-            elif u < pan_I + D * pan_P:
-                d = (u - pan_I) // pan_P
-                p = (u - pan_I) % pan_P
-                if d == 0:
-                    k_pack(TB, P, ph0, P, 1, pHp, 0, B, p, p + 1)
-                    k_pack(TB, P, pY, DP, 1, pHp, B, TB, p, p + 1)
-                else:
-                    k_pack(TB, P, pY + B * DP + P, DP, 1, pHp + size_Hp, 0, TB - B, p, p + 1)
-                    k_pack(TB, P, ph0 + B * P, P, 1, pHp + size_Hp, TB - B, TB, p, p + 1)
-            else:
-                d = (u - pan_I - D * pan_P) // pan_M
-                p = (u - pan_I - D * pan_P) % pan_M
-                k_pack(TB, H, pM + d * TB * H, H, 1, pMp + d * size_M, 0, TB, p, p + 1)
-        # 4. the big products and sums after the loop, in blocks of rows of each result:
-        #    dW_ih += dG_x^T X;  dW_hh += dG_h^T H_prev;  db_ih += sum dG_x, db_hh += sum dG_h;
-        #    dW_hr += dH^T M;  dX = sum over directions of dG_x W_ih (direction 0 first)
-        team = _team(nt, n_big, <double> D * TB * GH * (2 * I + P + H))
-        for u in prange(n_big, schedule="dynamic", num_threads=team,
-                        use_threads_if=team > 1):
-            if u < n_w:
-                d = u // n_gblk
-                g0 = (u % n_gblk) * BLOCK_ROWS
-                k_gemm(min(BLOCK_ROWS, GH - g0), I, TB, pdGx + d * TB * GH + g0, 1, GH, pXp,
-                       dWih[d] + g0 * I, I, 1, NULL)
-            elif u < 2 * n_w:
-                rest = u - n_w
-                d = rest // n_gblk
-                g0 = (rest % n_gblk) * BLOCK_ROWS
-                k_gemm(min(BLOCK_ROWS, GH - g0), P, TB, pdGh + d * TB * GH + g0, 1, GH,
-                       pHp + d * size_Hp, dWhh[d] + g0 * P, P, 1, NULL)
-            elif u < 2 * n_w + n_b:
-                rest = u - 2 * n_w
-                d = rest // (2 * n_bcol)
-                g0 = (rest % n_bcol) * BIAS_COLS
-                if (rest // n_bcol) % 2 == 0:
-                    _bias_grad(pdGx + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH), dbih[d])
-                else:
-                    _bias_grad(pdGh + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH), dbhh[d])
-            elif u < 2 * n_w + n_b + n_r:
-                rest = u - 2 * n_w - n_b
-                d = rest // n_pblk
-                g0 = (rest % n_pblk) * BLOCK_ROWS
-                k_gemm(min(BLOCK_ROWS, P - g0), H, TB, pdHr + d * TB * P + g0, 1, P,
-                       pMp + d * size_M, dWhr[d] + g0 * H, H, 1, NULL)
-            else:
-                r0 = (u - 2 * n_w - n_b - n_r) * BLOCK_ROWS
-                k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, pdGx + r0 * GH, GH, 1, pWihP,
-                       pdX + r0 * I, I, 0, NULL)
-                if D == 2:
-                    k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, pdGx + (TB + r0) * GH, GH, 1,
-                           pWihP + size_ih, pdX + r0 * I, I, 1, NULL)
+        # 1. pack W_hh, W_ih (, W_hr) as right operands     units: direction x matrix
+        _backward_phase(<floating *> NULL, &g, 0, n_mat * D,
+                        _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H)))
+        # 2. the reverse time loops                          units: direction x batch slice
+        _backward_phase(<floating *> NULL, &g, 1, D * n_sl,
+                        _team(nt, D * n_sl, <double> D * TB * (GH + H) * P))
+        # 3. pack X, H_prev (, M) for the weight gradients   units: panels
+        _backward_phase(<floating *> NULL, &g, 2, n_pack,
+                        _team(nt, n_pack, PACK_COST * TB * (I + D * (P + H))))
+        # 4. the big products and sums after the loop        units: blocks of result rows
+        _backward_phase(<floating *> NULL, &g, 3, n_big,
+                        _team(nt, n_big, <double> D * TB * GH * (2 * I + P + H)))
     return 0
 
 
