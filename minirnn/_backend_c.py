@@ -93,7 +93,13 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         batch_sizes = np.ascontiguousarray(batch_sizes, dtype=np.int64)
     layers = []
     for layer in range(num_layers):
-        k = slice(layer * D, (layer + 1) * D)           # this layer's rows of h0 / h_n
+        # this layer's rows of h0, c0, h_n, c_n (one layer: all of them, no views to make)
+        if num_layers == 1:
+            h0_l, c0_l, hn_l, cn_l = h0, c0, h_n, c_n
+        else:
+            k = slice(layer * D, (layer + 1) * D)
+            h0_l, hn_l = h0[k], h_n[k]
+            c0_l, cn_l = (c0[k], c_n[k]) if lstm else (None, None)
         w = _layer_weights(params, layer, D)
         last = layer == num_layers - 1
         # the last layer's output goes to the caller: never a recycled buffer
@@ -101,11 +107,9 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         Cs = _take((D, T, B, H), dtype) if need_tape and lstm else None
         S = _take((D, T, B, SW * H), dtype) if need_tape and SW else None
         M = _take((D, T, B, H), dtype) if need_tape and proj else None
-        _kernels.forward_layer(code, x, w, h0[k], c0[k] if lstm else None, Y, h_n[k],
-                               c_n[k] if lstm else None, Cs, S, M, batch_sizes)
+        _kernels.forward_layer(code, x, w, h0_l, c0_l, Y, hn_l, cn_l, Cs, S, M, batch_sizes)
         if need_tape:
-            layers.append(dict(X=x, w=w, h0=h0[k], c0=c0[k] if lstm else None, Y=Y, Cs=Cs, S=S,
-                               M=M))
+            layers.append(dict(X=x, w=w, h0=h0_l, c0=c0_l, Y=Y, Cs=Cs, S=S, M=M))
         # dropout between layers: the next layer reads Y * mask (Y itself stays in the tape)
         x_next = Y if dropout_masks is None or last else Y * dropout_masks[layer]
         if not need_tape and layer > 0:
