@@ -12,8 +12,9 @@ One layer at a time (both directions at once), called by :mod:`minirnn._backend_
                      dW_ih += dG_x^T X, dW_hh += dG_h^T H_prev, db += sums,
                      dW_hr += dH^T M, dX = dG_x W_ih  (units: blocks of rows of each result)
 
-Each phase is one OpenMP ``prange`` over work units. A unit writes memory no other unit of its
-phase touches, and the units are fixed by the problem's shape, never by the thread count; a unit
+Each phase is one loop over work units (``_forward_unit``/``_backward_unit``), an OpenMP
+``prange`` when the phase is big enough for several threads, else a plain loop (``_team``,
+``_forward_phase``). A unit writes memory no other unit of its phase touches, and the units are fixed by the problem's shape, never by the thread count; a unit
 computes each number in a fixed order. So the results are bitwise identical for any number of
 threads. A batch slice runs its whole time loop alone: no barrier per time step.
 
@@ -21,6 +22,8 @@ The math of each step is C (csrc/minirnn.h): the product ``gemm`` (B packed in p
 cell's pointwise ``*_cell_forward``/``*_cell_backward``. Glossary: T time, B batch, I input size,
 H hidden, G gates (1, 3, 4), GH = G*H, D directions; P the width of h: proj_size for an LSTM with
 projections (P < H), else P = H; DP = D*P; SW*H floats saved per step and row.
+
+Packed sequences (``batch_sizes``): see "variable lengths" below.
 
 LSTM with projections (``proj_size = P``): the cell writes ``m_t = o_t * tanh(c_t)`` (B, H) and one
 more small product per step gives ``h_t = m_t W_hr^T`` (B, P), which is the output and the state
@@ -481,7 +484,8 @@ cdef int _direction_arrays(object arrays, str what, Py_ssize_t d, Py_ssize_t GH,
 #       backward and the weight-gradient products then read the right h_{t-1} with no
 #       special case. (The caller never sees padded positions: packed output is gathered
 #       from the valid ones.)
-# The backward zeroes the gate gradients of inactive rows, so the big products after the loop
+# The forward computes G_x only for the rows that take a step (_active_blocks). The backward
+# zeroes the gate gradients of inactive rows, so the big products after the loop
 # (dW += dG^T X, dX = dG W) get exactly nothing from padded positions.
 
 cdef inline Py_ssize_t _active_end(const int64_t *bs, Py_ssize_t t, Py_ssize_t b0,
@@ -513,6 +517,17 @@ cdef object _check_batch_sizes(object batch_sizes, Py_ssize_t T, Py_ssize_t B):
     _check(B >= 1 and bs[0] == B and bs[T - 1] >= 1 and bool(np.all(bs[1:] <= bs[:T - 1])),
            f"batch_sizes must start at B={B}, never increase and end >= 1, got {bs.tolist()}")
     return bs
+
+
+cdef object _active_blocks(object batch_sizes, Py_ssize_t B):
+    """(first row, rows) of blocks of at most BLOCK_ROWS rows covering, for each step t, the
+    rows t*B .. t*B + batch_sizes[t] - 1 of a (T*B)-row array: the rows that take a step."""
+    bs = np.asarray(batch_sizes, dtype=np.int64)
+    per = (bs + BLOCK_ROWS - 1) // BLOCK_ROWS                   # blocks of each step
+    t = np.repeat(np.arange(len(bs)), per)
+    first = (np.arange(int(per.sum())) - np.repeat(np.cumsum(per) - per, per)) * BLOCK_ROWS
+    return np.ascontiguousarray(np.stack([t * B + first, np.minimum(BLOCK_ROWS, bs[t] - first)],
+                                         axis=1), dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- forward
@@ -633,6 +648,7 @@ ctypedef struct _Fwd:
     Py_ssize_t size_ih, size_hh, size_hr
     bint proj, lstm, training
     const int64_t *bs
+    const int64_t *blk      # with batch_sizes: (first row, rows) of each block of G_x, else NULL
     void *X
     void *Y
     void *h0
@@ -659,7 +675,7 @@ ctypedef struct _Fwd:
 cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) noexcept nogil:
     """Work unit u of a phase of forward_layer: 0 pack one matrix, 1 one block of G_x rows,
     2 the time loop of one (direction, batch slice)."""
-    cdef Py_ssize_t d, k, r0, b0, b1
+    cdef Py_ssize_t d, k, r0, rows, b0, b1
     cdef Py_ssize_t TB = f.TB, GH = f.GH, B = f.B, P = f.P, H = f.H, I = f.In
     cdef floating *WihP = <floating *> f.WihP
     cdef floating *WhhP = <floating *> f.WhhP
@@ -676,9 +692,14 @@ cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) 
             k_pack(H, P, <floating *> f.Whr[d], 1, H, WhrP + d * f.size_hr, 0, H, 0, f.pan_P)
     elif phase == 1:
         d = u // f.n_blk
-        r0 = (u % f.n_blk) * BLOCK_ROWS
-        k_gemm(min(BLOCK_ROWS, TB - r0), GH, I, <floating *> f.X + r0 * I, I, 1,
-               WihP + d * f.size_ih, Gx + (d * TB + r0) * GH, GH, 0, <floating *> f.bih[d])
+        if f.blk == NULL:
+            r0 = (u % f.n_blk) * BLOCK_ROWS
+            rows = min(BLOCK_ROWS, TB - r0)
+        else:
+            r0 = f.blk[2 * (u % f.n_blk)]
+            rows = f.blk[2 * (u % f.n_blk) + 1]
+        k_gemm(rows, GH, I, <floating *> f.X + r0 * I, I, 1, WihP + d * f.size_ih,
+               Gx + (d * TB + r0) * GH, GH, 0, <floating *> f.bih[d])
     else:
         # each (direction, batch slice) runs alone to its end: no barrier per step
         d = u // f.n_sl
@@ -838,6 +859,12 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     cdef Py_ssize_t n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_mat = 3 if proj else 2
     cdef int nt = _num_threads, team
+    cdef const int64_t *pblk = NULL
+    if pbs != NULL:
+        # G_x only where a step is taken: rows t*B .. t*B + batch_sizes[t] - 1 of each step
+        blocks = _active_blocks(batch_sizes, B)
+        n_blk = blocks.shape[0]
+        pblk = <const int64_t *> cnp.PyArray_DATA(<cnp.ndarray> blocks)
     if B == 0:
         return 0
     global _largest_team
@@ -848,7 +875,7 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     f.mode, f.D, f.T, f.B, f.In, f.H, f.P, f.DP, f.GH, f.SWH, f.TB = mode, D, T, B, I, H, P, DP, GH, SWH, TB
     f.n_pan, f.pan_P, f.n_mat, f.n_blk, f.n_sl = n_pan, pan_P, n_mat, n_blk, n_sl
     f.size_ih, f.size_hh, f.size_hr = size_ih, size_hh, size_hr
-    f.proj, f.lstm, f.training, f.bs = proj, lstm, training, pbs
+    f.proj, f.lstm, f.training, f.bs, f.blk = proj, lstm, training, pbs, pblk
     f.X, f.Y, f.h0, f.c0, f.hT, f.cT, f.Cs, f.S, f.M = pX, pY, ph0, pc0, phT, pcT, pCs, pS, pM
     f.WihP, f.WhhP, f.WhrP, f.Gx, f.gh, f.cbuf, f.mbuf = (pWihP, pWhhP, pWhrP, pGx, pgh, pcbuf,
                                                            pmbuf)
