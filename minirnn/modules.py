@@ -143,6 +143,20 @@ class _Module:
         return self.forward(*args, **kwargs)
 
 
+def _pair(owner, name, value, names):
+    """An LSTM state pair ``(h, c)`` or its gradient, as the caller gave it: None means
+    ``(None, None)``; a non-tuple is a TypeError, a tuple of another length a ValueError."""
+    if value is None:
+        return None, None
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{owner}: {name} must be a tuple ({names}) (either may be None), got "
+                        f"{type(value).__name__}")
+    if len(value) != 2:
+        raise ValueError(f"{owner}: {name} must be a tuple of two states ({names}), got "
+                         f"{len(value)}")
+    return value[0], value[1]
+
+
 def _incoming_grad(owner, name, g, shape, dtype):
     """An incoming gradient: None means zeros; otherwise exactly the forward's shape and dtype."""
     if g is None:
@@ -262,15 +276,9 @@ class _RNNBase(_Module):
     def _check_hx(self, hx, B, batched):
         H, P = self.hidden_size, self._h_width
         if self.mode == "LSTM":
-            if hx is None:
-                hx = (None, None)
-            if not isinstance(hx, (tuple, list)):
-                raise TypeError(f"LSTM: hx must be a tuple (h0, c0) (either may be None), got "
-                                f"{type(hx).__name__}")
-            if len(hx) != 2:
-                raise ValueError(f"LSTM: hx must be a tuple of two states (h0, c0), got {len(hx)}")
-            return (self._check_state("h0", hx[0], P, B, batched),
-                    self._check_state("c0", hx[1], H, B, batched))
+            h0, c0 = _pair("LSTM", "hx", hx, "h0, c0")
+            return (self._check_state("h0", h0, P, B, batched),
+                    self._check_state("c0", c0, H, B, batched))
         if isinstance(hx, (tuple, list)):
             raise TypeError(f"{self._name}: hx must be an array h0 or None, got a "
                             f"{type(hx).__name__} (only LSTM takes a tuple (h0, c0))")
@@ -401,11 +409,7 @@ class _RNNBase(_Module):
             go = _incoming_grad(name, "grad_output", grad_output, out_shape, self.dtype)
         state_shape = (LD, B, P) if batched else (LD, P)
         if self.mode == "LSTM":
-            if grad_state is None:
-                grad_state = (None, None)
-            if not isinstance(grad_state, (tuple, list)) or len(grad_state) != 2:
-                raise TypeError("LSTM: grad_state must be a tuple (grad_h_n, grad_c_n) (either "
-                                f"may be None), got {type(grad_state).__name__}")
+            grad_state = _pair("LSTM", "grad_state", grad_state, "grad_h_n, grad_c_n")
             H = entry["cell_shape"][-1]
             cell_shape = (LD, B, H) if batched else (LD, H)
             gh = _incoming_grad(name, "grad_h_n", grad_state[0], state_shape, self.dtype)
@@ -711,11 +715,7 @@ class _CellBase(_Module):
         X = input[None] if batched else input[None, None]            # (1, N, H_in)
         B = X.shape[1]
         if self.mode == "LSTM":
-            if hx is None:
-                hx = (None, None)
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError(f"LSTMCell: hx must be a tuple (h, c) (either may be None), got "
-                                f"{type(hx).__name__}")
+            hx = _pair("LSTMCell", "hx", hx, "h, c")
             h0 = self._check_cell_state("h", hx[0], B, batched)
             c0 = self._check_cell_state("c", hx[1], B, batched)[None]
         else:
@@ -747,11 +747,7 @@ class _CellBase(_Module):
         batched, B, H = entry["batched"], entry["B"], self.hidden_size
         shape = (B, H) if batched else (H,)
         if self.mode == "LSTM":
-            if grad is None:
-                grad = (None, None)
-            if not isinstance(grad, (tuple, list)) or len(grad) != 2:
-                raise TypeError(f"LSTMCell: grad must be a tuple (grad_h, grad_c) (either may be "
-                                f"None), got {type(grad).__name__}")
+            grad = _pair("LSTMCell", "grad", grad, "grad_h, grad_c")
             gh = _incoming_grad(name, "grad_h", grad[0], shape, self.dtype)
             gc = _incoming_grad(name, "grad_c", grad[1], shape, self.dtype).reshape(1, B, H)
         else:

@@ -193,6 +193,8 @@ def test_bad_backward_grads(mode):
             m.backward(None, (None, x3(1, 3, 6)))
         with pytest.raises(TypeError, match=r"grad_state must be a tuple \(grad_h_n, grad_c_n\)"):
             m.backward(None, x3(2, 3, 6))
+        with pytest.raises(ValueError, match=r"grad_state must be a tuple of two states .* got 3"):
+            m.backward(None, (None, None, None))
     else:
         with pytest.raises(TypeError, match="grad_state must be an array grad_h_n or None, got a tuple"):
             m.backward(None, (x3(2, 3, 6),))
@@ -223,6 +225,8 @@ def test_bad_cell_input(mode):
     if mode == "LSTM":
         with pytest.raises(TypeError, match=r"LSTMCell: hx must be a tuple \(h, c\)"):
             c(x3(3, 4), x3(3, 6))
+        with pytest.raises(ValueError, match=r"LSTMCell: hx must be a tuple of two states \(h, c\), got 1"):
+            c(x3(3, 4), (x3(3, 6),))
         with pytest.raises(ValueError, match=r"Expected c of shape \(3, 6\) for input of batch 3, got \(3, 5\)"):
             c(x3(3, 4), (None, x3(3, 5)))
     else:
@@ -242,4 +246,6 @@ def test_bad_cell_backward(mode):
     if lstm:
         with pytest.raises(TypeError, match=r"grad must be a tuple \(grad_h, grad_c\)"):
             c.backward(x3(3, 6))
+        with pytest.raises(ValueError, match=r"grad must be a tuple of two states .* got 3"):
+            c.backward((None, None, None))
     assert c.tape_size == 1
