@@ -101,9 +101,12 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dumps", default=_default_dumps(), help="folder of reference dumps "
                    "(default: tests/data of the source checkout)")
-    p.add_argument("--backend", choices=BACKENDS, action="append",
+    # dest names of their own: explain has a --backend and a --seed too, and argparse would
+    # let explain's defaults silently replace these
+    p.add_argument("--backend", choices=BACKENDS, action="append", dest="check_backends",
                    help="backend(s) to check (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the demo's weights and data")
+    p.add_argument("--seed", type=int, default=None, dest="demo_seed",
+                   help="seed of the demo's weights and data (default 0)")
     sub = p.add_subparsers(dest="command", metavar="{explain}",
                            help="explain: shapes, parameter table and output/h_n slices of any "
                            "configuration (without a command: the demo and the conformance table)")
@@ -112,9 +115,14 @@ def main(argv=None):
         description=_explain.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
     args = p.parse_args(argv)
     if args.command == "explain":
+        given = [f for f, v in (("--backend", args.check_backends), ("--seed", args.demo_seed))
+                 if v is not None]
+        if given:
+            p.error(f"{' and '.join(given)} before 'explain' would be ignored; put explain's "
+                    f"options after it: python -m minirnn explain {given[0]} ...")
         return _explain.run(args)
-    ok = demo(args.seed)
-    ok &= conformance(args.dumps, args.backend or list(BACKENDS))
+    ok = demo(0 if args.demo_seed is None else args.demo_seed)
+    ok &= conformance(args.dumps, args.check_backends or list(BACKENDS))
     return 0 if ok else 1
 
 

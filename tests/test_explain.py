@@ -203,3 +203,13 @@ def test_proj_needs_lstm_and_a_size_below_hidden(capsys):
                                                     "--proj", "4"]):
         with pytest.raises(SystemExit, match="--proj needs --mode lstm and 0 < proj < hidden"):
             main(["explain", *argv])
+
+
+@pytest.mark.parametrize("before", [["--seed", "3"], ["--backend", "numpy"]])
+def test_options_before_explain_are_an_error_not_ignored(before, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*before, "explain"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{before[0]} before 'explain' would be ignored" in err
+    assert f"python -m minirnn explain {before[0]}" in err
