@@ -14,9 +14,10 @@ One layer at a time (both directions at once), called by :mod:`minirnn._backend_
 
 Each phase is one loop over work units (``_forward_unit``/``_backward_unit``), an OpenMP
 ``prange`` when the phase is big enough for several threads, else a plain loop (``_team``,
-``_forward_phase``). A unit writes memory no other unit of its phase touches, and the units are fixed by the problem's shape, never by the thread count; a unit
-computes each number in a fixed order. So the results are bitwise identical for any number of
-threads. A batch slice runs its whole time loop alone: no barrier per time step.
+``_forward_phase``). A unit writes memory no other unit of its phase touches, and the units are
+fixed by the problem's shape, never by the thread count; a unit computes each number in a fixed
+order. So the results are bitwise identical for any number of threads. A batch slice runs its
+whole time loop alone: no barrier per time step.
 
 The math of each step is C (csrc/minirnn.h): the product ``gemm`` (B packed in panels) and each
 cell's pointwise ``*_cell_forward``/``*_cell_backward``. Glossary: T time, B batch, I input size,
@@ -221,9 +222,9 @@ cdef int[4] SAVED_WIDTH = [0, 0, 4, 5]
 #  - a batch slice has at least SLICE_ROWS rows: B // SLICE_ROWS slices (at least 1, at most
 #    MAX_SLICES). A product of 4 rows fills a register tile (4 rows x 16 columns, 8
 #    accumulators: tile_shape in csrc/gemm.h): while the recurrent weights stay in a core's
-#    cache, the step product of a slice of 4 rows runs at nearly the speed per row of one of 32. Measured (float32, 2
-#    threads, LSTM inference): small (B=16) 0.39 ms with slices of >= 4 rows vs 0.91 ms with
-#    >= 32; long (B=8) 10.7 vs 19.3 ms.
+#    cache, the step product of a slice of 4 rows runs at nearly the speed per row of one of
+#    32. Measured (float32, 2 threads, LSTM inference): small (B=16) 0.39 ms with slices of >=
+#    4 rows vs 0.91 ms with >= 32; long (B=8) 10.7 vs 19.3 ms.
 #  - but every slice streams all of its recurrent weights (W_hh, W_hr) at every step, so when
 #    they are larger than SMALL_WEIGHTS bytes a slice has at least SLICE_ROWS_BIG_W rows: each
 #    weight read from memory then serves 32 rows, not 4. Measured (GRU, H = 512, B = 64,
@@ -644,7 +645,8 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
 ctypedef struct _Fwd:
     # the shapes and arrays of one forward_layer call (see forward_layer)
     int mode
-    Py_ssize_t D, T, B, In, H, P, DP, GH, SWH, TB, n_pan, pan_P, n_mat, n_blk, n_sl  # In: I (a C macro)
+    # In is I (a C macro: complex.h's imaginary unit)
+    Py_ssize_t D, T, B, In, H, P, DP, GH, SWH, TB, n_pan, pan_P, n_mat, n_blk, n_sl
     Py_ssize_t size_ih, size_hh, size_hr
     bint proj, lstm, training
     const int64_t *bs
@@ -872,7 +874,8 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     # what the three phases need, for _forward_unit (pointers as void *: their type is the
     # `floating` of the functions that read them)
     cdef _Fwd f
-    f.mode, f.D, f.T, f.B, f.In, f.H, f.P, f.DP, f.GH, f.SWH, f.TB = mode, D, T, B, I, H, P, DP, GH, SWH, TB
+    f.mode, f.D, f.T, f.B, f.In, f.H, f.P = mode, D, T, B, I, H, P
+    f.DP, f.GH, f.SWH, f.TB = DP, GH, SWH, TB
     f.n_pan, f.pan_P, f.n_mat, f.n_blk, f.n_sl = n_pan, pan_P, n_mat, n_blk, n_sl
     f.size_ih, f.size_hh, f.size_hr = size_ih, size_hh, size_hr
     f.proj, f.lstm, f.training, f.bs, f.blk = proj, lstm, training, pbs, pblk
@@ -1019,7 +1022,7 @@ cdef void _bias_grad(const floating *dG, Py_ssize_t R, Py_ssize_t GH, Py_ssize_t
 ctypedef struct _Bwd:
     # the shapes and arrays of one backward_layer call (see backward_layer)
     int mode
-    Py_ssize_t D, T, B, In, H, P, DP, GH, SWH, TB, n_sl, n_mat  # In: I (a C macro)
+    Py_ssize_t D, T, B, In, H, P, DP, GH, SWH, TB, n_sl, n_mat   # In is I, as in _Fwd
     Py_ssize_t pan_I, pan_P, pan_H, pan_M, size_hh, size_ih, size_hr, size_Hp, size_M
     Py_ssize_t n_gblk, n_pblk, n_bcol, n_w, n_b, n_r
     bint proj, lstm
@@ -1323,7 +1326,8 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     _largest_team = 0
     # what the four phases need, for _backward_unit (as in forward_layer)
     cdef _Bwd g
-    g.mode, g.D, g.T, g.B, g.In, g.H, g.P, g.DP, g.GH, g.SWH, g.TB = mode, D, T, B, I, H, P, DP, GH, SWH, TB
+    g.mode, g.D, g.T, g.B, g.In, g.H, g.P = mode, D, T, B, I, H, P
+    g.DP, g.GH, g.SWH, g.TB = DP, GH, SWH, TB
     g.n_sl, g.n_mat, g.pan_I, g.pan_P, g.pan_H, g.pan_M = n_sl, n_mat, pan_I, pan_P, pan_H, pan_M
     g.size_hh, g.size_ih, g.size_hr, g.size_Hp, g.size_M = size_hh, size_ih, size_hr, size_Hp, size_M
     g.n_gblk, g.n_pblk, g.n_bcol, g.n_w, g.n_b, g.n_r = n_gblk, n_pblk, n_bcol, n_w, n_b, n_r
