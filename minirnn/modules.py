@@ -21,7 +21,7 @@ from ._grad_mode import is_grad_enabled
 from ._validation import (check_array, check_bool, check_dropout, check_dtype, check_shape,
                           check_size)
 from .cells import CELLS
-from .packed import PackedSequence, packed_rows
+from .packed import PackedSequence, packed_rows, padded_from_rows
 
 #: compute paths a module can use: ``"c"``, the compiled kernels (minirnn._kernels, the
 #: default), and ``"numpy"``, the readable reference they are tested against
@@ -340,13 +340,13 @@ class _RNNBase(_Module):
             h0 = h0[:, order]
             c0 = None if c0 is None else c0[:, order]
         rows = packed_rows(bs)                         # where each data row sits in (T, B)
-        X = _padded(data, rows, T, B)
+        X = padded_from_rows(data, rows, T, B)
         F = self.num_directions * self._h_width
         masks = None
         if self.training and self.dropout > 0 and self.num_layers > 1:
             # one mask element per valid (step, sequence, feature), in packed order, then
             # laid out like the padded batch (the padded positions carry nothing)
-            masks = [_padded(m, rows, T, B) for m in functional.draw_dropout_masks(
+            masks = [padded_from_rows(m, rows, T, B) for m in functional.draw_dropout_masks(
                 self.generator, self.dropout, self.num_layers - 1, (len(rows), F), self.dtype)]
         record = is_grad_enabled()
         out, h_n, c_n, tape = functional.rnn_forward(
@@ -457,8 +457,8 @@ class _RNNBase(_Module):
             gh = gh[:, order]
             gc = None if gc is None else gc[:, order]
         self._tape.pop()
-        gx, gh0, gc0 = functional.rnn_backward(entry["tape"], _padded(go, rows, T, B), gh, gc,
-                                               self.grads)
+        gx, gh0, gc0 = functional.rnn_backward(entry["tape"], padded_from_rows(go, rows, T, B),
+                                               gh, gc, self.grads)
         gx = PackedSequence(np.ascontiguousarray(gx.reshape(T * B, -1)[rows]), bs, order,
                             inverse)
         if inverse is not None:                        # sorted -> caller's order
@@ -470,13 +470,6 @@ class _RNNBase(_Module):
 def _as_list(a):
     return None if a is None else a.tolist()
 
-
-def _padded(data, rows, T, B):
-    """Packed rows (sum(lengths), F) -> a zero-padded time-major (T, B, F) batch of the sorted
-    sequences (``rows`` from :func:`minirnn.packed.packed_rows`)."""
-    out = np.zeros((T * B,) + data.shape[1:], dtype=data.dtype)
-    out[rows] = data
-    return out.reshape((T, B) + data.shape[1:])
 
 
 _MODULE_DOC_COMMON = """

@@ -128,6 +128,15 @@ def packed_rows(batch_sizes):
     return np.repeat(np.arange(len(bs)) * B, bs) + (np.arange(int(bs.sum())) - starts)
 
 
+def padded_from_rows(data, rows, T, B, fill=0.0):
+    """Packed rows ``data`` (sum(lengths), *) laid out as a time-major ``(T, B, *)`` batch of
+    the *sorted* sequences, ``fill`` elsewhere; ``rows`` = :func:`packed_rows` (T may exceed
+    the longest length)."""
+    out = np.full((T * B,) + data.shape[1:], fill, dtype=data.dtype)
+    out[rows] = data
+    return out.reshape((T, B) + data.shape[1:])
+
+
 # --------------------------------------------------------------------------- packing
 
 def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True):
@@ -199,9 +208,7 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
                              "length of the longest sequence in input, but got total_length="
                              f"{total_length} and max sequence length being {T}")
         T = int(total_length)
-    data = sequence.data
-    padded = np.full((T, B) + data.shape[1:], padding_value, dtype=data.dtype)
-    padded.reshape((T * B,) + data.shape[1:])[packed_rows(bs)] = data
+    padded = padded_from_rows(sequence.data, packed_rows(bs), T, B, padding_value)
     lengths = _lengths(bs)
     if sequence.unsorted_indices is not None:
         padded = padded[:, sequence.unsorted_indices]
