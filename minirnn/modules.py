@@ -471,7 +471,6 @@ def _as_list(a):
     return None if a is None else a.tolist()
 
 
-
 _MODULE_DOC_COMMON = """
     Args:
         input_size: the number of features of ``x`` (``H_in``).
