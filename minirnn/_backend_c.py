@@ -70,7 +70,11 @@ def _layer_keys(layer, D):
 def _layer_weights(params, layer, D):
     """The kernels' weight tuples of one layer. Taken as they are: a module's parameters are
     C-contiguous arrays it owns, and the kernels reject any other with a ValueError."""
-    return tuple(tuple(params.get(k) for k in keys) for keys in _layer_keys(layer, D))
+    get = params.get
+    keys = _layer_keys(layer, D)
+    if D == 1:              # map and no generator: 0.9 -> 0.3 us, for calls of ~10 us
+        return (tuple(map(get, keys[0])),)
+    return tuple(map(get, keys[0])), tuple(map(get, keys[1]))
 
 
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,

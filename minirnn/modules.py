@@ -51,8 +51,22 @@ class _Module:
                         for name, shape in shapes.items()}
         self.grads = {name: np.zeros_like(p) for name, p in self._params.items()}
         self._tape = []
+        self._zeros = {}            # shape -> a read-only zero state, see _zero_state
         self.training = True
         return rng
+
+    def _zero_state(self, shape):
+        """The default initial state (h0 or c0 of None): zeros of ``shape``. One read-only array
+        per shape is kept from call to call, since nothing writes an initial state (the
+        compiled kernels refuse to) and a fresh ``np.zeros`` costs as much as a step of a tiny
+        model."""
+        z = self._zeros.get(shape)
+        if z is None:
+            if len(self._zeros) >= 8:
+                self._zeros.clear()
+            z = self._zeros[shape] = np.zeros(shape, dtype=self.dtype)
+            z.flags.writeable = False
+        return z
 
     # -- parameters -------------------------------------------------------------------------
     _absent_parameters = ()     # names that read as None when the parameter does not exist
@@ -260,7 +274,7 @@ class _RNNBase(_Module):
         name = self._name
         LD = self.num_layers * self.num_directions
         if s is None:
-            return np.zeros((LD, B, width), dtype=self.dtype)
+            return self._zero_state((LD, B, width))
         check_array(name, label, s, self.dtype)
         if batched and s.ndim != 3:
             raise ValueError(f"{name}: For batched 3-D input, {label} should also be 3-D "
@@ -275,6 +289,10 @@ class _RNNBase(_Module):
 
     def _check_hx(self, hx, B, batched):
         H, P = self.hidden_size, self._h_width
+        if hx is None:                  # the usual case, kept short: zeros
+            LD = self.num_layers * (2 if self.bidirectional else 1)
+            return (self._zero_state((LD, B, P)),
+                    self._zero_state((LD, B, H)) if self.mode == "LSTM" else None)
         if self.mode == "LSTM":
             h0, c0 = _pair("LSTM", "hx", hx, "h0, c0")
             return (self._check_state("h0", h0, P, B, batched),
@@ -683,7 +701,7 @@ class _CellBase(_Module):
         name = type(self).__name__
         H = self.hidden_size
         if s is None:
-            return np.zeros((B, H), dtype=self.dtype)
+            return self._zero_state((B, H))
         check_array(name, label, s, self.dtype)
         if s.ndim not in (1, 2):
             raise ValueError(f"{name}: Expected {label} to be 1-D (H,) or 2-D (N, H), got "
