@@ -77,9 +77,15 @@ def _layer_weights(params, layer, D):
     return tuple(map(get, keys[0])), tuple(map(get, keys[1]))
 
 
+def model_weights(params, num_layers, D):
+    """The kernels' weight tuples of every layer (``weights`` of :func:`rnn_forward`)."""
+    return tuple(_layer_weights(params, layer, D) for layer in range(num_layers))
+
+
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
-                dropout_masks=None, batch_sizes=None):
-    """As :func:`minirnn.functional.rnn_forward`, on the compiled kernels."""
+                dropout_masks=None, batch_sizes=None, weights=None):
+    """As :func:`minirnn.functional.rnn_forward`, on the compiled kernels. ``weights``: the
+    layers' weight tuples of ``params`` (:func:`model_weights`), or None to build them."""
     code = _kernels.MODES[mode]
     lstm = mode == "LSTM"
     D = 2 if bidirectional else 1
@@ -104,7 +110,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
             k = slice(layer * D, (layer + 1) * D)
             h0_l, hn_l = h0[k], h_n[k]
             c0_l, cn_l = (c0[k], c_n[k]) if lstm else (None, None)
-        w = _layer_weights(params, layer, D)
+        w = weights[layer] if weights is not None else _layer_weights(params, layer, D)
         last = layer == num_layers - 1
         # the last layer's output goes to the caller: never a recycled buffer
         Y = np.empty((T, B, D * P), dtype) if last else _take((T, B, D * P), dtype)

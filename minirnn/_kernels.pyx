@@ -445,7 +445,7 @@ cdef int _scratch(object dtype, const Py_ssize_t *sizes, Py_ssize_t k, void **ou
         n = max(1, <Py_ssize_t> sizes[i])
         offsets[i] = total
         total += (n + align - 1) // align * align
-    key = (<cnp.dtype> dtype).char
+    key = "f" if dtype is _F32 else "d"
     ws = _workspaces.__dict__.get(key)
     if ws is None or (<cnp.ndarray> ws).shape[0] < total + align:
         _workspaces.__dict__.pop(key, None)            # free the old one before allocating
@@ -807,8 +807,11 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     if not (D == 1 or D == 2):
         _fail(f"weights must hold 1 or 2 directions, got {D}")
     cdef bint lstm = mode == MODE_LSTM
-    _check(cnp.PyArray_Check(h0) and h0.ndim == 3, "h0 must be a 3-D array (D, B, P)")
-    cdef Py_ssize_t H, T = X.shape[0], B = X.shape[1], I = X.shape[2], P = h0.shape[2]
+    _check(cnp.PyArray_Check(h0) and cnp.PyArray_NDIM(<cnp.ndarray> h0) == 3,
+           "h0 must be a 3-D array (D, B, P)")
+    cdef cnp.ndarray Xa = <cnp.ndarray> X              # a 3-D array: _dtype_of checked it
+    cdef Py_ssize_t H, T = Xa.shape[0], B = Xa.shape[1], I = Xa.shape[2]
+    cdef Py_ssize_t P = cnp.PyArray_DIM(<cnp.ndarray> h0, 2)
     cdef bint proj
     _check_lstm_shapes(D, weights, lstm, c0, P, &H, &proj)
     cdef Py_ssize_t G = GATES[mode], GH = G * H, DP = D * P
@@ -1240,8 +1243,11 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         _fail(f"weights must hold 1 or 2 directions, got {D}")
     _check(len(grads) == D, "grads must hold one entry per direction")
     cdef bint lstm = mode == MODE_LSTM
-    _check(cnp.PyArray_Check(h0) and h0.ndim == 3, "h0 must be a 3-D array (D, B, P)")
-    cdef Py_ssize_t H, T = X.shape[0], B = X.shape[1], I = X.shape[2], P = h0.shape[2]
+    _check(cnp.PyArray_Check(h0) and cnp.PyArray_NDIM(<cnp.ndarray> h0) == 3,
+           "h0 must be a 3-D array (D, B, P)")
+    cdef cnp.ndarray Xa = <cnp.ndarray> X              # a 3-D array: _dtype_of checked it
+    cdef Py_ssize_t H, T = Xa.shape[0], B = Xa.shape[1], I = Xa.shape[2]
+    cdef Py_ssize_t P = cnp.PyArray_DIM(<cnp.ndarray> h0, 2)
     cdef bint proj
     _check_lstm_shapes(D, weights, lstm, c0, P, &H, &proj)
     cdef Py_ssize_t G = GATES[mode], GH = G * H, DP = D * P

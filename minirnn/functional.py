@@ -199,7 +199,7 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
 # --------------------------------------------------------------------------- layers x directions
 
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
-                backend="numpy", dropout_masks=None, batch_sizes=None):
+                backend="numpy", dropout_masks=None, batch_sizes=None, c_weights=None):
     """Whole-model forward on time-major input.
 
     mode: 'RNN_TANH', 'RNN_RELU', 'GRU' or 'LSTM'; X (T, B, I);
@@ -215,13 +215,15 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
 
     ``backend="c"`` runs the same computation on the compiled kernels
     (:mod:`minirnn._backend_c`); the tape remembers which, for ``rnn_backward``.
+    ``c_weights``: for ``backend="c"`` only, the kernels' weight tuples of ``params``
+    (``_backend_c.model_weights``) when the caller keeps them; None builds them.
     """
     if dropout_masks is not None and len(dropout_masks) != num_layers - 1:
         raise ValueError(f"dropout_masks: expected {num_layers - 1} masks (one per layer but "
                          f"the last), got {len(dropout_masks)}")
     if backend == "c":
         return _backend_c.rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional,
-                                      need_tape, dropout_masks, batch_sizes)
+                                      need_tape, dropout_masks, batch_sizes, c_weights)
     if backend != "numpy":
         raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
     cell = CELLS[mode]
