@@ -74,6 +74,23 @@ def describe_size(name):
     return f"T={T} B={B} I={I} H={H} layers={L}{extra}{only}"
 
 
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def matmul_gflop(size, mode, phase):
+    """GFLOP (2 per multiply-add) of the matrix products of one call: the bulk of its work,
+    and what the machine's FMA peak bounds (bench/peak_flops.py). Per layer and direction,
+    with G gates and the layer's input width I_l: the forward's G_x = X W_ih^T and
+    G_h = h W_hh^T over all T*B rows, 2*T*B*G*H*(I_l + H); training adds the backward's
+    dX = dG W_ih and dh = dG W_hh, and the weight gradients dW_ih = dG^T X and
+    dW_hh = dG^T H, twice as much again. The pointwise gate math is not counted."""
+    T, B, I, H, L, bi, _, _ = SIZES[size]
+    D = 2 if bi else 1
+    fwd = sum(2 * T * B * GATES[mode] * H * ((I if layer == 0 else D * H) + H) * D
+              for layer in range(L))
+    return (fwd if phase == "infer" else 3 * fwd) / 1e9
+
+
 # ------------------------------------------------------------------------------ one case
 class Case:
     """One benchmark problem: shapes, the shared weights, input and upstream gradients."""
@@ -607,7 +624,7 @@ def main(argv=None):
                         size=size, mode=mode, dtype=dtype, phase=phase,
                         shape=dict(zip(("T", "B", "I", "H", "layers", "bidirectional",
                                         "batch_first"), SIZES[size][:7])),
-                        ms=ms,
+                        ms=ms, gflop=matmul_gflop(size, mode, phase),
                         ratio={n: (ms[n] / ms[subject] if ms[n] and ms[subject] else None)
                                for n in names if n != subject},
                         reps={n: res[n]["reps"] for n in names},

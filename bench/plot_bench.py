@@ -121,6 +121,39 @@ def markdown_table(doc, vs="torch"):
     return "\n".join(lines)
 
 
+def ceiling_table(doc, peak, vs="torch", every_row=False):
+    """How close to the machine's ceiling each row missing its target runs (every row with
+    ``every_row``): the GFLOP of its matrix products (bench_rnn.matmul_gflop), the GFLOP/s of
+    minirnn and of ``vs``, and what the target asks: ``target * vs's GFLOP/s``, each as a
+    percentage of the FMA peak at the run's thread count (``peak``: the JSON of
+    bench/peak_flops.py). Above 100 %, the target cannot be met by any code that does those
+    products; near it, only by one with no time left for anything else."""
+    threads = str(doc["meta"].get("threads"))
+    fma = (peak or {}).get("fma", {}).get(threads, {})
+    subject = doc["meta"].get("subject", "c")
+    lines = ["| size | mode | dtype | phase | ratio | target | GFLOP | minirnn GFLOP/s | "
+             f"{vs} GFLOP/s | the target needs |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def rate(gflop, ms, dtype):
+        g = gflop / (ms / 1e3)
+        top = fma.get(dtype)
+        return f"{g:.1f}" + (f" ({100 * g / top:.0f} %)" if top else "")
+
+    for r in doc["results"]:
+        ratio, goal, gflop = r["ratio"].get(vs), target(r["dtype"], r["phase"], r["size"]), \
+            r.get("gflop")
+        if not ratio or gflop is None or goal is None or (ratio >= goal and not every_row):
+            continue
+        ms_sub, ms_vs = r["ms"][subject], r["ms"][vs]
+        lines.append(f"| {r['size']} | {r['mode']} | {r['dtype']} | {r['phase']} | "
+                     f"{ratio:.2f} | {goal:g} | {gflop:.3g} | {rate(gflop, ms_sub, r['dtype'])} | "
+                     f"{rate(gflop, ms_vs, r['dtype'])} | {rate(gflop, ms_vs / goal, r['dtype'])} |")
+    if fma:
+        lines.append(f"\nFMA peak at {threads} thread(s): " + ", ".join(
+            f"{d} {v:.1f} GFLOP/s" for d, v in fma.items()) + " (bench/peak_flops.py).")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("json", nargs="+", help="files written by bench_rnn.py --json")
@@ -134,12 +167,24 @@ def main(argv=None):
                    help="draw the speed targets against torch (dashed ticks)")
     p.add_argument("--markdown", action="store_true",
                    help="print the ratios and targets as a Markdown table instead of plotting")
+    p.add_argument("--peak", metavar="JSON",
+                   help="with --markdown: also a table of GFLOP/s against the FMA peak "
+                        "measured by bench/peak_flops.py --json JSON, for the rows that miss "
+                        "their target")
+    p.add_argument("--all-rows", action="store_true",
+                   help="with --peak: every row, not only those missing their target")
     opt = p.parse_args(argv)
     if opt.markdown:
+        peak = None
+        if opt.peak:
+            with open(opt.peak) as f:
+                peak = json.load(f)
         for path in opt.json:
             doc = load(path)
             print(f"{path}: {doc['meta'].get('threads')} thread(s)\n")
             print(markdown_table(doc, opt.vs) + "\n")
+            if peak is not None:
+                print(ceiling_table(doc, peak, opt.vs, opt.all_rows) + "\n")
         return
     try:
         import matplotlib
