@@ -234,3 +234,58 @@ def test_outputs_have_module_dtype_and_caller_layout():
     assert out.dtype == h.dtype == np.float32
     assert out.shape == (2, 5, 8) and out.flags.c_contiguous
     assert h.shape == (4, 2, 4)
+
+
+def test_nested_no_grad_restores_the_outer_state():
+    with minirnn.no_grad():
+        with minirnn.no_grad():
+            assert not minirnn.is_grad_enabled()
+        assert not minirnn.is_grad_enabled()
+    assert minirnn.is_grad_enabled()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", MODES)
+def test_default_initial_state_is_never_the_callers(mode, backend):
+    """h0/c0 of None are a zero state the module keeps from call to call (read-only): what a
+    call returns must be the caller's own arrays, and scribbling on them changes nothing."""
+    m = make_module(mode, 3, 4, 2, backend=backend)
+    x = np.random.default_rng(1).standard_normal((5, 2, 3)).astype(np.float32)
+    def arrays(result):
+        return [a for a in (result[0],) + tuple(split_state(mode, result[1])) if a is not None]
+
+    got = arrays(m(x))
+    first = [a.copy() for a in got]
+    for a in got:
+        assert a.flags.writeable
+        a[...] = 7.0
+    for a, b in zip(first, arrays(m(x))):
+        np.testing.assert_array_equal(a, b)
+    cell = make_cell(mode, 3, 4, backend=backend)
+    h = cell(x[0])
+    h1 = h[0] if isinstance(h, tuple) else h
+    ref = h1.copy()
+    h1[...] = 7.0
+    h2 = cell(x[0])
+    np.testing.assert_array_equal(h2[0] if isinstance(h2, tuple) else h2, ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", MODES)
+def test_parameter_updates_in_place_reach_the_next_forward(mode, backend):
+    """The module keeps the kernels' weight tuples between calls; an in-place update (an
+    optimizer step, load_state_dict) must still be what the next forward computes with."""
+    m = make_module(mode, 3, 4, 2, backend=backend, bidirectional=True)
+    x = np.random.default_rng(2).standard_normal((5, 2, 3)).astype(np.float32)
+    before, _ = m(x)
+    for _, p in m.named_parameters():
+        p *= 0.5                                    # in place, as an optimizer step
+    fresh = make_module(mode, 3, 4, 2, backend=backend, bidirectional=True)
+    fresh.load_state_dict(m.state_dict())
+    after, _ = m(x)
+    np.testing.assert_array_equal(after, fresh(x)[0])
+    assert not np.allclose(after, before)
+    m.load_state_dict(make_module(mode, 3, 4, 2, backend=backend, bidirectional=True,
+                                  seed=9).state_dict())
+    other = make_module(mode, 3, 4, 2, backend=backend, bidirectional=True, seed=9)
+    np.testing.assert_array_equal(m(x)[0], other(x)[0])
