@@ -775,6 +775,33 @@ cdef int _check_lstm_shapes(Py_ssize_t D, tuple weights, bint lstm, object c0, P
     return 0
 
 
+ctypedef struct _Sizes:
+    # the sizes of one layer call, shared by forward_layer and backward_layer (In is I)
+    Py_ssize_t D, T, B, In, H, P, GH
+    bint proj
+
+
+cdef int _layer_sizes(int mode, object X, tuple weights, object h0, object c0,
+                      _Sizes *z) except -1:
+    """Check the mode, the directions and h0, and read the sizes of a layer call from X (a 3-D
+    array: _dtype_of checked it), h0 (D, B, P), and for projections c0 (D, B, H)."""
+    if not 0 <= mode <= 3:
+        _fail(f"unknown mode {mode}")
+    z.D = len(weights)
+    if z.D != 1 and z.D != 2:
+        _fail(f"weights must hold 1 or 2 directions, got {z.D}")
+    _check(cnp.PyArray_Check(h0) and cnp.PyArray_NDIM(<cnp.ndarray> h0) == 3,
+           "h0 must be a 3-D array (D, B, P)")
+    cdef cnp.ndarray Xa = <cnp.ndarray> X
+    z.T, z.B, z.In = Xa.shape[0], Xa.shape[1], Xa.shape[2]
+    z.P = cnp.PyArray_DIM(<cnp.ndarray> h0, 2)
+    _check_lstm_shapes(z.D, weights, mode == MODE_LSTM, c0, z.P, &z.H, &z.proj)
+    z.GH = GATES[mode] * z.H
+    if not (z.T >= 1 and z.In >= 1 and z.H >= 1 and z.P >= 1):
+        _fail(f"empty sizes T={z.T}, I={z.In}, H={z.H}, P={z.P}")
+    return 0
+
+
 def forward_layer(int mode, X, tuple weights, h0, c0, Y, hT, cT, Cs, S, M=None,
                   batch_sizes=None):
     """One layer, every direction, whole sequence. See the module docstring for the shapes.
@@ -801,23 +828,11 @@ def forward_layer(int mode, X, tuple weights, h0, c0, Y, hT, cT, Cs, S, M=None,
 cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple weights,
                         object h0, object c0, object Y, object hT, object cT, object Cs,
                         object S, object M, object batch_sizes) except -1:
-    if not (0 <= mode <= 3):
-        _fail(f"unknown mode {mode}")
-    cdef Py_ssize_t D = len(weights)
-    if not (D == 1 or D == 2):
-        _fail(f"weights must hold 1 or 2 directions, got {D}")
-    cdef bint lstm = mode == MODE_LSTM
-    _check(cnp.PyArray_Check(h0) and cnp.PyArray_NDIM(<cnp.ndarray> h0) == 3,
-           "h0 must be a 3-D array (D, B, P)")
-    cdef cnp.ndarray Xa = <cnp.ndarray> X              # a 3-D array: _dtype_of checked it
-    cdef Py_ssize_t H, T = Xa.shape[0], B = Xa.shape[1], I = Xa.shape[2]
-    cdef Py_ssize_t P = cnp.PyArray_DIM(<cnp.ndarray> h0, 2)
-    cdef bint proj
-    _check_lstm_shapes(D, weights, lstm, c0, P, &H, &proj)
-    cdef Py_ssize_t G = GATES[mode], GH = G * H, DP = D * P
-    cdef Py_ssize_t SWH = SAVED_WIDTH[mode] * H
-    if not (T >= 1 and I >= 1 and H >= 1 and P >= 1):
-        _fail(f"empty sizes T={T}, I={I}, H={H}, P={P}")
+    cdef _Sizes z
+    _layer_sizes(mode, X, weights, h0, c0, &z)
+    cdef Py_ssize_t D = z.D, T = z.T, B = z.B, I = z.In, H = z.H, P = z.P
+    cdef Py_ssize_t GH = z.GH, DP = D * P, SWH = SAVED_WIDTH[mode] * H
+    cdef bint lstm = mode == MODE_LSTM, proj = z.proj
     cdef floating *pX
     cdef floating *pY
     cdef floating *ph0
@@ -1236,24 +1251,13 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
                          object h0, object c0, object Y, object Cs, object S, object dY,
                          object dhT, object dcT, object dX, object dh0, object dc0, tuple grads,
                          object M, object batch_sizes) except -1:
-    if not (0 <= mode <= 3):
-        _fail(f"unknown mode {mode}")
-    cdef Py_ssize_t D = len(weights)
-    if not (D == 1 or D == 2):
-        _fail(f"weights must hold 1 or 2 directions, got {D}")
+    cdef _Sizes z
+    _layer_sizes(mode, X, weights, h0, c0, &z)
+    cdef Py_ssize_t D = z.D, T = z.T, B = z.B, I = z.In, H = z.H, P = z.P
+    cdef Py_ssize_t GH = z.GH, DP = D * P, SWH = SAVED_WIDTH[mode] * H
+    cdef bint lstm = mode == MODE_LSTM, proj = z.proj
+    cdef Py_ssize_t TB = T * B
     _check(len(grads) == D, "grads must hold one entry per direction")
-    cdef bint lstm = mode == MODE_LSTM
-    _check(cnp.PyArray_Check(h0) and cnp.PyArray_NDIM(<cnp.ndarray> h0) == 3,
-           "h0 must be a 3-D array (D, B, P)")
-    cdef cnp.ndarray Xa = <cnp.ndarray> X              # a 3-D array: _dtype_of checked it
-    cdef Py_ssize_t H, T = Xa.shape[0], B = Xa.shape[1], I = Xa.shape[2]
-    cdef Py_ssize_t P = cnp.PyArray_DIM(<cnp.ndarray> h0, 2)
-    cdef bint proj
-    _check_lstm_shapes(D, weights, lstm, c0, P, &H, &proj)
-    cdef Py_ssize_t G = GATES[mode], GH = G * H, DP = D * P
-    cdef Py_ssize_t SWH = SAVED_WIDTH[mode] * H, TB = T * B
-    if not (T >= 1 and I >= 1 and H >= 1 and P >= 1):
-        _fail(f"empty sizes T={T}, I={I}, H={H}, P={P}")
     cdef floating *pX
     cdef floating *pY
     cdef floating *ph0
@@ -1280,7 +1284,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         pbs = <const int64_t *> cnp.PyArray_DATA(<cnp.ndarray> batch_sizes)
     if lstm:
         for a, name in ((c0, "c0"), (dcT, "dcT"), (dc0, "dc0")):
-            if not (a is not None):
+            if a is None:
                 _fail(f"LSTM needs {name}")
         _data(c0, "c0", dtype, False, <void **> &pc0, D, B, H)
         _data(dcT, "dcT", dtype, False, <void **> &pdcT, D, B, H)
