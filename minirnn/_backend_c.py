@@ -70,11 +70,7 @@ def _layer_keys(layer, D):
 def _layer_weights(params, layer, D):
     """The kernels' weight tuples of one layer. Taken as they are: a module's parameters are
     C-contiguous arrays it owns, and the kernels reject any other with a ValueError."""
-    get = params.get
-    keys = _layer_keys(layer, D)
-    if D == 1:              # map and no generator: 0.9 -> 0.3 us, for calls of ~10 us
-        return (tuple(map(get, keys[0])),)
-    return tuple(map(get, keys[0])), tuple(map(get, keys[1]))
+    return tuple(tuple(map(params.get, keys)) for keys in _layer_keys(layer, D))
 
 
 def model_weights(params, num_layers, D):

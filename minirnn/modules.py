@@ -300,7 +300,7 @@ class _RNNBase(_Module):
     def _check_hx(self, hx, B, batched):
         H, P = self.hidden_size, self._h_width
         if hx is None:                  # the usual case, kept short: zeros
-            LD = self.num_layers * (2 if self.bidirectional else 1)
+            LD = self.num_layers * self.num_directions
             return (self._zero_state((LD, B, P)),
                     self._zero_state((LD, B, H)) if self.mode == "LSTM" else None)
         if self.mode == "LSTM":
