@@ -6,6 +6,7 @@ One layer at a time (both directions at once), called by :mod:`minirnn._backend_
     forward_layer:   pack W_ih^T, W_hh^T (, W_hr^T)   (units: direction x matrix)
                      G_x = X W_ih^T + b_ih            (units: direction x block of T*B rows)
                      the time loop                    (units: direction x batch slice)
+                       (or G_x inside the time loop, step by step: "input product" below)
     backward_layer:  pack W_hh, W_ih (, W_hr)         (units: direction x matrix)
                      the reverse time loop            (units: direction x batch slice)
                      pack X, H_prev (, M)             (units: panels)
@@ -25,6 +26,13 @@ H hidden, G gates (1, 3, 4), GH = G*H, D directions; P the width of h: proj_size
 projections (P < H), else P = H; DP = D*P; SW*H floats saved per step and row.
 
 Packed sequences (``batch_sizes``): see "variable lengths" below.
+
+Input product: G_x = X W_ih^T + b_ih is computed either for all steps before the time loops (a
+phase of its own, in blocks of 64 rows: the fastest products), or by each time loop for its own
+rows, one step at a time, just before that step's gates read them (``_step_input_product``
+decides: when G_x of all steps would leave the cache and the weights stay in it). The second
+scheme keeps G_x in the L1/L2 cache instead of a (T, B, GH) array read back from memory, where
+the gates waited on it. Every element is the same sum either way, so results do not change.
 
 LSTM with projections (``proj_size = P``): the cell writes ``m_t = o_t * tanh(c_t)`` (B, H) and one
 more small product per step gives ``h_t = m_t W_hr^T`` (B, P), which is the output and the state
@@ -555,16 +563,69 @@ cdef object _active_blocks(object batch_sizes, Py_ssize_t B):
 
 # --------------------------------------------------------------------------- forward
 
+cdef Py_ssize_t STEP_GX_WEIGHTS = 2 * 1024 * 1024
+cdef Py_ssize_t STEP_GX_MIN_BYTES = 2 * 1024 * 1024
+
+
+# whether the latest forward_layer call computed G_x in its time loops (for tests)
+cdef bint _last_step_gx = False
+
+
+def _set_step_gx_limits(Py_ssize_t weights, Py_ssize_t min_bytes):
+    """Set STEP_GX_WEIGHTS and STEP_GX_MIN_BYTES; returns the previous pair. For tests and
+    benchmarks: (0, any) turns the per-step input product off, (huge, 0) on wherever the
+    other conditions allow; results must not change to the bit either way."""
+    global STEP_GX_WEIGHTS, STEP_GX_MIN_BYTES
+    old = (STEP_GX_WEIGHTS, STEP_GX_MIN_BYTES)
+    STEP_GX_WEIGHTS, STEP_GX_MIN_BYTES = weights, min_bytes
+    return old
+
+
+def _step_gx_of_last_call():
+    """Whether the latest forward_layer call computed G_x step by step in its time loops."""
+    return _last_step_gx
+
+
+cdef inline bint _step_input_product(Py_ssize_t D, Py_ssize_t B, Py_ssize_t n_sl,
+                                     Py_ssize_t I, Py_ssize_t P, int nt, double work,
+                                     Py_ssize_t weight_bytes, Py_ssize_t gx_bytes) noexcept:
+    """Whether each time loop computes its own rows of G_x, step by step, just before its
+    gates read them (see "input product" above). Measured gains and losses, float32, 1 and
+    2 threads, LSTM and GRU inference (bench sizes, see docs/performance.md):
+      - G_x of all steps well beyond the L2 (1 MiB), weights of at most 2 MiB: seed +13 to
+        +19 %, long +2 to +8 %, medium (float32) +2 %; large (8 MiB of weights, re-read at
+        every step) -5 to -20 %: off above STEP_GX_WEIGHTS bytes of packed weights;
+      - G_x that stays in cache anyway (small: 0.8 MB in float32, 1.6 MB in float64; tiny):
+        -3 to -7 %, the cost of one more product call per step: off below
+        STEP_GX_MIN_BYTES;
+      - slices of fewer than 8 rows with a wide input (bidir, I = 128 and 256 for P = 128):
+        -3 to +3 %: each step reads all of W_ih for 4 rows; on only when I <= P / 2;
+      - and only when the time loops keep every thread busy, or the input product is too
+        small for a team anyway: the G_x phase is the one that runs in parallel when a
+        batch has a single slice.
+    Either way every element of G_x is the same sum, so results do not change to the bit."""
+    if weight_bytes > STEP_GX_WEIGHTS or gx_bytes < STEP_GX_MIN_BYTES:
+        return False
+    if B // n_sl < 8 and 2 * I > P:
+        return False
+    return D * n_sl >= nt or work < PARALLEL_MIN_WORK
+
+
 cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
                          Py_ssize_t b1, Py_ssize_t H, Py_ssize_t P, Py_ssize_t DP,
-                         const int64_t *bs, const floating *Gx, const floating *WhhP,
+                         const int64_t *bs, const floating *Gx, const floating *X,
+                         Py_ssize_t I, const floating *WihP, const floating *bih,
+                         const floating *WhhP,
                          const floating *bhh, const floating *WhrP, const floating *h0,
                          const floating *c0, floating *Y, floating *hT, floating *cT,
                          floating *Cs, floating *S, floating *M, floating *gh, floating *cbuf,
                          floating *mbuf) noexcept nogil:
     """The time loop of one direction over batch rows b0 <= b < b1.
 
-    IN   Gx (T, B, GH) = X W_ih^T + b_ih;  WhhP: W_hh^T (P, GH) packed;  bhh (GH,) or NULL;
+    IN   Gx (T, B, GH) = X W_ih^T + b_ih, or, when WihP is not NULL, a scratch (B, GH): then
+         each step computes its own rows of G_x there, from X (T, B, I), WihP (W_ih^T packed)
+         and bih (GH,) or NULL, just before its gates read them (see "input product");
+         WhhP: W_hh^T (P, GH) packed;  bhh (GH,) or NULL;
          WhrP: W_hr^T (H, P) packed (LSTM with projections) or NULL (then P = H);
          h0 (B, P), c0 (B, H) (c0 LSTM only);  bs (T,) batch sizes of a packed batch, or
          NULL (every row has every step; see "variable lengths" above)
@@ -584,6 +645,7 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
     cdef floating *m
     cdef floating *saved
     cdef floating *ghs = gh + b0 * GH
+    cdef const floating *gx
     if c0 != NULL:
         c_prev = c0 + b0 * H
     for s in range(T):
@@ -595,6 +657,11 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
         saved = S + row * SWH if S != NULL else NULL
         if mode == MODE_LSTM:
             c = Cs + row * H if Cs != NULL else cbuf + (s % 2) * B * H + b0 * H
+        gx = Gx + row * GH
+        if n > 0 and WihP != NULL:
+            # G_x = x_t W_ih^T + b_ih of these rows      (n, GH), into the scratch
+            gx = Gx + b0 * GH
+            k_gemm(n, GH, I, X + row * I, I, 1, WihP, <floating *> gx, GH, 0, bih)
         if n > 0:
             # G_h = h_{t-1} W_hh^T + b_hh                (n, GH)
             k_gemm(n, GH, P, h_prev, ldhp, 1, WhhP, ghs, GH, 0, bhh)
@@ -602,31 +669,31 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
             pass
         elif mode == MODE_RNN_TANH or mode == MODE_RNN_RELU:
             if floating is float:
-                elman_cell_forward_f(n, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DP)
+                elman_cell_forward_f(n, H, mode == MODE_RNN_RELU, gx, GH, ghs, GH, h, DP)
             else:
-                elman_cell_forward_d(n, H, mode == MODE_RNN_RELU, Gx + row * GH, GH, ghs, GH, h, DP)
+                elman_cell_forward_d(n, H, mode == MODE_RNN_RELU, gx, GH, ghs, GH, h, DP)
         elif mode == MODE_GRU:
             if floating is float:
-                gru_cell_forward_f(n, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DP,
+                gru_cell_forward_f(n, H, gx, GH, ghs, GH, h_prev, ldhp, h, DP,
                                    saved, SWH)
             else:
-                gru_cell_forward_d(n, H, Gx + row * GH, GH, ghs, GH, h_prev, ldhp, h, DP,
+                gru_cell_forward_d(n, H, gx, GH, ghs, GH, h_prev, ldhp, h, DP,
                                    saved, SWH)
         elif WhrP == NULL:
             if floating is float:
-                lstm_cell_forward_f(n, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DP, c, H,
+                lstm_cell_forward_f(n, H, gx, GH, ghs, GH, c_prev, H, h, DP, c, H,
                                     saved, SWH)
             else:
-                lstm_cell_forward_d(n, H, Gx + row * GH, GH, ghs, GH, c_prev, H, h, DP, c, H,
+                lstm_cell_forward_d(n, H, gx, GH, ghs, GH, c_prev, H, h, DP, c, H,
                                     saved, SWH)
         else:
             # with projections the cell writes m_t = o_t tanh(c_t) (n, H) ...
             m = M + row * H if M != NULL else mbuf + b0 * H
             if floating is float:
-                lstm_cell_forward_f(n, H, Gx + row * GH, GH, ghs, GH, c_prev, H, m, H, c, H,
+                lstm_cell_forward_f(n, H, gx, GH, ghs, GH, c_prev, H, m, H, c, H,
                                     saved, SWH)
             else:
-                lstm_cell_forward_d(n, H, Gx + row * GH, GH, ghs, GH, c_prev, H, m, H, c, H,
+                lstm_cell_forward_d(n, H, gx, GH, ghs, GH, c_prev, H, m, H, c, H,
                                     saved, SWH)
             # ... and h_t = m_t W_hr^T                   (n, P)
             k_gemm(n, P, H, m, H, 1, WhrP, h, DP, 0, NULL)
@@ -671,6 +738,7 @@ ctypedef struct _Fwd:
     Py_ssize_t D, T, B, In, H, P, DP, GH, SWH, TB, n_pan, pan_P, n_mat, n_blk, n_sl
     Py_ssize_t size_ih, size_hh, size_hr
     bint proj, lstm, training
+    bint step_gx            # each time loop computes its own G_x rows (see "input product")
     const int64_t *bs
     const int64_t *blk      # with batch_sizes: (first row, rows) of each block of G_x, else NULL
     void *X
@@ -730,7 +798,9 @@ cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) 
         k = u % f.n_sl
         b0 = k * B // f.n_sl
         b1 = (k + 1) * B // f.n_sl
-        _forward_slice(f.mode, d == 1, f.T, B, b0, b1, H, P, f.DP, f.bs, Gx + d * TB * GH,
+        _forward_slice(f.mode, d == 1, f.T, B, b0, b1, H, P, f.DP, f.bs,
+                       Gx + d * (B if f.step_gx else TB) * GH, <floating *> f.X, I,
+                       WihP + d * f.size_ih if f.step_gx else NULL, <floating *> f.bih[d],
                        WhhP + d * f.size_hh, <floating *> f.bhh[d],
                        WhrP + d * f.size_hr if f.proj else NULL,
                        <floating *> f.h0 + d * B * P,
@@ -890,9 +960,14 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     cdef Py_ssize_t n_pan = (GH + NR - 1) // NR, pan_P = (P + NR - 1) // NR
     cdef Py_ssize_t size_ih = n_pan * NR * I, size_hh = n_pan * NR * P, TB = T * B
     cdef Py_ssize_t size_hr = pan_P * NR * H if proj else 0
+    cdef Py_ssize_t n_sl = _n_slices(B, (GH * P + (P * H if proj else 0)) * sizeof(floating))
+    cdef int nt = _num_threads, team
+    cdef bint step_gx = _step_input_product(D, B, n_sl, I, P, nt, <double> D * TB * GH * I,
+                                            (size_ih + size_hh + size_hr) * sizeof(floating),
+                                            D * TB * GH * sizeof(floating))
     cdef floating *bufs[7]
     cdef Py_ssize_t sizes[7]
-    sizes[:] = [D * size_ih, D * size_hh, D * size_hr, D * TB * GH, D * B * GH,
+    sizes[:] = [D * size_ih, D * size_hh, D * size_hr, D * (B if step_gx else TB) * GH, D * B * GH,
                 D * 2 * B * H if lstm else 1, D * B * H if proj and not training else 1]
     _scratch(dtype, sizes, 7, <void **> bufs)
     cdef floating *pWihP = bufs[0]
@@ -903,19 +978,18 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     cdef floating *pcbuf = bufs[5]
     cdef floating *pmbuf = bufs[6]
 
-    cdef Py_ssize_t n_sl = _n_slices(B, (GH * P + (P * H if proj else 0)) * sizeof(floating))
     cdef Py_ssize_t n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_mat = 3 if proj else 2
-    cdef int nt = _num_threads, team
     cdef const int64_t *pblk = NULL
     if pbs != NULL:
         # G_x only where a step is taken: rows t*B .. t*B + batch_sizes[t] - 1 of each step
         blocks = _active_blocks(batch_sizes, B)
         n_blk = blocks.shape[0]
         pblk = <const int64_t *> cnp.PyArray_DATA(<cnp.ndarray> blocks)
+    global _largest_team, _last_step_gx
+    _last_step_gx = step_gx
     if B == 0:
         return 0
-    global _largest_team
     _largest_team = 0
     # what the three phases need, for _forward_unit (pointers as void *: their type is the
     # `floating` of the functions that read them)
@@ -925,6 +999,7 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     f.n_pan, f.pan_P, f.n_mat, f.n_blk, f.n_sl = n_pan, pan_P, n_mat, n_blk, n_sl
     f.size_ih, f.size_hh, f.size_hr = size_ih, size_hh, size_hr
     f.proj, f.lstm, f.training, f.bs, f.blk = proj, lstm, training, pbs, pblk
+    f.step_gx = step_gx
     f.X, f.Y, f.h0, f.c0, f.hT, f.cT, f.Cs, f.S, f.M = pX, pY, ph0, pc0, phT, pcT, pCs, pS, pM
     f.WihP, f.WhhP, f.WhrP, f.Gx, f.gh, f.cbuf, f.mbuf = (pWihP, pWhhP, pWhrP, pGx, pgh, pcbuf,
                                                            pmbuf)
@@ -937,11 +1012,14 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
         _forward_phase(<floating *> NULL, &f, 0, n_mat * D,
                        _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H)))
         # 2. G_x = X W_ih^T + b_ih, all steps       units: direction x block of rows
-        _forward_phase(<floating *> NULL, &f, 1, D * n_blk,
-                       _team(nt, D * n_blk, <double> D * TB * GH * I))
+        #    (unless each time loop computes its own rows, step by step)
+        if not step_gx:
+            _forward_phase(<floating *> NULL, &f, 1, D * n_blk,
+                           _team(nt, D * n_blk, <double> D * TB * GH * I))
         # 3. the time loops                         units: direction x batch slice
         _forward_phase(<floating *> NULL, &f, 2, D * n_sl,
-                       _team(nt, D * n_sl, <double> D * TB * (GH + H) * P))
+                       _team(nt, D * n_sl, <double> D * TB * ((GH + H) * P
+                                                              + (GH * I if step_gx else 0))))
     return 0
 
 

@@ -128,6 +128,62 @@ def test_set_num_threads_checks_its_argument(restore_threads):
     assert isinstance(minirnn.openmp_enabled(), bool)
 
 
+@pytest.fixture
+def restore_step_gx():
+    old = _kernels._set_step_gx_limits(0, 0)
+    _kernels._set_step_gx_limits(*old)
+    yield
+    _kernels._set_step_gx_limits(*old)
+
+
+STEP_GX_ON, STEP_GX_OFF = (1 << 40, 0), (0, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode,P", [(m, 0) for m in MODES] + [("LSTM", 10)])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_time_loops_computing_their_own_g_x_change_no_bit(mode, P, layers, dtype,
+                                                          restore_threads, restore_step_gx):
+    # The input product G_x = X W_ih^T + b_ih runs either for all steps before the time
+    # loops, or inside them, one step of one batch slice at a time (big inputs, small
+    # weights: _step_input_product). Every element is the same sum either way.
+    # I <= P/2 and one layer: the second scheme is really taken (2 layers: the second
+    # layer's input of 2P takes the first); B = 37: 9 slices of 4 and 5 rows.
+    results = {}
+    for n in (1, 2):
+        minirnn.set_num_threads(n)
+        for scheme in ("off", "on"):
+            _kernels._set_step_gx_limits(*(STEP_GX_ON if scheme == "on" else STEP_GX_OFF))
+            m, x, state = setup_model(mode, dtype=dtype, T=20, B=37, I=5, H=12, P=P,
+                                      layers=layers)
+            results[n, scheme] = train_step(m, x, state)
+            if layers == 1:
+                assert _kernels._step_gx_of_last_call() == (scheme == "on")
+            with minirnn.no_grad():
+                out = m(x, state)[0]
+            assert np.array_equal(out, results[n, scheme]["out"])
+    ref = results[1, "off"]
+    for key in ref:
+        for n, scheme in ((1, "on"), (2, "on"), (2, "off")):
+            assert np.array_equal(results[n, scheme][key], ref[key]), (key, n, scheme)
+
+
+def test_input_product_scheme_follows_the_cache_rules(restore_threads, restore_step_gx):
+    # default limits: G_x of all steps above 2 MiB and packed weights up to 2 MiB
+    minirnn.set_num_threads(1)
+    cases = [  # (T, B, I, H, expected), LSTM float32
+        (20, 1, 8, 32, False),       # "tiny": G_x 10 KB, stays in cache
+        (1000, 8, 32, 128, True),    # "long": G_x 16 MB
+        (100, 64, 512, 512, False),  # "large": 8 MB of weights, re-read at every step
+        (1000, 8, 128, 128, False),  # slices of 4 rows with a wide input: W_ih for 4 rows
+    ]
+    for T, B, I, H, expected in cases:
+        m = minirnn.LSTM(I, H, seed=0, dtype=np.float32)
+        with minirnn.no_grad():
+            m(np.zeros((T, B, I), np.float32))
+        assert _kernels._step_gx_of_last_call() == expected, (T, B, I, H)
+
+
 # --------------------------------------------------------------------------- the GIL
 
 def test_two_python_threads_run_kernels_concurrently_with_identical_results():

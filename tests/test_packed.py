@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import minirnn
+from minirnn import _kernels
 from minirnn import (PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence,
                      pad_sequence, unpack_sequence, unpad_sequence)
 from helpers import (BACKENDS, MODES, assert_grad_close, join_state, make_module, numerical_grad,
@@ -256,6 +257,30 @@ def test_packed_results_are_bitwise_identical_for_any_thread_count(mode, restore
                 assert all(np.array_equal(a, b) for a, b in zip(results[n][key], ref)), key
             elif ref is not None:
                 assert np.array_equal(results[n][key], ref), f"{key}: {n} threads != 1"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("mode,P", [("LSTM", 0), ("LSTM", 6), ("GRU", 0), ("RNN_TANH", 0)])
+def test_packed_time_loops_computing_their_own_g_x_change_no_bit(mode, P, dtype):
+    # G_x for all steps before the loops (only for the rows that take a step), or inside
+    # them, step by step (see test_kernels): the same numbers; I = 3 <= H/2 takes the second
+    old = _kernels._set_step_gx_limits(0, 0)
+    try:
+        got = {}
+        for scheme, limits in (("off", (0, 0)), ("on", (1 << 40, 0))):
+            _kernels._set_step_gx_limits(*limits)
+            m = _model(mode, "c", dtype, P=P, layers=1, I=3, H=8)
+            got[scheme] = _run_packed(m, LENGTHS, _problem(m, LENGTHS))
+            assert _kernels._step_gx_of_last_call() == (scheme == "on")
+    finally:
+        _kernels._set_step_gx_limits(*old)
+    for key, ref in got["off"].items():
+        if key == "grads":
+            assert all(np.array_equal(got["on"][key][k], v) for k, v in ref.items())
+        elif isinstance(ref, list):
+            assert all(np.array_equal(a, b) for a, b in zip(got["on"][key], ref)), key
+        elif ref is not None:
+            assert np.array_equal(got["on"][key], ref), key
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
