@@ -167,7 +167,10 @@ static void FN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A, ptrdi
 /* The lanes of a vector, and the masks that interleave the low and the high halves of two
  * vectors a, b: zip_lo = a0 b0 a1 b1 ..., zip_hi = the same from the middle lane on. */
 #define MR_LANES (VEC_BYTES / (MR_REAL_IS_FLOAT ? 4 : 8))
-#if MR_LANES == 8
+#if MR_LANES == 16
+#define MR_ZIP_LO {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23}
+#define MR_ZIP_HI {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31}
+#elif MR_LANES == 8
 #define MR_ZIP_LO {0, 8, 1, 9, 2, 10, 3, 11}
 #define MR_ZIP_HI {4, 12, 5, 13, 6, 14, 7, 15}
 #elif MR_LANES == 4
@@ -192,17 +195,17 @@ static inline __attribute__((always_inline)) void FN(mr_transpose_block)(
     typedef REAL vec __attribute__((vector_size(VEC_BYTES)));
     const ivec lo = MR_ZIP_LO, hi = MR_ZIP_HI;
     vec r[MR_LANES], t[MR_LANES];
-    _Pragma("GCC unroll 8") for (int j = 0; j < MR_LANES; j++)
+    _Pragma("GCC unroll 16") for (int j = 0; j < MR_LANES; j++)
         memcpy(&r[j], src + j * lds, sizeof r[j]);
-    _Pragma("GCC unroll 3") for (int round = 1; round < MR_LANES; round *= 2) {
-        _Pragma("GCC unroll 4") for (int j = 0; j < MR_LANES / 2; j++) {
+    _Pragma("GCC unroll 4") for (int round = 1; round < MR_LANES; round *= 2) {
+        _Pragma("GCC unroll 8") for (int j = 0; j < MR_LANES / 2; j++) {
             t[2 * j] = __builtin_shuffle(r[j], r[j + MR_LANES / 2], lo);
             t[2 * j + 1] = __builtin_shuffle(r[j], r[j + MR_LANES / 2], hi);
         }
-        _Pragma("GCC unroll 8") for (int j = 0; j < MR_LANES; j++)
+        _Pragma("GCC unroll 16") for (int j = 0; j < MR_LANES; j++)
             r[j] = t[j];
     }
-    _Pragma("GCC unroll 8") for (int k = 0; k < MR_LANES; k++)
+    _Pragma("GCC unroll 16") for (int k = 0; k < MR_LANES; k++)
         memcpy(dst + k * ldd, &r[k], sizeof r[k]);
 }
 

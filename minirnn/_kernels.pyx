@@ -117,10 +117,9 @@ cdef extern from * nogil:
 
 
 cdef extern from "minirnn.h" nogil:
-    int mr_cpu_has_avx2() noexcept
+    int mr_best_isa() noexcept
     int mr_set_isa(int isa) noexcept
     int mr_get_isa() noexcept
-    int MR_HAVE_AVX2_VARIANT
 
     void column_sums_f(Py_ssize_t R, Py_ssize_t n, const float *G, Py_ssize_t ldg,
                        float *db) noexcept
@@ -322,29 +321,32 @@ def get_num_threads():
     return _num_threads
 
 
+#: the compiled variants, in the order of mr_set_isa's codes (csrc/minirnn.h)
+ISAS = ("base", "avx2", "avx512")
+
+
 def get_isa():
-    """Which compiled variant runs: ``"avx2"`` (AVX2 + FMA) or ``"base"`` (the compiler's
-    default target)."""
-    return "avx2" if mr_get_isa() else "base"
+    """Which compiled variant runs: ``"avx512"`` (AVX-512 F/VL/DQ/BW, 64-byte vectors),
+    ``"avx2"`` (AVX2 + FMA) or ``"base"`` (the compiler's default target)."""
+    return ISAS[mr_get_isa()]
 
 
 def set_isa(name):
-    """Choose the compiled variant, ``"avx2"`` or ``"base"`` (for tests and benchmarks; the
-    default is the best the CPU runs). Raises ValueError if the CPU or the build lacks it."""
-    if name not in ("avx2", "base"):
-        raise ValueError(f"isa must be 'avx2' or 'base', got {name!r}")
-    if mr_set_isa(1 if name == "avx2" else 0) != 0:
-        raise ValueError("isa 'avx2' is not available: "
-                         + ("this CPU lacks AVX2/FMA" if MR_HAVE_AVX2_VARIANT else
-                            "this build has no AVX2 variant"))
+    """Choose the compiled variant, one of :data:`ISAS` (for tests and benchmarks; the default
+    is the best the CPU runs). Raises ValueError if the CPU or the build lacks it."""
+    if name not in ISAS:
+        raise ValueError(f"isa must be one of {', '.join(map(repr, ISAS))}, got {name!r}")
+    if mr_set_isa(ISAS.index(name)) != 0:
+        raise ValueError(f"isa {name!r} is not available: this CPU or build runs only "
+                         f"{', '.join(map(repr, available_isas()))}")
 
 
 def available_isas():
     """The variants this build and CPU can run, best last."""
-    return ("base", "avx2") if mr_cpu_has_avx2() else ("base",)
+    return ISAS[:mr_best_isa() + 1]
 
 
-mr_set_isa(mr_cpu_has_avx2())
+mr_set_isa(mr_best_isa())
 
 
 # --------------------------------------------------------------------------- argument checks

@@ -240,7 +240,7 @@ def test_kernels_release_the_gil_while_they_run(restore_threads):
 
 # --------------------------------------------------------------------------- instruction sets
 
-@pytest.mark.parametrize("isa", ["base", "avx2"])
+@pytest.mark.parametrize("isa", ["base", "avx2", "avx512"])
 def test_every_dump_passes_on_each_instruction_set(isa, restore_isa):
     if isa not in _kernels.available_isas():
         pytest.skip(f"this CPU or build cannot run {isa}")
@@ -256,9 +256,31 @@ def test_every_dump_passes_on_each_instruction_set(isa, restore_isa):
 
 
 def test_set_isa_checks_its_argument(restore_isa):
-    with pytest.raises(ValueError, match="isa must be 'avx2' or 'base'"):
+    with pytest.raises(ValueError, match="isa must be one of 'base', 'avx2', 'avx512', got 'sse9'"):
         _kernels.set_isa("sse9")
-    assert "base" in _kernels.available_isas()
+    assert _kernels.available_isas()[0] == "base"
+    assert _kernels.get_isa() == _kernels.available_isas()[-1]     # the best, by default
+    missing = [i for i in _kernels.ISAS if i not in _kernels.available_isas()]
+    if missing:
+        with pytest.raises(ValueError, match=f"isa {missing[0]!r} is not available"):
+            _kernels.set_isa(missing[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode,P", [(m, 0) for m in MODES] + [("LSTM", 3)])
+def test_avx512_gives_the_results_of_avx2_to_the_bit(mode, P, dtype, restore_isa):
+    # The same expression for every number, in vectors of 16 floats instead of 8: no result
+    # may change. Shapes: panels of 32 columns cut by H*G, a K block (I > 256), uneven slices.
+    if "avx512" not in _kernels.available_isas():
+        pytest.skip("this CPU or build cannot run avx512")
+    for shape in (PARALLEL_SHAPE, dict(T=4, B=3, I=300, H=70), dict(T=7, B=70, I=5, H=33)):
+        res = {}
+        for isa in ("avx2", "avx512"):
+            _kernels.set_isa(isa)
+            m, x, state = setup_model(mode, dtype=dtype, P=P, **shape)
+            res[isa] = train_step(m, x, state)
+        for key, ref in res["avx2"].items():
+            assert np.array_equal(res["avx512"][key], ref), (key, shape)
 
 
 # --------------------------------------------------------------------------- compiled == NumPy
