@@ -415,6 +415,8 @@ def machine_info(threads, torch_error):
             kernels = None
     if kernels is not None and hasattr(kernels, "build_info"):
         info["minirnn_build_info"] = kernels.build_info()
+    if kernels is not None and hasattr(kernels, "get_isa"):
+        info["minirnn_isa"] = kernels.get_isa()
     if hasattr(minirnn, "openmp_enabled"):
         info["minirnn_openmp"] = bool(minirnn.openmp_enabled())
     if hasattr(minirnn, "get_num_threads"):
@@ -439,7 +441,8 @@ def print_header(info, subject, names, opt):
     print("minirnn benchmark: median ms per call; ratios = other's ms / "
           f"{subject}'s ms (>1: minirnn-{subject} faster)")
     for k in ("cpu", "cores_available", "threads", "python", "numpy", "numpy_blas", "minirnn",
-              "minirnn_backends", "minirnn_build_info", "minirnn_openmp", "minirnn_threads",
+              "minirnn_backends", "minirnn_build_info", "minirnn_isa", "minirnn_openmp",
+              "minirnn_threads",
               "torch", "torch_threads", "loadavg_start"):
         if k in info:
             print(f"  {k:19s} {info[k]}")
