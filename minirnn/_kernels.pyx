@@ -594,8 +594,8 @@ cdef inline bint _step_input_product(Py_ssize_t D, Py_ssize_t B, Py_ssize_t n_sl
     """Whether each time loop computes its own rows of G_x, step by step, just before its
     gates read them (see "input product" above). Measured gains and losses, float32, 1 and
     2 threads, LSTM and GRU inference (bench sizes, see docs/performance.md):
-      - G_x of all steps well beyond the L2 (1 MiB), weights of at most 2 MiB: seed +13 to
-        +19 %, long +2 to +8 %, medium (float32) +2 %; large (8 MiB of weights, re-read at
+      - G_x of all steps well beyond the L2 (1 MiB), weights of at most 2 MiB: seed +12 to
+        +20 %, long +2 to +16 %, medium (float32) +2 %; large (8 MiB of weights, re-read at
         every step) -5 to -20 %: off above STEP_GX_WEIGHTS bytes of packed weights;
       - G_x that stays in cache anyway (small: 0.8 MB in float32, 1.6 MB in float64; tiny):
         -3 to -7 %, the cost of one more product call per step: off below
@@ -615,7 +615,7 @@ cdef inline bint _step_input_product(Py_ssize_t D, Py_ssize_t B, Py_ssize_t n_sl
 
 cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
                          Py_ssize_t b1, Py_ssize_t H, Py_ssize_t P, Py_ssize_t DP,
-                         const int64_t *bs, const floating *Gx, const floating *X,
+                         const int64_t *bs, floating *Gx, const floating *X,
                          Py_ssize_t I, const floating *WihP, const floating *bih,
                          const floating *WhhP,
                          const floating *bhh, const floating *WhrP, const floating *h0,
@@ -647,7 +647,7 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
     cdef floating *m
     cdef floating *saved
     cdef floating *ghs = gh + b0 * GH
-    cdef const floating *gx
+    cdef floating *gx
     if c0 != NULL:
         c_prev = c0 + b0 * H
     for s in range(T):
@@ -663,7 +663,7 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
         if n > 0 and WihP != NULL:
             # G_x = x_t W_ih^T + b_ih of these rows      (n, GH), into the scratch
             gx = Gx + b0 * GH
-            k_gemm(n, GH, I, X + row * I, I, 1, WihP, <floating *> gx, GH, 0, bih)
+            k_gemm(n, GH, I, X + row * I, I, 1, WihP, gx, GH, 0, bih)
         if n > 0:
             # G_h = h_{t-1} W_hh^T + b_hh                (n, GH)
             k_gemm(n, GH, P, h_prev, ldhp, 1, WhhP, ghs, GH, 0, bhh)
