@@ -983,8 +983,9 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     cdef Py_ssize_t n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_mat = 3 if proj else 2
     cdef const int64_t *pblk = NULL
-    if pbs != NULL:
+    if pbs != NULL and not step_gx:
         # G_x only where a step is taken: rows t*B .. t*B + batch_sizes[t] - 1 of each step
+        # (the blocks of phase 2; time loops that compute their own G_x skip that phase)
         blocks = _active_blocks(batch_sizes, B)
         n_blk = blocks.shape[0]
         pblk = <const int64_t *> cnp.PyArray_DATA(<cnp.ndarray> blocks)
