@@ -81,22 +81,28 @@ def model_weights(params, num_layers, D):
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
                 dropout_masks=None, batch_sizes=None, weights=None):
     """As :func:`minirnn.functional.rnn_forward`, on the compiled kernels. ``weights``: the
-    layers' weight tuples of ``params`` (:func:`model_weights`), or None to build them."""
+    layers' weight tuples of ``params`` (:func:`model_weights`), or None to build them.
+    (Kept short: at tiny sizes each line here costs about 1% of the call.)"""
     code = _kernels.MODES[mode]
     lstm = mode == "LSTM"
     D = 2 if bidirectional else 1
-    T, B = X.shape[:2]
-    P = h0.shape[-1]                                    # the width of h
-    H = c0.shape[-1] if lstm else P                     # the width of c and of each gate
-    proj = lstm and P != H
+    T, B, _ = X.shape
     dtype = X.dtype
-    h0, c0 = _c(h0), _c(c0)
-    h_n = np.empty_like(h0)
-    c_n = np.empty_like(c0) if lstm else None
-    SW = _SAVED_WIDTH[mode]
-    x = _c(X)
+    h0, c0, x = _c(h0), _c(c0), _c(X)
+    h_n = np.empty(h0.shape, dtype)
+    c_n = np.empty(c0.shape, dtype) if lstm else None
+    P = h0.shape[2]                                     # the width of h
     if batch_sizes is not None:
         batch_sizes = np.ascontiguousarray(batch_sizes, dtype=np.int64)
+    if num_layers == 1 and not need_tape:               # inference of one layer: all of it
+        Y = np.empty((T, B, D * P), dtype)
+        _kernels.forward_layer(code, x, weights[0] if weights is not None else
+                               _layer_weights(params, 0, D), h0, c0, Y, h_n, c_n, None, None,
+                               None, batch_sizes)
+        return Y, h_n, c_n, None
+    H = c0.shape[2] if lstm else P                      # the width of c and of each gate
+    proj = lstm and P != H
+    SW = _SAVED_WIDTH[mode]
     layers = []
     for layer in range(num_layers):
         # this layer's rows of h0, c0, h_n, c_n (one layer: all of them, no views to make)

@@ -218,6 +218,7 @@ class _RNNBase(_Module):
         # The generator that drew the parameters goes on to draw the dropout masks.
         #: numpy.random.Generator of the dropout masks (replace it to reseed them)
         self.generator = self._init_parameters(shapes, self.hidden_size, self.dtype, seed)
+        self._zero_hx = {}          # B -> (h0, c0) of hx=None, see _check_hx
 
     def _c_weights(self):
         """The compiled kernels' weight tuples (``_backend_c.model_weights``), built once: the
@@ -257,27 +258,27 @@ class _RNNBase(_Module):
     # -- forward ----------------------------------------------------------------------------
     def _check_input(self, input):
         name = self._name
-        check_array(name, "input", input, self.dtype)
-        if input.ndim not in (2, 3):
+        if input.__class__ is not np.ndarray or input.dtype is not self.dtype:
+            check_array(name, "input", input, self.dtype)    # raises unless an equal dtype
+        ndim = input.ndim
+        if ndim == 3:                                  # batched: (L, N, H_in) or (N, L, H_in)
+            X = input.transpose(1, 0, 2) if self.batch_first else input
+        elif ndim == 2:                                # unbatched (L, H_in) -> (L, 1, H_in)
+            X = input[:, None, :]
+        else:
             raise ValueError(
                 f"{name}: Expected input to be 2-D (L, H_in) or 3-D "
-                f"({'N, L' if self.batch_first else 'L, N'}, H_in), got {input.ndim}-D array "
+                f"({'N, L' if self.batch_first else 'L, N'}, H_in), got {ndim}-D array "
                 f"of shape {input.shape}")
-        if input.shape[-1] != self.input_size:
+        L, _, I = X.shape
+        if I != self.input_size:
             raise ValueError(
                 f"{name}: input.shape[-1] must be equal to input_size. Expected "
-                f"{self.input_size}, got {input.shape[-1]} (input shape {input.shape})")
-        batched = input.ndim == 3
-        if not batched:
-            X = input[:, None, :]                      # (L, 1, H_in)
-        elif self.batch_first:
-            X = input.transpose(1, 0, 2)               # (N, L, H_in) -> (L, N, H_in)
-        else:
-            X = input
-        if X.shape[0] == 0:
+                f"{self.input_size}, got {I} (input shape {input.shape})")
+        if L == 0:
             raise ValueError(f"{name}: Expected sequence length to be larger than 0, got input "
                              f"of shape {input.shape}")
-        return X, batched
+        return X, ndim == 3
 
     def _check_state(self, label, s, width, B, batched):
         """One initial state (h0 or c0): None -> zeros (L*D, B, width)."""
@@ -298,11 +299,17 @@ class _RNNBase(_Module):
         return s if batched else s[:, None, :]
 
     def _check_hx(self, hx, B, batched):
+        if hx is None:                  # the usual case, kept short: the zero pair of this B
+            pair = self._zero_hx.get(B)
+            if pair is None:
+                if len(self._zero_hx) >= 8:
+                    self._zero_hx.clear()
+                LD = self.num_layers * self.num_directions
+                pair = self._zero_hx[B] = (
+                    self._zero_state((LD, B, self._h_width)),
+                    self._zero_state((LD, B, self.hidden_size)) if self.mode == "LSTM" else None)
+            return pair
         H, P = self.hidden_size, self._h_width
-        if hx is None:                  # the usual case, kept short: zeros
-            LD = self.num_layers * self.num_directions
-            return (self._zero_state((LD, B, P)),
-                    self._zero_state((LD, B, H)) if self.mode == "LSTM" else None)
         if self.mode == "LSTM":
             h0, c0 = _pair("LSTM", "hx", hx, "h0, c0")
             return (self._check_state("h0", h0, P, B, batched),
@@ -330,14 +337,20 @@ class _RNNBase(_Module):
                 self.generator, self.dropout, self.num_layers - 1,
                 (T, B, self.num_directions * self._h_width), self.dtype)
         record = is_grad_enabled()
-        out, h_n, c_n, tape = functional.rnn_forward(
-            self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
-            need_tape=record, backend=self.backend, dropout_masks=masks,
-            c_weights=self._c_weights())
+        if self.backend == "c":         # (what functional.rnn_forward would call)
+            out, h_n, c_n, tape = _backend_c.rnn_forward(
+                self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
+                record, masks, None, self._c_weights())
+        else:
+            out, h_n, c_n, tape = functional.rnn_forward(
+                self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
+                need_tape=record, backend=self.backend, dropout_masks=masks)
         if record:
             self._tape.append(dict(tape=tape, batched=batched, out_shape=out.shape,
                                    state_shape=h_n.shape,
                                    cell_shape=None if c_n is None else c_n.shape))
+        if batched and not self.batch_first:           # the layout of the kernels already
+            return (out, (h_n, c_n)) if c_n is not None else (out, h_n)
         out, h_n, c_n = self._to_caller(out, batched), self._state_out(h_n, batched), \
             self._state_out(c_n, batched)
         return (out, (h_n, c_n)) if self.mode == "LSTM" else (out, h_n)
