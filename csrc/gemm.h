@@ -128,8 +128,12 @@ static void FN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A, ptrdi
                         const ptrdiff_t rows = i_end - i < TR ? i_end - i : TR;
                         REAL *dst = ablock + (i - ic) * kc + k * TR;
                         const REAL *src = A + i * rsa + (pc + k) * csa;
-                        for (ptrdiff_t r = 0; r < rows; r++)
-                            dst[r] = src[r * rsa];
+                        if (rsa == 1 && rows == MR_MR)   /* dG^T's usual tile: a constant */
+                            memcpy(dst, src, MR_MR * sizeof(REAL));     /* size, inlined */
+                        else            /* (for rsa == 1 gcc makes this loop a call to libc's
+                                           memmove: 8 % of a seed-size training step) */
+                            for (ptrdiff_t r = 0; r < rows; r++)
+                                dst[r] = src[r * rsa];
                     }
             }
             for (ptrdiff_t p = 0; p < panels; p += TP) {
@@ -243,7 +247,9 @@ static void FN(pack_panels)(ptrdiff_t K, ptrdiff_t N, const REAL *B, ptrdiff_t r
         for (; k < k1; k++) {
             REAL *dst = dst0 + k * NR;
             const REAL *src = src0 + (k - k0) * rsb;
-            if (csb == 1) {
+            if (csb == 1 && nr == NR) {
+                memcpy(dst, src, NR * sizeof(REAL));    /* a constant size: inlined, no call */
+            } else if (csb == 1) {
                 memcpy(dst, src, (size_t)nr * sizeof(REAL));
             } else {
                 for (ptrdiff_t j = 0; j < nr; j++)
