@@ -226,19 +226,30 @@ cdef int[4] GATES = [1, 1, 3, 4]
 cdef int[4] SAVED_WIDTH = [0, 0, 4, 5]
 
 # Work units (fixed by the shape, never by the thread count):
-#  - a batch slice has at least SLICE_ROWS rows: B // SLICE_ROWS slices (at least 1, at most
-#    MAX_SLICES). A product of 4 rows fills a register tile (4 rows x 16 columns, 8
-#    accumulators: tile_shape in csrc/gemm.h): while the recurrent weights stay in a core's
-#    cache, the step product of a slice of 4 rows runs at nearly the speed per row of one of
-#    32. Measured (float32, 2 threads, LSTM inference): small (B=16) 0.39 ms with slices of >=
-#    4 rows vs 0.91 ms with >= 32; long (B=8) 10.7 vs 19.3 ms.
-#  - but every slice streams all of its recurrent weights (W_hh, W_hr) at every step, so when
-#    they are larger than SMALL_WEIGHTS bytes a slice has at least SLICE_ROWS_BIG_W rows: each
-#    weight read from memory then serves 32 rows, not 4. Measured (GRU, H = 512, B = 64,
-#    3 MB of W_hh, training, float32): 931 ms with 16 slices of 4 rows (slower than the NumPy
-#    path's 846 ms), 726 ms with 2 slices of 32.
+#  - a batch slice has SLICE_ROWS rows or more: B // SLICE_ROWS slices (at least 1, at most
+#    MAX_SLICES). Every slice reads all of its recurrent weights at every step, from the
+#    cache; a product of 8 rows runs as two register tiles of 4 rows (tile_shape in
+#    csrc/gemm.h) that share each block of weights loaded into L1, so it reads half the
+#    weights per row of two products of 4. And with 8 rows or more, the time loops may also
+#    compute their own G_x (_step_input_product). Measured (bidir, B = 32, slices of 8
+#    against 4, float32 inference): LSTM 27.9 -> 25.0 ms on 2 threads, 47.7 -> 42.6 on 1;
+#    GRU 19.6 -> 17.0 and 35.1 -> 31.9; float64 LSTM 57.5 -> 49.9 on 2 threads.
+#  - unless that leaves fewer than SLICE_UNITS (direction, slice) units, too few to keep
+#    a few threads busy: then slices of SLICE_ROWS_MIN = 4 rows, which still fill a register
+#    tile (4 rows x 2 vectors x 2 panels). Measured (float32, 2 threads, LSTM inference):
+#    small (B = 16) 0.39 ms with slices of >= 4 rows vs 0.91 ms with >= 32; long (B = 8)
+#    7.6 ms with 2 slices of 4 vs 14.5 with 1 of 8.
+#  - but when the recurrent weights (W_hh, W_hr) of a direction are larger than
+#    SMALL_WEIGHTS bytes, they come from memory or the L3: a slice has at least
+#    SLICE_ROWS_BIG_W rows, so that each weight read serves 32 rows. Measured (GRU, H = 512,
+#    B = 64, 3 MB of W_hh, training, float32): 931 ms with 16 slices of 4 rows (slower than
+#    the NumPy path's 846 ms), 726 ms with 2 slices of 32.
+#  - which rows a slice holds never changes a result: each element of a product is one sum
+#    over k in order, whatever the tile, and the cells work row by row.
 #  - the big products work on blocks of BLOCK_ROWS rows of their result.
-cdef Py_ssize_t SLICE_ROWS = 4
+cdef Py_ssize_t SLICE_ROWS = 8
+cdef Py_ssize_t SLICE_ROWS_MIN = 4
+cdef Py_ssize_t SLICE_UNITS = 4
 cdef Py_ssize_t SLICE_ROWS_BIG_W = 32
 cdef Py_ssize_t SMALL_WEIGHTS = 512 * 1024
 cdef Py_ssize_t MAX_SLICES = 64
@@ -289,15 +300,31 @@ def _largest_team_of_last_call():
     return _largest_team
 
 
-def n_slices(Py_ssize_t B, Py_ssize_t weight_bytes=0):
-    """How many batch slices the time loops cut a batch of B rows into, when the recurrent
-    weights of one direction take ``weight_bytes`` (a function of the shape only)."""
-    return _n_slices(B, weight_bytes)
+def n_slices(Py_ssize_t B, Py_ssize_t D=1, Py_ssize_t weight_bytes=0):
+    """How many batch slices the time loops cut a batch of B rows into, in a layer of D
+    directions whose recurrent weights take ``weight_bytes`` per direction (a function of
+    the shape only)."""
+    return _n_slices(B, D, weight_bytes)
 
 
-cdef inline Py_ssize_t _n_slices(Py_ssize_t B, Py_ssize_t weight_bytes) noexcept nogil:
-    cdef Py_ssize_t rows = SLICE_ROWS if weight_bytes <= SMALL_WEIGHTS else SLICE_ROWS_BIG_W
-    cdef Py_ssize_t n = B // rows
+def _set_slice_rows(Py_ssize_t rows, Py_ssize_t min_rows, Py_ssize_t big_w_rows):
+    """Set SLICE_ROWS, SLICE_ROWS_MIN and SLICE_ROWS_BIG_W; returns the previous triple. For
+    tests and benchmarks: results must not change to the bit, whatever the slices."""
+    global SLICE_ROWS, SLICE_ROWS_MIN, SLICE_ROWS_BIG_W
+    old = (SLICE_ROWS, SLICE_ROWS_MIN, SLICE_ROWS_BIG_W)
+    SLICE_ROWS, SLICE_ROWS_MIN, SLICE_ROWS_BIG_W = max(rows, 1), max(min_rows, 1), max(big_w_rows, 1)
+    return old
+
+
+cdef inline Py_ssize_t _n_slices(Py_ssize_t B, Py_ssize_t D,
+                                 Py_ssize_t weight_bytes) noexcept nogil:
+    cdef Py_ssize_t n
+    if weight_bytes > SMALL_WEIGHTS:
+        n = B // SLICE_ROWS_BIG_W
+    else:
+        n = B // SLICE_ROWS
+        if D * n < SLICE_UNITS:
+            n = B // SLICE_ROWS_MIN
     if n < 1:
         n = 1
     if n > MAX_SLICES:
@@ -962,7 +989,7 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     cdef Py_ssize_t n_pan = (GH + NR - 1) // NR, pan_P = (P + NR - 1) // NR
     cdef Py_ssize_t size_ih = n_pan * NR * I, size_hh = n_pan * NR * P, TB = T * B
     cdef Py_ssize_t size_hr = pan_P * NR * H if proj else 0
-    cdef Py_ssize_t n_sl = _n_slices(B, (GH * P + (P * H if proj else 0)) * sizeof(floating))
+    cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
     cdef int nt = _num_threads, team
     cdef bint step_gx = _step_input_product(D, B, n_sl, I, P, nt, <double> D * TB * GH * I,
                                             (size_ih + size_hh + size_hr) * sizeof(floating),
@@ -1434,7 +1461,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef floating *pzeros = bufs[12]
     memset(pzeros, 0, (B * H if proj else 1) * sizeof(floating))
 
-    cdef Py_ssize_t n_sl = _n_slices(B, (GH * P + (P * H if proj else 0)) * sizeof(floating))
+    cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
     cdef Py_ssize_t n_gblk = (GH + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_pblk = (P + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS

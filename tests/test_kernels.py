@@ -78,19 +78,56 @@ def restore_isa():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", MODES)
 def test_results_are_bitwise_identical_for_any_thread_count(mode, dtype, restore_threads):
-    # B = 37 makes 9 uneven batch slices; 2 directions; T*B = 740 rows crosses the 64-row
-    # blocks; big enough that the phases really run in parallel (small ones use one thread)
-    assert _kernels.n_slices(37) > 4
+    # B = 37 makes 4 uneven batch slices (9 and 10 rows) in each of 2 directions; T*B = 740
+    # rows crosses the 64-row blocks; big enough that the phases really run in parallel
+    # (small ones use one thread)
+    assert _kernels.n_slices(37, 2) == 4
     results = {}
     for n in (1, 2, 4):
         minirnn.set_num_threads(n)
         m, x, state = setup_model(mode, dtype=dtype, **PARALLEL_SHAPE)
         results[n] = train_step(m, x, state)
         if minirnn.openmp_enabled():
-            assert _kernels._largest_team_of_last_call() == min(n, 2 * _kernels.n_slices(37))
+            assert _kernels._largest_team_of_last_call() == min(n, 2 * _kernels.n_slices(37, 2))
     for n in (2, 4):
         for key, ref in results[1].items():
             assert np.array_equal(results[n][key], ref), f"{key}: {n} threads != 1 thread"
+
+
+@pytest.fixture
+def restore_slices():
+    old = _kernels._set_slice_rows(1, 1, 1)
+    _kernels._set_slice_rows(*old)
+    yield
+    _kernels._set_slice_rows(*old)
+
+
+def test_batch_slices_follow_the_shape_rules():
+    # (B, D, weight bytes per direction) -> slices: 8 rows or more, unless that leaves fewer
+    # than 4 (direction, slice) units, then 4 or more; 32 or more for big weights; 1 to 64
+    big = 512 * 1024 + 1
+    cases = [((1, 1, 0), 1), ((8, 1, 0), 2), ((16, 1, 0), 4), ((16, 2, 0), 2), ((32, 1, 0), 4),
+             ((32, 2, 0), 4), ((37, 2, 0), 4), ((24, 1, 0), 6), ((24, 2, 0), 3),
+             ((1024, 2, 0), 64), ((64, 1, big), 2), ((16, 1, big), 1), ((4096, 1, big), 64)]
+    for args, expected in cases:
+        assert _kernels.n_slices(*args) == expected, args
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode,P", [(m, 0) for m in MODES] + [("LSTM", 4)])
+def test_results_are_bitwise_identical_for_any_batch_slices(mode, P, dtype, restore_threads,
+                                                            restore_slices):
+    # which rows a slice holds changes the products' register tiles (1 to 6 rows), whether
+    # the time loops compute their own G_x, and which thread runs which rows; never a bit
+    minirnn.set_num_threads(2)
+    results = []
+    for rows in [(8, 4, 32), (1, 1, 1), (3, 3, 3), (5, 5, 5), (64, 64, 64)]:
+        _kernels._set_slice_rows(*rows)
+        m, x, state = setup_model(mode, dtype=dtype, T=7, B=37, I=5, H=12, P=P)
+        results.append(train_step(m, x, state))
+    for res in results[1:]:
+        for key, ref in results[0].items():
+            assert np.array_equal(res[key], ref), key
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -148,7 +185,7 @@ def test_time_loops_computing_their_own_g_x_change_no_bit(mode, P, layers, dtype
     # loops, or inside them, one step of one batch slice at a time (big inputs, small
     # weights: _step_input_product). Every element is the same sum either way.
     # I <= P/2 and one layer: the second scheme is really taken (2 layers: the second
-    # layer's input of 2P takes the first); B = 37: 9 slices of 4 and 5 rows.
+    # layer's input of 2P takes the first); B = 37: 4 slices of 9 and 10 rows.
     results = {}
     for n in (1, 2):
         minirnn.set_num_threads(n)
