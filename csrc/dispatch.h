@@ -11,9 +11,9 @@ static inline void SFX(pack_panels)(ptrdiff_t K, ptrdiff_t N, const REAL *B, ptr
 }
 
 static inline void SFX(column_sums)(ptrdiff_t R, ptrdiff_t n, const REAL *G, ptrdiff_t ldg,
-                                    REAL *db)
+                                    REAL *db, REAL *db2)
 {
-    MR_PICK(SFX(column_sums))(R, n, G, ldg, db);
+    MR_PICK(SFX(column_sums))(R, n, G, ldg, db, db2);
 }
 
 static inline void SFX(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A,

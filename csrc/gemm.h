@@ -266,10 +266,12 @@ static void FN(pack_panels)(ptrdiff_t K, ptrdiff_t N, const REAL *B, ptrdiff_t r
 #undef MR_LANES
 
 /* db[j] += sum over rows r < R of G[r*ldg + j], for j < n: the bias gradients (sums of the
- * gate gradients over every step and batch row). Summed in double, rows in order, whatever
- * the dtype: float32 sums over ~10^5 rows lose digits otherwise. Columns in blocks of 64
- * (the accumulators stay in registers). */
-static void FN(column_sums)(ptrdiff_t R, ptrdiff_t n, const REAL *G, ptrdiff_t ldg, REAL *db)
+ * gate gradients over every step and batch row); db2[j] += the same sum too, unless db2 is
+ * NULL (b_ih and b_hh have the same gradient wherever dG_x and dG_h are equal: summed once).
+ * Summed in double, rows in order, whatever the dtype: float32 sums over ~10^5 rows lose
+ * digits otherwise. Columns in blocks of 64 (the accumulators stay in registers). */
+static void FN(column_sums)(ptrdiff_t R, ptrdiff_t n, const REAL *G, ptrdiff_t ldg, REAL *db,
+                            REAL *db2)
 {
     for (ptrdiff_t j0 = 0; j0 < n; j0 += 64) {
         const ptrdiff_t m = n - j0 < 64 ? n - j0 : 64;
@@ -288,6 +290,9 @@ static void FN(column_sums)(ptrdiff_t R, ptrdiff_t n, const REAL *G, ptrdiff_t l
         }
         for (ptrdiff_t j = 0; j < m; j++)
             db[j0 + j] += (REAL)acc[j];
+        if (db2)
+            for (ptrdiff_t j = 0; j < m; j++)
+                db2[j0 + j] += (REAL)acc[j];
     }
 }
 

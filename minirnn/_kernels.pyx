@@ -122,9 +122,9 @@ cdef extern from "minirnn.h" nogil:
     int mr_get_isa() noexcept
 
     void column_sums_f(Py_ssize_t R, Py_ssize_t n, const float *G, Py_ssize_t ldg,
-                       float *db) noexcept
+                       float *db, float *db2) noexcept
     void column_sums_d(Py_ssize_t R, Py_ssize_t n, const double *G, Py_ssize_t ldg,
-                       double *db) noexcept
+                       double *db, double *db2) noexcept
     Py_ssize_t panel_width_f() noexcept
     Py_ssize_t panel_width_d() noexcept
     void pack_panels_f(Py_ssize_t K, Py_ssize_t N, const float *B, Py_ssize_t rsb, Py_ssize_t csb,
@@ -1165,12 +1165,13 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
 
 
 cdef void _bias_grad(const floating *dG, Py_ssize_t R, Py_ssize_t GH, Py_ssize_t g0,
-                     Py_ssize_t g1, floating *db) noexcept nogil:
-    """db[g0:g1] += sum over the R rows of dG (R, GH), summed in double, rows in order."""
+                     Py_ssize_t g1, floating *db, floating *db2) noexcept nogil:
+    """db[g0:g1] (and db2[g0:g1] unless NULL) += sum over the R rows of dG (R, GH), summed in
+    double, rows in order."""
     if floating is float:
-        column_sums_f(R, g1 - g0, dG + g0, GH, db + g0)
+        column_sums_f(R, g1 - g0, dG + g0, GH, db + g0, db2 + g0 if db2 != NULL else NULL)
     else:
-        column_sums_d(R, g1 - g0, dG + g0, GH, db + g0)
+        column_sums_d(R, g1 - g0, dG + g0, GH, db + g0, db2 + g0 if db2 != NULL else NULL)
 
 
 ctypedef struct _Bwd:
@@ -1178,7 +1179,8 @@ ctypedef struct _Bwd:
     int mode
     Py_ssize_t D, T, B, In, H, P, DP, GH, SWH, TB, n_sl, n_mat   # In is I, as in _Fwd
     Py_ssize_t pan_I, pan_P, pan_H, pan_M, size_hh, size_ih, size_hr, size_Hp, size_M
-    Py_ssize_t n_gblk, n_pblk, n_bcol, n_w, n_b, n_r
+    Py_ssize_t n_gblk, n_pblk, n_w, n_b, n_r
+    Py_ssize_t S_b, n_bsh, n_bun   # bias sums: shared columns, their blocks, other blocks
     bint proj, lstm
     const int64_t *bs
     void *X
@@ -1298,15 +1300,24 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u)
             k_gemm(min(BLOCK_ROWS, GH - g0), P, TB, dGh + d * TB * GH + g0, 1, GH,
                    Hp + d * g.size_Hp, <floating *> g.dWhh[d] + g0 * P, P, 1, NULL)
         elif u < 2 * n_w + n_b:
+            # bias gradients: columns g < S_b of dG_x and dG_h are equal (all of them for
+            # Elman and LSTM, whose dG_h is dG_x; r and z for GRU): one sum serves db_ih and
+            # db_hh; the other columns are summed once in each
             rest = u - 2 * n_w
-            d = rest // (2 * g.n_bcol)
-            g0 = (rest % g.n_bcol) * BIAS_COLS
-            if (rest // g.n_bcol) % 2 == 0:
+            d = rest // (g.n_bsh + 2 * g.n_bun)
+            k = rest % (g.n_bsh + 2 * g.n_bun)
+            if k < g.n_bsh:
+                g0 = k * BIAS_COLS
+                _bias_grad(dGx + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, g.S_b),
+                           <floating *> g.dbih[d], <floating *> g.dbhh[d])
+            elif k < g.n_bsh + g.n_bun:
+                g0 = g.S_b + (k - g.n_bsh) * BIAS_COLS
                 _bias_grad(dGx + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH),
-                           <floating *> g.dbih[d])
+                           <floating *> g.dbih[d], <floating *> NULL)
             else:
+                g0 = g.S_b + (k - g.n_bsh - g.n_bun) * BIAS_COLS
                 _bias_grad(dGh + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH),
-                           <floating *> g.dbhh[d])
+                           <floating *> g.dbhh[d], <floating *> NULL)
         elif u < 2 * n_w + n_b + n_r:
             rest = u - 2 * n_w - n_b
             d = rest // g.n_pblk
@@ -1465,8 +1476,10 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef Py_ssize_t n_gblk = (GH + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_pblk = (P + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
-    cdef Py_ssize_t n_bcol = (GH + BIAS_COLS - 1) // BIAS_COLS
-    cdef Py_ssize_t n_w = D * n_gblk, n_b = 2 * D * n_bcol if has_bias else 0
+    cdef Py_ssize_t S_b = GH if pdGh == pdGx else 2 * H        # see "bias gradients" there
+    cdef Py_ssize_t n_bsh = (S_b + BIAS_COLS - 1) // BIAS_COLS
+    cdef Py_ssize_t n_bun = (GH - S_b + BIAS_COLS - 1) // BIAS_COLS
+    cdef Py_ssize_t n_w = D * n_gblk, n_b = D * (n_bsh + 2 * n_bun) if has_bias else 0
     cdef Py_ssize_t n_r = D * n_pblk if proj else 0
     cdef Py_ssize_t n_mat = 3 if proj else 2
     cdef Py_ssize_t n_pack = pan_I + D * (pan_P + pan_M)
@@ -1482,7 +1495,8 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     g.DP, g.GH, g.SWH, g.TB = DP, GH, SWH, TB
     g.n_sl, g.n_mat, g.pan_I, g.pan_P, g.pan_H, g.pan_M = n_sl, n_mat, pan_I, pan_P, pan_H, pan_M
     g.size_hh, g.size_ih, g.size_hr, g.size_Hp, g.size_M = size_hh, size_ih, size_hr, size_Hp, size_M
-    g.n_gblk, g.n_pblk, g.n_bcol, g.n_w, g.n_b, g.n_r = n_gblk, n_pblk, n_bcol, n_w, n_b, n_r
+    g.n_gblk, g.n_pblk, g.n_w, g.n_b, g.n_r = n_gblk, n_pblk, n_w, n_b, n_r
+    g.S_b, g.n_bsh, g.n_bun = S_b, n_bsh, n_bun
     g.proj, g.lstm, g.bs = proj, lstm, pbs
     g.X, g.Y, g.h0, g.c0, g.Cs, g.S, g.M = pX, pY, ph0, pc0, pCs, pS, pM
     g.dY, g.dhT, g.dcT, g.dX, g.dh0, g.dc0 = pdY, pdhT, pdcT, pdX, pdh0, pdc0
