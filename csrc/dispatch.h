@@ -10,12 +10,6 @@ static inline void SFX(pack_panels)(ptrdiff_t K, ptrdiff_t N, const REAL *B, ptr
     MR_PICK(SFX(pack_panels))(K, N, B, rsb, csb, Bp, k0, k1, p0, p1);
 }
 
-static inline void SFX(column_sums)(ptrdiff_t R, ptrdiff_t n, const REAL *G, ptrdiff_t ldg,
-                                    REAL *db, REAL *db2)
-{
-    MR_PICK(SFX(column_sums))(R, n, G, ldg, db, db2);
-}
-
 static inline void SFX(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A,
                              ptrdiff_t rsa, ptrdiff_t csa, const REAL *Bp, REAL *C,
                              ptrdiff_t ldc, int accumulate, const REAL *bias)
@@ -71,4 +65,25 @@ static inline void SFX(lstm_cell_backward)(ptrdiff_t rows, ptrdiff_t H, const RE
 {
     MR_PICK(SFX(lstm_cell_backward))(rows, H, dy, lddy, dh_next, dc_next, saved, lds, c_prev,
                                      ldcp, dg, ldg);
+}
+
+static inline ptrdiff_t SFX(tile_rows)(ptrdiff_t M) { return MR_PICK(SFX(tile_rows))(M); }
+
+static inline void SFX(pack_tiles)(ptrdiff_t K, ptrdiff_t N, const REAL *X, ptrdiff_t ldx,
+                                   REAL *Xt, ptrdiff_t k0, ptrdiff_t k1, ptrdiff_t t0,
+                                   ptrdiff_t t1)
+{
+    MR_PICK(SFX(pack_tiles))(K, N, X, ldx, Xt, k0, k1, t0, t1);
+}
+
+static inline ptrdiff_t SFX(weight_grad_work)(ptrdiff_t N1, ptrdiff_t N2)
+{
+    return MR_PICK(SFX(weight_grad_work))(N1, N2);
+}
+
+static inline void SFX(weight_grad)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, ptrdiff_t ldg,
+                                    const REAL *Xt1, ptrdiff_t N1, REAL *dW1, const REAL *Xt2,
+                                    ptrdiff_t N2, REAL *dW2, REAL *db, REAL *db2, REAL *work)
+{
+    MR_PICK(SFX(weight_grad))(K, nj, dG, ldg, Xt1, N1, dW1, Xt2, N2, dW2, db, db2, work);
 }

@@ -5,7 +5,8 @@
  *
  * What is here (one source for float and double, one source for every instruction set):
  *   activations.h  exp/sigmoid/tanh that vectorise
- *   gemm.h         the matrix product, B packed in panels (pack_panels, gemm)
+ *   gemm.h         the matrix product, B packed in panels (pack_panels, gemm), and the
+ *                  weight gradients X^T dG with their bias sums (pack_tiles, weight_grad)
  *   elman.h gru.h lstm.h   each cell's pointwise forward and backward, adjacent
  * isa.h includes those five; variant.h includes isa.h for float and for double, and this file
  * includes variant.h once per instruction set:

@@ -9,8 +9,9 @@ One layer at a time (both directions at once), called by :mod:`minirnn._backend_
                        (or G_x inside the time loop, step by step: "input product" below)
     backward_layer:  pack W_hh, W_ih (, W_hr)         (units: direction x matrix)
                      the reverse time loop            (units: direction x batch slice)
-                     pack X, H_prev (, M)             (units: panels)
-                     dW_ih += dG_x^T X, dW_hh += dG_h^T H_prev, db += sums,
+                     pack X, H_prev (, M)             (units: register tiles, panels)
+                     dW_ih += dG_x^T X, dW_hh += dG_h^T H_prev, db += sums
+                                                      (units: blocks of gate columns)
                      dW_hr += dH^T M, dX = dG_x W_ih  (units: blocks of rows of each result)
 
 Each phase is one loop over work units (``_forward_unit``/``_backward_unit``), an OpenMP
@@ -69,7 +70,7 @@ import numpy as np
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
@@ -121,10 +122,22 @@ cdef extern from "minirnn.h" nogil:
     int mr_set_isa(int isa) noexcept
     int mr_get_isa() noexcept
 
-    void column_sums_f(Py_ssize_t R, Py_ssize_t n, const float *G, Py_ssize_t ldg,
-                       float *db, float *db2) noexcept
-    void column_sums_d(Py_ssize_t R, Py_ssize_t n, const double *G, Py_ssize_t ldg,
-                       double *db, double *db2) noexcept
+    enum: MR_WG_COLS
+    Py_ssize_t tile_rows_f(Py_ssize_t M) noexcept
+    Py_ssize_t tile_rows_d(Py_ssize_t M) noexcept
+    void pack_tiles_f(Py_ssize_t K, Py_ssize_t N, const float *X, Py_ssize_t ldx, float *Xt,
+                      Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t t0, Py_ssize_t t1) noexcept
+    void pack_tiles_d(Py_ssize_t K, Py_ssize_t N, const double *X, Py_ssize_t ldx, double *Xt,
+                      Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t t0, Py_ssize_t t1) noexcept
+    Py_ssize_t weight_grad_work_f(Py_ssize_t N1, Py_ssize_t N2) noexcept
+    Py_ssize_t weight_grad_work_d(Py_ssize_t N1, Py_ssize_t N2) noexcept
+    void weight_grad_f(Py_ssize_t K, Py_ssize_t nj, const float *dG, Py_ssize_t ldg,
+                       const float *Xt1, Py_ssize_t N1, float *dW1, const float *Xt2,
+                       Py_ssize_t N2, float *dW2, float *db, float *db2, float *work) noexcept
+    void weight_grad_d(Py_ssize_t K, Py_ssize_t nj, const double *dG, Py_ssize_t ldg,
+                       const double *Xt1, Py_ssize_t N1, double *dW1, const double *Xt2,
+                       Py_ssize_t N2, double *dW2, double *db, double *db2,
+                       double *work) noexcept
     Py_ssize_t panel_width_f() noexcept
     Py_ssize_t panel_width_d() noexcept
     void pack_panels_f(Py_ssize_t K, Py_ssize_t N, const float *B, Py_ssize_t rsb, Py_ssize_t csb,
@@ -201,6 +214,40 @@ cdef inline void k_pack(Py_ssize_t K, Py_ssize_t N, const floating *B, Py_ssize_
         pack_panels_d(K, N, B, rsb, csb, Bp, k0, k1, p0, p1)
 
 
+cdef inline Py_ssize_t k_tile_rows(floating *kind, Py_ssize_t M) noexcept nogil:
+    if floating is float:
+        return tile_rows_f(M)
+    else:
+        return tile_rows_d(M)
+
+
+cdef inline void k_pack_tiles(Py_ssize_t K, Py_ssize_t N, const floating *X, Py_ssize_t ldx,
+                              floating *Xt, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t t0,
+                              Py_ssize_t t1) noexcept nogil:
+    if floating is float:
+        pack_tiles_f(K, N, X, ldx, Xt, k0, k1, t0, t1)
+    else:
+        pack_tiles_d(K, N, X, ldx, Xt, k0, k1, t0, t1)
+
+
+cdef inline Py_ssize_t k_weight_grad_work(floating *kind, Py_ssize_t N1,
+                                          Py_ssize_t N2) noexcept nogil:
+    if floating is float:
+        return weight_grad_work_f(N1, N2)
+    else:
+        return weight_grad_work_d(N1, N2)
+
+
+cdef inline void k_weight_grad(Py_ssize_t K, Py_ssize_t nj, const floating *dG, Py_ssize_t ldg,
+                               const floating *Xt1, Py_ssize_t N1, floating *dW1,
+                               const floating *Xt2, Py_ssize_t N2, floating *dW2, floating *db,
+                               floating *db2, floating *work) noexcept nogil:
+    if floating is float:
+        weight_grad_f(K, nj, dG, ldg, Xt1, N1, dW1, Xt2, N2, dW2, db, db2, work)
+    else:
+        weight_grad_d(K, nj, dG, ldg, Xt1, N1, dW1, Xt2, N2, dW2, db, db2, work)
+
+
 cdef inline void k_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating *A,
                         Py_ssize_t rsa, Py_ssize_t csa, const floating *Bp, floating *C,
                         Py_ssize_t ldc, int accumulate, const floating *bias) noexcept nogil:
@@ -254,7 +301,8 @@ cdef Py_ssize_t SLICE_ROWS_BIG_W = 32
 cdef Py_ssize_t SMALL_WEIGHTS = 512 * 1024
 cdef Py_ssize_t MAX_SLICES = 64
 cdef Py_ssize_t BLOCK_ROWS = 64
-cdef Py_ssize_t BIAS_COLS = 64       # columns of a bias-gradient unit (its double accumulators)
+cdef Py_ssize_t WG_COLS = MR_WG_COLS  # gate columns of a weight-gradient unit (csrc/gemm.h)
+cdef Py_ssize_t WG_UNITS = 4         # fewer blocks of them: W_ih and W_hh in separate units
 
 def _default_num_threads():
     """OMP_NUM_THREADS when it is a positive integer, else the cores this process may run on
@@ -1164,23 +1212,16 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
         memcpy(dc0 + b0 * H, dc_next, rows * H * sizeof(floating))
 
 
-cdef void _bias_grad(const floating *dG, Py_ssize_t R, Py_ssize_t GH, Py_ssize_t g0,
-                     Py_ssize_t g1, floating *db, floating *db2) noexcept nogil:
-    """db[g0:g1] (and db2[g0:g1] unless NULL) += sum over the R rows of dG (R, GH), summed in
-    double, rows in order."""
-    if floating is float:
-        column_sums_f(R, g1 - g0, dG + g0, GH, db + g0, db2 + g0 if db2 != NULL else NULL)
-    else:
-        column_sums_d(R, g1 - g0, dG + g0, GH, db + g0, db2 + g0 if db2 != NULL else NULL)
-
-
 ctypedef struct _Bwd:
     # the shapes and arrays of one backward_layer call (see backward_layer)
     int mode
     Py_ssize_t D, T, B, In, H, P, DP, GH, SWH, TB, n_sl, n_mat   # In is I, as in _Fwd
-    Py_ssize_t pan_I, pan_P, pan_H, pan_M, size_hh, size_ih, size_hr, size_Hp, size_M
-    Py_ssize_t n_gblk, n_pblk, n_w, n_b, n_r
-    Py_ssize_t S_b, n_bsh, n_bun   # bias sums: shared columns, their blocks, other blocks
+    Py_ssize_t pan_I, pan_P, pan_H, pan_M, size_hh, size_ih, size_hr, size_Ht, size_M
+    Py_ssize_t til_I, til_P, n_pblk, n_w, n_r
+    Py_ssize_t S_b, n_wsh, n_wun   # weight gradients: shared columns, their blocks, the others
+    Py_ssize_t wsplit              # units per shared block: 1, or 2 (W_ih and W_hh apart)
+    Py_ssize_t wg_size             # elements of each thread's work buffer for them
+    bint bias
     bint proj, lstm
     const int64_t *bs
     void *X
@@ -1199,8 +1240,9 @@ ctypedef struct _Bwd:
     void *WhhP
     void *WihP
     void *WhrP
-    void *Xp
-    void *Hp
+    void *Xt
+    void *Ht
+    void *wg_work
     void *Mp
     void *dGx
     void *dGh
@@ -1219,21 +1261,27 @@ ctypedef struct _Bwd:
     void *dbhh[2]
 
 
-cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u) noexcept nogil:
+cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
+                         int tid) noexcept nogil:
     """Work unit u of a phase of backward_layer: 0 pack one weight matrix, 1 the reverse time
-    loop of one (direction, batch slice), 2 pack one panel of X, H_prev or M, 3 one block of
-    rows of a weight gradient, a bias gradient or dX."""
-    cdef Py_ssize_t d, k, b0, b1, r0, g0, p, rest
+    loop of one (direction, batch slice), 2 pack one tile of X or H_prev, or one panel of M,
+    3 the weight and bias gradients of one block of gate columns, one block of rows of dW_hr,
+    or of dX. tid: the thread that runs it (0 <= tid < the team), whose work buffer it uses."""
+    cdef Py_ssize_t d, k, b0, b1, r0, g0, g1, p, rest
     cdef Py_ssize_t TB = g.TB, GH = g.GH, B = g.B, P = g.P, H = g.H, I = g.In, DP = g.DP
     cdef Py_ssize_t D = g.D, pan_I = g.pan_I, pan_P = g.pan_P, pan_M = g.pan_M
-    cdef Py_ssize_t n_w = g.n_w, n_b = g.n_b, n_r = g.n_r
+    cdef Py_ssize_t til_I = g.til_I, til_P = g.til_P
+    cdef Py_ssize_t n_w = g.n_w, n_r = g.n_r
     cdef floating *WhhP = <floating *> g.WhhP
     cdef floating *WihP = <floating *> g.WihP
     cdef floating *WhrP = <floating *> g.WhrP
     cdef floating *X = <floating *> g.X
     cdef floating *Y = <floating *> g.Y
     cdef floating *h0 = <floating *> g.h0
-    cdef floating *Hp = <floating *> g.Hp
+    cdef floating *Ht = <floating *> g.Ht
+    cdef floating *dbih
+    cdef floating *dbhh
+    cdef floating *work
     cdef floating *dGx = <floating *> g.dGx
     cdef floating *dGh = <floating *> g.dGh
     if phase == 0:
@@ -1266,67 +1314,81 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u)
                         <floating *> g.dm + d * B * H if g.proj else NULL,
                         <floating *> g.zeros)
     elif phase == 2:
-        # X (K = T*B, N = I); H_prev (K = T*B, N = P) of each direction, whose row (t, b) is
-        # the state the forward read at step t: h0 at the direction's first step, else Y at
-        # the step before (t-1 forward, t+1 reverse); with projections M (K = T*B, N = H)
-        if u < pan_I:
-            k_pack(TB, I, X, I, 1, <floating *> g.Xp, 0, TB, u, u + 1)
-        elif u < pan_I + D * pan_P:
-            d = (u - pan_I) // pan_P
-            p = (u - pan_I) % pan_P
+        # X (T*B, I) and H_prev (T*B, P) of each direction as the left operands of the weight
+        # gradients (k_pack_tiles); the row (t, b) of H_prev is the state the forward read at
+        # step t: h0 at the direction's first step, else Y at the step before (t-1 forward,
+        # t+1 reverse). With projections M (T*B, H) as a right operand (k_pack)
+        if u < til_I:
+            k_pack_tiles(TB, I, X, I, <floating *> g.Xt, 0, TB, u, u + 1)
+        elif u < til_I + D * til_P:
+            d = (u - til_I) // til_P
+            p = (u - til_I) % til_P
             if d == 0:
-                k_pack(TB, P, h0, P, 1, Hp, 0, B, p, p + 1)
-                k_pack(TB, P, Y, DP, 1, Hp, B, TB, p, p + 1)
+                k_pack_tiles(TB, P, h0, P, Ht, 0, B, p, p + 1)
+                k_pack_tiles(TB, P, Y, DP, Ht, B, TB, p, p + 1)
             else:
-                k_pack(TB, P, Y + B * DP + P, DP, 1, Hp + g.size_Hp, 0, TB - B, p, p + 1)
-                k_pack(TB, P, h0 + B * P, P, 1, Hp + g.size_Hp, TB - B, TB, p, p + 1)
+                k_pack_tiles(TB, P, Y + B * DP + P, DP, Ht + g.size_Ht, 0, TB - B, p, p + 1)
+                k_pack_tiles(TB, P, h0 + B * P, P, Ht + g.size_Ht, TB - B, TB, p, p + 1)
         else:
-            d = (u - pan_I - D * pan_P) // pan_M
-            p = (u - pan_I - D * pan_P) % pan_M
+            d = (u - til_I - D * til_P) // pan_M
+            p = (u - til_I - D * til_P) % pan_M
             k_pack(TB, H, <floating *> g.M + d * TB * H, H, 1, <floating *> g.Mp + d * g.size_M,
                    0, TB, p, p + 1)
     else:
         # dW_ih += dG_x^T X;  dW_hh += dG_h^T H_prev;  db_ih += sum dG_x, db_hh += sum dG_h;
         # dW_hr += dH^T M;  dX = sum over directions of dG_x W_ih (direction 0 first)
         if u < n_w:
-            d = u // g.n_gblk
-            g0 = (u % g.n_gblk) * BLOCK_ROWS
-            k_gemm(min(BLOCK_ROWS, GH - g0), I, TB, dGx + d * TB * GH + g0, 1, GH,
-                   <floating *> g.Xp, <floating *> g.dWih[d] + g0 * I, I, 1, NULL)
-        elif u < 2 * n_w:
-            rest = u - n_w
-            d = rest // g.n_gblk
-            g0 = (rest % g.n_gblk) * BLOCK_ROWS
-            k_gemm(min(BLOCK_ROWS, GH - g0), P, TB, dGh + d * TB * GH + g0, 1, GH,
-                   Hp + d * g.size_Hp, <floating *> g.dWhh[d] + g0 * P, P, 1, NULL)
-        elif u < 2 * n_w + n_b:
-            # bias gradients: columns g < S_b of dG_x and dG_h are equal (all of them for
-            # Elman and LSTM, whose dG_h is dG_x; r and z for GRU): one sum serves db_ih and
-            # db_hh; the other columns are summed once in each
-            rest = u - 2 * n_w
-            d = rest // (g.n_bsh + 2 * g.n_bun)
-            k = rest % (g.n_bsh + 2 * g.n_bun)
-            if k < g.n_bsh:
-                g0 = k * BIAS_COLS
-                _bias_grad(dGx + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, g.S_b),
-                           <floating *> g.dbih[d], <floating *> g.dbhh[d])
-            elif k < g.n_bsh + g.n_bun:
-                g0 = g.S_b + (k - g.n_bsh) * BIAS_COLS
-                _bias_grad(dGx + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH),
-                           <floating *> g.dbih[d], <floating *> NULL)
+            # one block of at most WG_COLS gate columns [g0, g1) of one direction: its rows of
+            # dW_ih and dW_hh and its bias sums, reading that block of dG once (k_weight_grad).
+            # Columns g < S_b of dG_x and dG_h are equal (all of them for Elman and LSTM,
+            # whose dG_h is dG_x; r and z for GRU): one unit serves both products and one sum
+            # both biases, or, when there are few blocks (wsplit = 2), one unit W_ih and the
+            # sums, another W_hh. The other columns (GRU's n) take two units: dG_x for W_ih and
+            # b_ih, dG_h for W_hh and b_hh. No split changes a result: each sum is the same
+            rest = g.n_wsh * g.wsplit + 2 * g.n_wun              # units per direction
+            d = u // rest
+            k = u % rest
+            dbih = <floating *> g.dbih[d] if g.bias else NULL
+            dbhh = <floating *> g.dbhh[d] if g.bias else NULL
+            work = <floating *> g.wg_work + tid * g.wg_size
+            if k < g.n_wsh * g.wsplit:
+                g0 = k // g.wsplit * WG_COLS
+                g1 = min(g0 + WG_COLS, g.S_b)
+                if g.wsplit == 1:
+                    k_weight_grad(TB, g1 - g0, dGx + d * TB * GH + g0, GH, <floating *> g.Xt,
+                                  I, <floating *> g.dWih[d] + g0 * I, Ht + d * g.size_Ht, P,
+                                  <floating *> g.dWhh[d] + g0 * P, dbih + g0 if dbih else NULL,
+                                  dbhh + g0 if dbhh else NULL, work)
+                elif k % 2 == 0:
+                    k_weight_grad(TB, g1 - g0, dGx + d * TB * GH + g0, GH, <floating *> g.Xt,
+                                  I, <floating *> g.dWih[d] + g0 * I, NULL, 0, NULL,
+                                  dbih + g0 if dbih else NULL, dbhh + g0 if dbhh else NULL,
+                                  work)
+                else:
+                    k_weight_grad(TB, g1 - g0, dGx + d * TB * GH + g0, GH, Ht + d * g.size_Ht,
+                                  P, <floating *> g.dWhh[d] + g0 * P, NULL, 0, NULL, NULL, NULL,
+                                  work)
+            elif k < g.n_wsh * g.wsplit + g.n_wun:
+                g0 = g.S_b + (k - g.n_wsh * g.wsplit) * WG_COLS
+                g1 = min(g0 + WG_COLS, GH)
+                k_weight_grad(TB, g1 - g0, dGx + d * TB * GH + g0, GH, <floating *> g.Xt, I,
+                              <floating *> g.dWih[d] + g0 * I, NULL, 0, NULL,
+                              dbih + g0 if dbih else NULL, NULL, work)
             else:
-                g0 = g.S_b + (k - g.n_bsh - g.n_bun) * BIAS_COLS
-                _bias_grad(dGh + d * TB * GH, TB, GH, g0, min(g0 + BIAS_COLS, GH),
-                           <floating *> g.dbhh[d], <floating *> NULL)
-        elif u < 2 * n_w + n_b + n_r:
-            rest = u - 2 * n_w - n_b
+                g0 = g.S_b + (k - g.n_wsh * g.wsplit - g.n_wun) * WG_COLS
+                g1 = min(g0 + WG_COLS, GH)
+                k_weight_grad(TB, g1 - g0, dGh + d * TB * GH + g0, GH, Ht + d * g.size_Ht, P,
+                              <floating *> g.dWhh[d] + g0 * P, NULL, 0, NULL,
+                              dbhh + g0 if dbhh else NULL, NULL, work)
+        elif u < n_w + n_r:
+            rest = u - n_w
             d = rest // g.n_pblk
             g0 = (rest % g.n_pblk) * BLOCK_ROWS
             k_gemm(min(BLOCK_ROWS, P - g0), H, TB, <floating *> g.dHr + d * TB * P + g0, 1, P,
                    <floating *> g.Mp + d * g.size_M, <floating *> g.dWhr[d] + g0 * H, H, 1,
                    NULL)
         else:
-            r0 = (u - 2 * n_w - n_b - n_r) * BLOCK_ROWS
+            r0 = (u - n_w - n_r) * BLOCK_ROWS
             k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, dGx + r0 * GH, GH, 1, WihP,
                    <floating *> g.dX + r0 * I, I, 0, NULL)
             if D == 2:
@@ -1340,10 +1402,10 @@ cdef void _backward_phase(floating *kind, const _Bwd *g, int phase, Py_ssize_t u
     cdef Py_ssize_t u
     if team > 1:
         for u in prange(units, schedule="dynamic", num_threads=team):
-            _backward_unit(kind, g, phase, u)
+            _backward_unit(kind, g, phase, u, threadid())
     else:
         for u in range(units):
-            _backward_unit(kind, g, phase, u)
+            _backward_unit(kind, g, phase, u, 0)
 
 
 def backward_layer(int mode, X, tuple weights, h0, c0, Y, Cs, S, dY, dhT, dcT, dX, dh0, dc0,
@@ -1448,20 +1510,27 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef Py_ssize_t pan_I = (I + NR - 1) // NR, pan_M = pan_H if proj else 0
     cdef Py_ssize_t size_hh = pan_P * NR * GH, size_ih = pan_I * NR * GH
     cdef Py_ssize_t size_hr = pan_H * NR * P if proj else 0
-    cdef Py_ssize_t size_X = pan_I * NR * TB, size_Hp = pan_P * NR * TB
+    # X and H_prev in register tiles of TR_I and TR_P rows (k_pack_tiles)
+    cdef Py_ssize_t TR_I = max(1, k_tile_rows(<floating *> NULL, I))
+    cdef Py_ssize_t TR_P = max(1, k_tile_rows(<floating *> NULL, P))
+    cdef Py_ssize_t til_I = (I + TR_I - 1) // TR_I, til_P = (P + TR_P - 1) // TR_P
+    cdef Py_ssize_t size_X = til_I * TR_I * TB, size_Ht = til_P * TR_P * TB
     cdef Py_ssize_t size_M = pan_M * NR * TB
-    cdef floating *bufs[13]
-    cdef Py_ssize_t sizes[13]
-    sizes[:] = [D * size_hh, D * size_ih, D * size_hr, size_X, D * size_Hp, D * size_M,
+    # a work buffer for k_weight_grad per thread, whole cache lines each
+    cdef int nt = _num_threads, team
+    cdef Py_ssize_t wg_size = (k_weight_grad_work(<floating *> NULL, I, P) + 15) // 16 * 16
+    cdef floating *bufs[14]
+    cdef Py_ssize_t sizes[14]
+    sizes[:] = [D * size_hh, D * size_ih, D * size_hr, size_X, D * size_Ht, D * size_M,
                 D * TB * GH, D * TB * GH if mode == MODE_GRU else 1, D * TB * P if proj else 1,
                 D * B * P, D * B * H if lstm else 1, D * B * H if proj else 1,
-                B * H if proj else 1]
-    _scratch(dtype, sizes, 13, <void **> bufs)
+                B * H if proj else 1, nt * wg_size]
+    _scratch(dtype, sizes, 14, <void **> bufs)
     cdef floating *pWhhP = bufs[0]
     cdef floating *pWihP = bufs[1]
     cdef floating *pWhrP = bufs[2]
-    cdef floating *pXp = bufs[3]
-    cdef floating *pHp = bufs[4]
+    cdef floating *pXt = bufs[3]
+    cdef floating *pHt = bufs[4]
     cdef floating *pMp = bufs[5]
     cdef floating *pdGx = bufs[6]
     cdef floating *pdGh = bufs[7] if mode == MODE_GRU else pdGx
@@ -1470,21 +1539,22 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef floating *pdc = bufs[10]
     cdef floating *pdm = bufs[11]
     cdef floating *pzeros = bufs[12]
+    cdef floating *pwork = bufs[13]
     memset(pzeros, 0, (B * H if proj else 1) * sizeof(floating))
 
     cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
-    cdef Py_ssize_t n_gblk = (GH + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_pblk = (P + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t S_b = GH if pdGh == pdGx else 2 * H        # see "bias gradients" there
-    cdef Py_ssize_t n_bsh = (S_b + BIAS_COLS - 1) // BIAS_COLS
-    cdef Py_ssize_t n_bun = (GH - S_b + BIAS_COLS - 1) // BIAS_COLS
-    cdef Py_ssize_t n_w = D * n_gblk, n_b = D * (n_bsh + 2 * n_bun) if has_bias else 0
+    cdef Py_ssize_t n_wsh = (S_b + WG_COLS - 1) // WG_COLS
+    cdef Py_ssize_t n_wun = (GH - S_b + WG_COLS - 1) // WG_COLS
+    # few blocks (small G*H): the products of a shared block in two units, for the team
+    cdef Py_ssize_t wsplit = 2 if D * (n_wsh + 2 * n_wun) < WG_UNITS else 1
+    cdef Py_ssize_t n_w = D * (n_wsh * wsplit + 2 * n_wun)
     cdef Py_ssize_t n_r = D * n_pblk if proj else 0
     cdef Py_ssize_t n_mat = 3 if proj else 2
-    cdef Py_ssize_t n_pack = pan_I + D * (pan_P + pan_M)
-    cdef Py_ssize_t n_big = 2 * n_w + n_b + n_r + n_rblk
-    cdef int nt = _num_threads, team
+    cdef Py_ssize_t n_pack = til_I + D * (til_P + pan_M)
+    cdef Py_ssize_t n_big = n_w + n_r + n_rblk
     if B == 0:
         return 0
     global _largest_team
@@ -1494,13 +1564,14 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     g.mode, g.D, g.T, g.B, g.In, g.H, g.P = mode, D, T, B, I, H, P
     g.DP, g.GH, g.SWH, g.TB = DP, GH, SWH, TB
     g.n_sl, g.n_mat, g.pan_I, g.pan_P, g.pan_H, g.pan_M = n_sl, n_mat, pan_I, pan_P, pan_H, pan_M
-    g.size_hh, g.size_ih, g.size_hr, g.size_Hp, g.size_M = size_hh, size_ih, size_hr, size_Hp, size_M
-    g.n_gblk, g.n_pblk, g.n_w, g.n_b, g.n_r = n_gblk, n_pblk, n_w, n_b, n_r
-    g.S_b, g.n_bsh, g.n_bun = S_b, n_bsh, n_bun
+    g.size_hh, g.size_ih, g.size_hr, g.size_Ht, g.size_M = size_hh, size_ih, size_hr, size_Ht, size_M
+    g.til_I, g.til_P, g.n_pblk, g.n_w, g.n_r = til_I, til_P, n_pblk, n_w, n_r
+    g.S_b, g.n_wsh, g.n_wun, g.wsplit, g.bias = S_b, n_wsh, n_wun, wsplit, has_bias
+    g.wg_size, g.wg_work = wg_size, pwork
     g.proj, g.lstm, g.bs = proj, lstm, pbs
     g.X, g.Y, g.h0, g.c0, g.Cs, g.S, g.M = pX, pY, ph0, pc0, pCs, pS, pM
     g.dY, g.dhT, g.dcT, g.dX, g.dh0, g.dc0 = pdY, pdhT, pdcT, pdX, pdh0, pdc0
-    g.WhhP, g.WihP, g.WhrP, g.Xp, g.Hp, g.Mp = pWhhP, pWihP, pWhrP, pXp, pHp, pMp
+    g.WhhP, g.WihP, g.WhrP, g.Xt, g.Ht, g.Mp = pWhhP, pWihP, pWhrP, pXt, pHt, pMp
     g.dGx, g.dGh, g.dHr, g.dh, g.dc, g.dm, g.zeros = pdGx, pdGh, pdHr, pdh, pdc, pdm, pzeros
     for d in range(D):
         g.Wih[d], g.Whh[d], g.Whr[d] = <void *> Wih[d], <void *> Whh[d], <void *> Whr[d]
@@ -1513,7 +1584,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         # 2. the reverse time loops                          units: direction x batch slice
         _backward_phase(<floating *> NULL, &g, 1, D * n_sl,
                         _team(nt, D * n_sl, <double> D * TB * (GH + H) * P))
-        # 3. pack X, H_prev (, M) for the weight gradients   units: panels
+        # 3. pack X, H_prev (, M) for the weight gradients   units: tiles, panels
         _backward_phase(<floating *> NULL, &g, 2, n_pack,
                         _team(nt, n_pack, PACK_COST * TB * (I + D * (P + H))))
         # 4. the big products and sums after the loop        units: blocks of result rows

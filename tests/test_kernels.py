@@ -323,13 +323,17 @@ def test_avx512_gives_the_results_of_avx2_to_the_bit(mode, P, dtype, restore_isa
 # --------------------------------------------------------------------------- compiled == NumPy
 
 # Shapes that cross the kernels' blocks: H not a multiple of the panel width (8/16 columns);
-# G*H > 64 (several row blocks of dW) and > 256 (the K blocks of the step product's backward);
-# T*B > 256 (K blocks of dW); I > 256 (K blocks of G_x); batch slices of uneven size.
+# G*H > 64 (several column blocks of the weight gradients; for GRU, blocks that end where r, z
+# stop and n starts) and > 256 (the K blocks of the step product's backward); T*B > 256 and
+# > 512 with a partial last block (K blocks of the weight gradients); I and H that leave a
+# partial register tile of X^T or H_prev^T (13 = 6 + 6 + 1, 20 = 6 * 3 + 2, 70, 40); I > 256
+# (K blocks of G_x); batch slices of uneven size.
 SHAPES = [
     dict(T=3, B=1, I=1, H=1, layers=1, bidirectional=False),
     dict(T=7, B=9, I=2, H=13, layers=2, bidirectional=True),
     dict(T=40, B=11, I=5, H=70, layers=1, bidirectional=True),
     dict(T=2, B=6, I=300, H=17, layers=2, bidirectional=False),
+    dict(T=60, B=13, I=20, H=40, layers=1, bidirectional=False),
 ]
 
 
