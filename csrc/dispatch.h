@@ -11,10 +11,10 @@ static inline void SFX(pack_panels)(ptrdiff_t K, ptrdiff_t N, const REAL *B, ptr
 }
 
 static inline void SFX(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A,
-                             ptrdiff_t rsa, ptrdiff_t csa, const REAL *Bp, REAL *C,
-                             ptrdiff_t ldc, int accumulate, const REAL *bias)
+                             ptrdiff_t lda, const REAL *Bp, REAL *C, ptrdiff_t ldc,
+                             int accumulate, const REAL *bias)
 {
-    MR_PICK(SFX(gemm))(M, N, K, A, rsa, csa, Bp, C, ldc, accumulate, bias);
+    MR_PICK(SFX(gemm))(M, N, K, A, lda, Bp, C, ldc, accumulate, bias);
 }
 
 static inline void SFX(elman_cell_forward)(ptrdiff_t rows, ptrdiff_t H, int relu,

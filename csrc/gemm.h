@@ -4,9 +4,10 @@
  *
  * B is always *packed* first (pack_panels): cut into column panels of NR columns, each stored
  * k-major and zero-padded, so the inner loop reads B contiguously. The weights are packed once
- * per call (W_hh then serves every time step), activations once per backward.
- * A is read in place through two strides: element (i, k) is A[i*rsa + k*csa], which covers
- * both A (rsa = lda, csa = 1) and A^T (rsa = 1, csa = lda) without copying.
+ * per call (W_hh then serves every time step).
+ * A is read in place, row by row (rows lda apart). A product whose A is a transpose, read down
+ * its columns, would touch a new cache line for every k: the weight gradients, dG^T X, are
+ * computed as X^T dG instead (weight_grad, below).
  *
  * Why our own product instead of BLAS (measured on this kind of machine, see docs/kernels.md
  * and DESIGN.md): at the sizes of one recurrent step (B rows of 1..64) BLAS call overhead
@@ -24,7 +25,9 @@
 /* The register tile: mr rows x np panels (np*NR columns, 2*np vectors), both constants after
    inlining, so the mr*2*np accumulators live in registers.
    C[r, j] = base[r, j] + sum_k A(r, k) B(k, j); only the first nr columns are stored.
-   The np panels of the tile are pstride elements apart in Bp. */
+   A(r, k) is A[r*rsa + k*csa]: rows of A in place (rsa = lda, csa = 1: gemm) or a register
+   tile packed k-major (rsa = 1, csa = the tile's rows: weight_grad). The np panels of the
+   tile are pstride elements apart in Bp. */
 static inline __attribute__((always_inline)) void FN(mr_microkernel)(
     const int mr, const int np, ptrdiff_t kc, const REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
     const REAL *Bp, ptrdiff_t pstride, REAL *C, ptrdiff_t ldc, ptrdiff_t nr, int load_c,
@@ -121,12 +124,11 @@ static inline void FN(tile_call)(int rows, int np, ptrdiff_t kc, const REAL *a, 
 }
 
 /* C (M, N) [ldc] = (accumulate ? C : bias or 0) + A (M, K) @ B, with B packed by pack_panels.
- * IN  A: element (i, k) at A[i*rsa + k*csa];  Bp: ceil(N/NR) panels of K x NR;
+ * IN  A: row i at A + i*lda;  Bp: ceil(N/NR) panels of K x NR;
  *     bias: (N,) or NULL, used only when !accumulate.
  * OUT/ACC C: M x N, row stride ldc. */
-static void FN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A, ptrdiff_t rsa,
-                     ptrdiff_t csa, const REAL *Bp, REAL *C, ptrdiff_t ldc, int accumulate,
-                     const REAL *bias)
+static void FN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A, ptrdiff_t lda,
+                     const REAL *Bp, REAL *C, ptrdiff_t ldc, int accumulate, const REAL *bias)
 {
     const ptrdiff_t panels = (N + NR - 1) / NR;
     if (K == 0) {   /* an empty sum: C = base */
@@ -137,52 +139,24 @@ static void FN(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *A, ptrdi
     }
     int TR, TP;
     FN(tile_shape)(M, &TR, &TP);
-    /* A read along its columns (csa != 1: A^T, the weight gradients dG^T X): the micro-kernel
-       would touch a new cache line for every k. Copy each MR_MC x MR_KC block of A once into
-       `ablock`, the TR rows of a tile interleaved, and read that instead (the same numbers,
-       in the same order: the results do not change). It pays from about 96 columns of C on
-       (measured, float32 AVX2, M = 1024, K = 6400: N = 256 64 -> 83 GFLOP/s, N = 128 64 -> 71,
-       N = 64 63 -> 55); below, and without memory for it, A is read in place.
-       (Copying A when csa == 1 too was measured: it costs more than it saves.) */
-    REAL *ablock = NULL;
-    if (csa != 1 && M > MR_MR && N >= 96)   /* + MR_MR rows: the last tile may be partial */
-        ablock = (REAL *)malloc(sizeof(REAL) * (MR_MC + MR_MR) * MR_KC);
     for (ptrdiff_t pc = 0; pc < K; pc += MR_KC) {
         const ptrdiff_t kc = K - pc < MR_KC ? K - pc : MR_KC;
         const int load_c = accumulate || pc > 0;
         for (ptrdiff_t ic = 0; ic < M; ic += MR_MC) {
             const ptrdiff_t i_end = M - ic < MR_MC ? M : ic + MR_MC;
-            if (ablock) {   /* the tile at row i: ablock[(i - ic)*kc + k*TR + r] = A(i + r, pc + k) */
-                for (ptrdiff_t k = 0; k < kc; k++)     /* k outer: A^T is read row after row */
-                    for (ptrdiff_t i = ic; i < i_end; i += TR) {
-                        const ptrdiff_t rows = i_end - i < TR ? i_end - i : TR;
-                        REAL *dst = ablock + (i - ic) * kc + k * TR;
-                        const REAL *src = A + i * rsa + (pc + k) * csa;
-                        if (rsa == 1 && rows == MR_MR)   /* dG^T's usual tile: a constant */
-                            memcpy(dst, src, MR_MR * sizeof(REAL));     /* size, inlined */
-                        else            /* (for rsa == 1 gcc makes this loop a call to libc's
-                                           memmove: 8 % of a seed-size training step) */
-                            for (ptrdiff_t r = 0; r < rows; r++)
-                                dst[r] = src[r * rsa];
-                    }
-            }
             for (ptrdiff_t p = 0; p < panels; p += TP) {
                 const int np = panels - p < TP ? (int)(panels - p) : TP;
                 const REAL *b = Bp + (p * K + pc) * NR;
                 const ptrdiff_t nr = N - p * NR < np * NR ? N - p * NR : np * NR;
                 const REAL *bias_p = bias ? bias + p * NR : NULL;
                 for (ptrdiff_t i = ic; i < i_end; i += TR) {
-                    const REAL *a = ablock ? ablock + (i - ic) * kc : A + i * rsa + pc * csa;
-                    const ptrdiff_t ars = ablock ? 1 : rsa, acs = ablock ? TR : csa;
-                    REAL *c = C + i * ldc + p * NR;
                     const int rows = i_end - i < TR ? (int)(i_end - i) : TR;
-                    FN(tile_call)(rows, np, kc, a, ars, acs, b, K * NR, c, ldc, nr, load_c,
-                                  bias_p);
+                    FN(tile_call)(rows, np, kc, A + i * lda + pc, lda, 1, b, K * NR,
+                                  C + i * ldc + p * NR, ldc, nr, load_c, bias_p);
                 }
             }
         }
     }
-    free(ablock);
 }
 
 /* The lanes of a vector, and the masks that interleave the low and the high halves of two

@@ -9,10 +9,10 @@ One layer at a time (both directions at once), called by :mod:`minirnn._backend_
                        (or G_x inside the time loop, step by step: "input product" below)
     backward_layer:  pack W_hh, W_ih (, W_hr)         (units: direction x matrix)
                      the reverse time loop            (units: direction x batch slice)
-                     pack X, H_prev (, M)             (units: register tiles, panels)
-                     dW_ih += dG_x^T X, dW_hh += dG_h^T H_prev, db += sums
-                                                      (units: blocks of gate columns)
-                     dW_hr += dH^T M, dX = dG_x W_ih  (units: blocks of rows of each result)
+                     pack X, H_prev (, M)             (units: register tiles)
+                     dW_ih += dG_x^T X, dW_hh += dG_h^T H_prev, db += sums, dW_hr += dH^T M
+                                                      (units: blocks of columns of dG or dH)
+                     dX = dG_x W_ih                   (units: blocks of rows of dX)
 
 Each phase is one loop over work units (``_forward_unit``/``_backward_unit``), an OpenMP
 ``prange`` when the phase is big enough for several threads, else a plain loop (``_team``,
@@ -144,11 +144,11 @@ cdef extern from "minirnn.h" nogil:
                        float *Bp, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t p0, Py_ssize_t p1) noexcept
     void pack_panels_d(Py_ssize_t K, Py_ssize_t N, const double *B, Py_ssize_t rsb, Py_ssize_t csb,
                        double *Bp, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t p0, Py_ssize_t p1) noexcept
-    void gemm_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A, Py_ssize_t rsa,
-                Py_ssize_t csa, const float *Bp, float *C, Py_ssize_t ldc, int accumulate,
+    void gemm_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A, Py_ssize_t lda,
+                const float *Bp, float *C, Py_ssize_t ldc, int accumulate,
                 const float *bias) noexcept
-    void gemm_d(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const double *A, Py_ssize_t rsa,
-                Py_ssize_t csa, const double *Bp, double *C, Py_ssize_t ldc, int accumulate,
+    void gemm_d(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const double *A, Py_ssize_t lda,
+                const double *Bp, double *C, Py_ssize_t ldc, int accumulate,
                 const double *bias) noexcept
     void elman_cell_forward_f(Py_ssize_t rows, Py_ssize_t H, int relu, const float *gx,
                               Py_ssize_t ldgx, const float *gh, Py_ssize_t ldgh, float *h,
@@ -249,12 +249,12 @@ cdef inline void k_weight_grad(Py_ssize_t K, Py_ssize_t nj, const floating *dG, 
 
 
 cdef inline void k_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating *A,
-                        Py_ssize_t rsa, Py_ssize_t csa, const floating *Bp, floating *C,
-                        Py_ssize_t ldc, int accumulate, const floating *bias) noexcept nogil:
+                        Py_ssize_t lda, const floating *Bp, floating *C, Py_ssize_t ldc,
+                        int accumulate, const floating *bias) noexcept nogil:
     if floating is float:
-        gemm_f(M, N, K, A, rsa, csa, Bp, C, ldc, accumulate, bias)
+        gemm_f(M, N, K, A, lda, Bp, C, ldc, accumulate, bias)
     else:
-        gemm_d(M, N, K, A, rsa, csa, Bp, C, ldc, accumulate, bias)
+        gemm_d(M, N, K, A, lda, Bp, C, ldc, accumulate, bias)
 
 
 # --------------------------------------------------------------------------- modes, threads, slices
@@ -738,10 +738,10 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
         if n > 0 and WihP != NULL:
             # G_x = x_t W_ih^T + b_ih of these rows      (n, GH), into the scratch
             gx = Gx + b0 * GH
-            k_gemm(n, GH, I, X + row * I, I, 1, WihP, gx, GH, 0, bih)
+            k_gemm(n, GH, I, X + row * I, I, WihP, gx, GH, 0, bih)
         if n > 0:
             # G_h = h_{t-1} W_hh^T + b_hh                (n, GH)
-            k_gemm(n, GH, P, h_prev, ldhp, 1, WhhP, ghs, GH, 0, bhh)
+            k_gemm(n, GH, P, h_prev, ldhp, WhhP, ghs, GH, 0, bhh)
         if n == 0:
             pass
         elif mode == MODE_RNN_TANH or mode == MODE_RNN_RELU:
@@ -773,7 +773,7 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
                 lstm_cell_forward_d(n, H, gx, GH, ghs, GH, c_prev, H, m, H, c, H,
                                     saved, SWH)
             # ... and h_t = m_t W_hr^T                   (n, P)
-            k_gemm(n, P, H, m, H, 1, WhrP, h, DP, 0, NULL)
+            k_gemm(n, P, H, m, H, WhrP, h, DP, 0, NULL)
         if bs != NULL:
             if reverse:
                 # rows e <= b < e_next start at step t-1: their state before it is h0 (c0)
@@ -867,7 +867,7 @@ cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) 
         else:
             r0 = f.blk[2 * (u % f.n_blk)]
             rows = f.blk[2 * (u % f.n_blk) + 1]
-        k_gemm(rows, GH, I, <floating *> f.X + r0 * I, I, 1, WihP + d * f.size_ih,
+        k_gemm(rows, GH, I, <floating *> f.X + r0 * I, I, WihP + d * f.size_ih,
                Gx + (d * TB + r0) * GH, GH, 0, <floating *> f.bih[d])
     else:
         # each (direction, batch slice) runs alone to its end: no barrier per step
@@ -1170,7 +1170,7 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
                 elman_cell_backward_d(n, H, mode == MODE_RNN_RELU, dY + row * DP, DP, dh_next,
                                       Y + row * DP, DP, dGx + row * GH, GH)
             # backprop through G_h = h_{t-1} W_hh^T + b_hh:  dh_{t-1} = dG_h W_hh
-            k_gemm(n, H, GH, dGx + row * GH, GH, 1, WhhP, dh_next, H, 0, NULL)
+            k_gemm(n, H, GH, dGx + row * GH, GH, WhhP, dh_next, H, 0, NULL)
         elif mode == MODE_GRU:
             # writes the direct part dh * z into dh_next ...
             if floating is float:
@@ -1180,7 +1180,7 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
                 gru_cell_backward_d(n, H, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
                                     h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
             # ... to which dG_h W_hh is added
-            k_gemm(n, H, GH, dGh + row * GH, GH, 1, WhhP, dh_next, H, 1, NULL)
+            k_gemm(n, H, GH, dGh + row * GH, GH, WhhP, dh_next, H, 1, NULL)
         elif WhrP == NULL:
             if floating is float:
                 lstm_cell_backward_f(n, H, dY + row * DP, DP, dh_next, dc_next, S + row * SWH,
@@ -1188,7 +1188,7 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
             else:
                 lstm_cell_backward_d(n, H, dY + row * DP, DP, dh_next, dc_next, S + row * SWH,
                                      SWH, c_prev, H, dGx + row * GH, GH)
-            k_gemm(n, H, GH, dGx + row * GH, GH, 1, WhhP, dh_next, H, 0, NULL)
+            k_gemm(n, H, GH, dGx + row * GH, GH, WhhP, dh_next, H, 0, NULL)
         else:
             # h_t feeds the output and the next step: dh_t = dy_t + dh_next (kept for dW_hr)
             dht = dHr + row * P
@@ -1197,7 +1197,7 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
                 for j in range(P):
                     dht[b * P + j] = dyr[j] + dh_next[b * P + j]
             # backprop through h_t = m_t W_hr^T:  dm_t = dh_t W_hr      (n, H)
-            k_gemm(n, H, P, dht, P, 1, WhrP, dmb, H, 0, NULL)
+            k_gemm(n, H, P, dht, P, WhrP, dmb, H, 0, NULL)
             # the cell takes dL/dm_t as its "dy" (plus zeros: dm_t is the whole gradient)
             if floating is float:
                 lstm_cell_backward_f(n, H, dmb, H, zeros, dc_next, S + row * SWH, SWH,
@@ -1206,7 +1206,7 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
                 lstm_cell_backward_d(n, H, dmb, H, zeros, dc_next, S + row * SWH, SWH,
                                      c_prev, H, dGx + row * GH, GH)
             # dh_{t-1} = dG_h W_hh                                       (n, P)
-            k_gemm(n, P, GH, dGx + row * GH, GH, 1, WhhP, dh_next, P, 0, NULL)
+            k_gemm(n, P, GH, dGx + row * GH, GH, WhhP, dh_next, P, 0, NULL)
     memcpy(dh0 + b0 * P, dh_next, rows * P * sizeof(floating))
     if mode == MODE_LSTM:
         memcpy(dc0 + b0 * H, dc_next, rows * H * sizeof(floating))
@@ -1216,8 +1216,8 @@ ctypedef struct _Bwd:
     # the shapes and arrays of one backward_layer call (see backward_layer)
     int mode
     Py_ssize_t D, T, B, In, H, P, DP, GH, SWH, TB, n_sl, n_mat   # In is I, as in _Fwd
-    Py_ssize_t pan_I, pan_P, pan_H, pan_M, size_hh, size_ih, size_hr, size_Ht, size_M
-    Py_ssize_t til_I, til_P, n_pblk, n_w, n_r
+    Py_ssize_t pan_I, pan_P, pan_H, size_hh, size_ih, size_hr, size_Ht, size_M
+    Py_ssize_t til_I, til_P, til_M, n_pblk, n_w, n_r
     Py_ssize_t S_b, n_wsh, n_wun   # weight gradients: shared columns, their blocks, the others
     Py_ssize_t wsplit              # units per shared block: 1, or 2 (W_ih and W_hh apart)
     Py_ssize_t wg_size             # elements of each thread's work buffer for them
@@ -1243,7 +1243,7 @@ ctypedef struct _Bwd:
     void *Xt
     void *Ht
     void *wg_work
-    void *Mp
+    void *Mt
     void *dGx
     void *dGh
     void *dHr
@@ -1264,12 +1264,13 @@ ctypedef struct _Bwd:
 cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                          int tid) noexcept nogil:
     """Work unit u of a phase of backward_layer: 0 pack one weight matrix, 1 the reverse time
-    loop of one (direction, batch slice), 2 pack one tile of X or H_prev, or one panel of M,
-    3 the weight and bias gradients of one block of gate columns, one block of rows of dW_hr,
-    or of dX. tid: the thread that runs it (0 <= tid < the team), whose work buffer it uses."""
+    loop of one (direction, batch slice), 2 pack one register tile of X, H_prev or M, 3 the
+    weight and bias gradients of one block of gate columns, the rows of dW_hr of one block of
+    columns of dH, or one block of rows of dX. tid: the thread that runs it (0 <= tid < the
+    team), whose work buffer it uses."""
     cdef Py_ssize_t d, k, b0, b1, r0, g0, g1, p, rest
     cdef Py_ssize_t TB = g.TB, GH = g.GH, B = g.B, P = g.P, H = g.H, I = g.In, DP = g.DP
-    cdef Py_ssize_t D = g.D, pan_I = g.pan_I, pan_P = g.pan_P, pan_M = g.pan_M
+    cdef Py_ssize_t D = g.D, pan_I = g.pan_I, pan_P = g.pan_P, til_M = g.til_M
     cdef Py_ssize_t til_I = g.til_I, til_P = g.til_P
     cdef Py_ssize_t n_w = g.n_w, n_r = g.n_r
     cdef floating *WhhP = <floating *> g.WhhP
@@ -1314,10 +1315,10 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                         <floating *> g.dm + d * B * H if g.proj else NULL,
                         <floating *> g.zeros)
     elif phase == 2:
-        # X (T*B, I) and H_prev (T*B, P) of each direction as the left operands of the weight
-        # gradients (k_pack_tiles); the row (t, b) of H_prev is the state the forward read at
-        # step t: h0 at the direction's first step, else Y at the step before (t-1 forward,
-        # t+1 reverse). With projections M (T*B, H) as a right operand (k_pack)
+        # X (T*B, I), H_prev (T*B, P) of each direction and, with projections, M (T*B, H) as
+        # the left operands of the weight gradients (k_pack_tiles); the row (t, b) of H_prev is
+        # the state the forward read at step t: h0 at the direction's first step, else Y at
+        # the step before (t-1 forward, t+1 reverse)
         if u < til_I:
             k_pack_tiles(TB, I, X, I, <floating *> g.Xt, 0, TB, u, u + 1)
         elif u < til_I + D * til_P:
@@ -1330,10 +1331,10 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                 k_pack_tiles(TB, P, Y + B * DP + P, DP, Ht + g.size_Ht, 0, TB - B, p, p + 1)
                 k_pack_tiles(TB, P, h0 + B * P, P, Ht + g.size_Ht, TB - B, TB, p, p + 1)
         else:
-            d = (u - til_I - D * til_P) // pan_M
-            p = (u - til_I - D * til_P) % pan_M
-            k_pack(TB, H, <floating *> g.M + d * TB * H, H, 1, <floating *> g.Mp + d * g.size_M,
-                   0, TB, p, p + 1)
+            d = (u - til_I - D * til_P) // til_M
+            p = (u - til_I - D * til_P) % til_M
+            k_pack_tiles(TB, H, <floating *> g.M + d * TB * H, H,
+                         <floating *> g.Mt + d * g.size_M, 0, TB, p, p + 1)
     else:
         # dW_ih += dG_x^T X;  dW_hh += dG_h^T H_prev;  db_ih += sum dG_x, db_hh += sum dG_h;
         # dW_hr += dH^T M;  dX = sum over directions of dG_x W_ih (direction 0 first)
@@ -1381,18 +1382,20 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                               <floating *> g.dWhh[d] + g0 * P, NULL, 0, NULL,
                               dbhh + g0 if dbhh else NULL, NULL, work)
         elif u < n_w + n_r:
+            # one block of at most WG_COLS columns of dH: its rows of dW_hr
             rest = u - n_w
             d = rest // g.n_pblk
-            g0 = (rest % g.n_pblk) * BLOCK_ROWS
-            k_gemm(min(BLOCK_ROWS, P - g0), H, TB, <floating *> g.dHr + d * TB * P + g0, 1, P,
-                   <floating *> g.Mp + d * g.size_M, <floating *> g.dWhr[d] + g0 * H, H, 1,
-                   NULL)
+            g0 = (rest % g.n_pblk) * WG_COLS
+            k_weight_grad(TB, min(WG_COLS, P - g0), <floating *> g.dHr + d * TB * P + g0, P,
+                          <floating *> g.Mt + d * g.size_M, H, <floating *> g.dWhr[d] + g0 * H,
+                          NULL, 0, NULL, NULL, NULL,
+                          <floating *> g.wg_work + tid * g.wg_size)
         else:
             r0 = (u - n_w - n_r) * BLOCK_ROWS
-            k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, dGx + r0 * GH, GH, 1, WihP,
+            k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, dGx + r0 * GH, GH, WihP,
                    <floating *> g.dX + r0 * I, I, 0, NULL)
             if D == 2:
-                k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, dGx + (TB + r0) * GH, GH, 1,
+                k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, dGx + (TB + r0) * GH, GH,
                        WihP + g.size_ih, <floating *> g.dX + r0 * I, I, 1, NULL)
 
 
@@ -1507,18 +1510,21 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
 
     cdef Py_ssize_t NR = k_panel_width(<floating *> NULL)
     cdef Py_ssize_t pan_H = (H + NR - 1) // NR, pan_P = (P + NR - 1) // NR
-    cdef Py_ssize_t pan_I = (I + NR - 1) // NR, pan_M = pan_H if proj else 0
+    cdef Py_ssize_t pan_I = (I + NR - 1) // NR
     cdef Py_ssize_t size_hh = pan_P * NR * GH, size_ih = pan_I * NR * GH
     cdef Py_ssize_t size_hr = pan_H * NR * P if proj else 0
-    # X and H_prev in register tiles of TR_I and TR_P rows (k_pack_tiles)
+    # X, H_prev (and M) in register tiles of TR_I, TR_P (TR_H) rows (k_pack_tiles)
     cdef Py_ssize_t TR_I = max(1, k_tile_rows(<floating *> NULL, I))
     cdef Py_ssize_t TR_P = max(1, k_tile_rows(<floating *> NULL, P))
     cdef Py_ssize_t til_I = (I + TR_I - 1) // TR_I, til_P = (P + TR_P - 1) // TR_P
     cdef Py_ssize_t size_X = til_I * TR_I * TB, size_Ht = til_P * TR_P * TB
-    cdef Py_ssize_t size_M = pan_M * NR * TB
+    cdef Py_ssize_t TR_H = max(1, k_tile_rows(<floating *> NULL, H))
+    cdef Py_ssize_t til_M = (H + TR_H - 1) // TR_H if proj else 0    # M (projections)
+    cdef Py_ssize_t size_M = til_M * TR_H * TB
     # a work buffer for k_weight_grad per thread, whole cache lines each
     cdef int nt = _num_threads, team
-    cdef Py_ssize_t wg_size = (k_weight_grad_work(<floating *> NULL, I, P) + 15) // 16 * 16
+    cdef Py_ssize_t wg_size = (max(k_weight_grad_work(<floating *> NULL, I, P),
+                                   k_weight_grad_work(<floating *> NULL, H, 0)) + 15) // 16 * 16
     cdef floating *bufs[14]
     cdef Py_ssize_t sizes[14]
     sizes[:] = [D * size_hh, D * size_ih, D * size_hr, size_X, D * size_Ht, D * size_M,
@@ -1531,7 +1537,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef floating *pWhrP = bufs[2]
     cdef floating *pXt = bufs[3]
     cdef floating *pHt = bufs[4]
-    cdef floating *pMp = bufs[5]
+    cdef floating *pMt = bufs[5]
     cdef floating *pdGx = bufs[6]
     cdef floating *pdGh = bufs[7] if mode == MODE_GRU else pdGx
     cdef floating *pdHr = bufs[8]
@@ -1543,7 +1549,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     memset(pzeros, 0, (B * H if proj else 1) * sizeof(floating))
 
     cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
-    cdef Py_ssize_t n_pblk = (P + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t n_pblk = (P + WG_COLS - 1) // WG_COLS
     cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t S_b = GH if pdGh == pdGx else 2 * H        # see "bias gradients" there
     cdef Py_ssize_t n_wsh = (S_b + WG_COLS - 1) // WG_COLS
@@ -1553,7 +1559,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef Py_ssize_t n_w = D * (n_wsh * wsplit + 2 * n_wun)
     cdef Py_ssize_t n_r = D * n_pblk if proj else 0
     cdef Py_ssize_t n_mat = 3 if proj else 2
-    cdef Py_ssize_t n_pack = til_I + D * (til_P + pan_M)
+    cdef Py_ssize_t n_pack = til_I + D * (til_P + til_M)
     cdef Py_ssize_t n_big = n_w + n_r + n_rblk
     if B == 0:
         return 0
@@ -1563,15 +1569,15 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef _Bwd g
     g.mode, g.D, g.T, g.B, g.In, g.H, g.P = mode, D, T, B, I, H, P
     g.DP, g.GH, g.SWH, g.TB = DP, GH, SWH, TB
-    g.n_sl, g.n_mat, g.pan_I, g.pan_P, g.pan_H, g.pan_M = n_sl, n_mat, pan_I, pan_P, pan_H, pan_M
+    g.n_sl, g.n_mat, g.pan_I, g.pan_P, g.pan_H = n_sl, n_mat, pan_I, pan_P, pan_H
     g.size_hh, g.size_ih, g.size_hr, g.size_Ht, g.size_M = size_hh, size_ih, size_hr, size_Ht, size_M
-    g.til_I, g.til_P, g.n_pblk, g.n_w, g.n_r = til_I, til_P, n_pblk, n_w, n_r
+    g.til_I, g.til_P, g.til_M, g.n_pblk, g.n_w, g.n_r = til_I, til_P, til_M, n_pblk, n_w, n_r
     g.S_b, g.n_wsh, g.n_wun, g.wsplit, g.bias = S_b, n_wsh, n_wun, wsplit, has_bias
     g.wg_size, g.wg_work = wg_size, pwork
     g.proj, g.lstm, g.bs = proj, lstm, pbs
     g.X, g.Y, g.h0, g.c0, g.Cs, g.S, g.M = pX, pY, ph0, pc0, pCs, pS, pM
     g.dY, g.dhT, g.dcT, g.dX, g.dh0, g.dc0 = pdY, pdhT, pdcT, pdX, pdh0, pdc0
-    g.WhhP, g.WihP, g.WhrP, g.Xt, g.Ht, g.Mp = pWhhP, pWihP, pWhrP, pXt, pHt, pMp
+    g.WhhP, g.WihP, g.WhrP, g.Xt, g.Ht, g.Mt = pWhhP, pWihP, pWhrP, pXt, pHt, pMt
     g.dGx, g.dGh, g.dHr, g.dh, g.dc, g.dm, g.zeros = pdGx, pdGh, pdHr, pdh, pdc, pdm, pzeros
     for d in range(D):
         g.Wih[d], g.Whh[d], g.Whr[d] = <void *> Wih[d], <void *> Whh[d], <void *> Whr[d]
@@ -1584,7 +1590,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         # 2. the reverse time loops                          units: direction x batch slice
         _backward_phase(<floating *> NULL, &g, 1, D * n_sl,
                         _team(nt, D * n_sl, <double> D * TB * (GH + H) * P))
-        # 3. pack X, H_prev (, M) for the weight gradients   units: tiles, panels
+        # 3. pack X, H_prev (, M) for the weight gradients   units: register tiles
         _backward_phase(<floating *> NULL, &g, 2, n_pack,
                         _team(nt, n_pack, PACK_COST * TB * (I + D * (P + H))))
         # 4. the big products and sums after the loop        units: blocks of result rows
