@@ -270,10 +270,10 @@ static void FN(transpose)(const REAL *src, ptrdiff_t lds, ptrdiff_t rows, ptrdif
  * of at most MR_WG_COLS gate columns at a time: dG is the right operand, packed MR_KC rows at
  * a time into panels (each row of a panel is a whole cache line of dG), once for both
  * products and the sums; X^T is the left operand, packed once per call in register tiles
- * (pack_tiles). Measured on one core (float32, AVX-512 variant), dW_ih, dW_hh and the bias
- * sums of a long LSTM layer (GH = 512, I = 32, P = 128, K = 8000): 20.5 -> 15.3 ms
- * (64 -> 86 GFLOP/s), 13.0 ms (101) with the prefetch of the next block of dG below;
- * medium (GH = 1024, I = 128, P = 256, K = 6400): 68.8 -> 49.7 ms.
+ * (pack_tiles). Measured on one core (float32, AVX-512 variant, packing included), dW_ih,
+ * dW_hh and the bias sums of a long LSTM layer (GH = 512, I = 32, P = 128, K = 8000):
+ * 20.5 -> 15.3 ms (64 -> 86 GFLOP/s), 13.8 ms (95) with the prefetch of the next block of
+ * dG below; medium (GH = 1024, I = 128, P = 256, K = 6400): 68.8 -> 54.2 ms (73 -> 93).
  * Each element of dW is still the same sum in the same order as gemm(dG^T, X) computed it,
  * dW + the sum over the first MR_KC values of k + the sum over the next MR_KC + ..., and each
  * bias the same sum in double, k in order: the results are the same, bit for bit. */
