@@ -21,8 +21,9 @@ fixed by the problem's shape, never by the thread count; a unit computes each nu
 order. So the results are bitwise identical for any number of threads. A batch slice runs its
 whole time loop alone: no barrier per time step.
 
-The math of each step is C (csrc/minirnn.h): the product ``gemm`` (B packed in panels) and each
-cell's pointwise ``*_cell_forward``/``*_cell_backward``. Glossary: T time, B batch, I input size,
+The math is C (csrc/minirnn.h): the product ``gemm`` (B packed in panels), each cell's pointwise
+``*_cell_forward``/``*_cell_backward``, and the weight gradients with their bias sums
+``weight_grad`` (X^T dG, after the backward's loops). Glossary: T time, B batch, I input size,
 H hidden, G gates (1, 3, 4), GH = G*H, D directions; P the width of h: proj_size for an LSTM with
 projections (P < H), else P = H; DP = D*P; SW*H floats saved per step and row.
 
@@ -1500,6 +1501,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef floating *dWhr[2]
     cdef floating *dbih[2]
     cdef floating *dbhh[2]
+    dbih[0] = dbih[1] = dbhh[0] = dbhh[1] = NULL     # set below (D >= 1; gcc cannot tell)
     for d in range(D):
         Wih[d], Whh[d], Whr[d] = wts[d][0], wts[d][1], wts[d][4]
         dWih[d], dWhh[d], dbih[d], dbhh[d], dWhr[d] = (grd[d][0], grd[d][1], grd[d][2], grd[d][3],
