@@ -142,9 +142,11 @@ cdef extern from "minirnn.h" nogil:
     Py_ssize_t panel_width_f() noexcept
     Py_ssize_t panel_width_d() noexcept
     void pack_panels_f(Py_ssize_t K, Py_ssize_t N, const float *B, Py_ssize_t rsb, Py_ssize_t csb,
-                       float *Bp, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t p0, Py_ssize_t p1) noexcept
+                       float *Bp, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t p0,
+                       Py_ssize_t p1) noexcept
     void pack_panels_d(Py_ssize_t K, Py_ssize_t N, const double *B, Py_ssize_t rsb, Py_ssize_t csb,
-                       double *Bp, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t p0, Py_ssize_t p1) noexcept
+                       double *Bp, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t p0,
+                       Py_ssize_t p1) noexcept
     void gemm_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A, Py_ssize_t lda,
                 const float *Bp, float *C, Py_ssize_t ldc, int accumulate,
                 const float *bias) noexcept
@@ -361,7 +363,8 @@ def _set_slice_rows(Py_ssize_t rows, Py_ssize_t min_rows, Py_ssize_t big_w_rows)
     tests and benchmarks: results must not change to the bit, whatever the slices."""
     global SLICE_ROWS, SLICE_ROWS_MIN, SLICE_ROWS_BIG_W
     old = (SLICE_ROWS, SLICE_ROWS_MIN, SLICE_ROWS_BIG_W)
-    SLICE_ROWS, SLICE_ROWS_MIN, SLICE_ROWS_BIG_W = max(rows, 1), max(min_rows, 1), max(big_w_rows, 1)
+    SLICE_ROWS, SLICE_ROWS_MIN = max(rows, 1), max(min_rows, 1)
+    SLICE_ROWS_BIG_W = max(big_w_rows, 1)
     return old
 
 
@@ -676,8 +679,9 @@ cdef inline bint _step_input_product(Py_ssize_t D, Py_ssize_t B, Py_ssize_t n_sl
       - G_x that stays in cache anyway (small: 0.8 MB in float32, 1.6 MB in float64; tiny):
         -3 to -7 %, the cost of one more product call per step: off below
         STEP_GX_MIN_BYTES;
-      - slices of fewer than 8 rows with a wide input (bidir, I = 128 and 256 for P = 128):
-        -3 to +3 %: each step reads all of W_ih for 4 rows; on only when I <= P / 2;
+      - slices of fewer than 8 rows with a wide input (measured on bidir, I = 128 and 256
+        for P = 128, when it had slices of 4 rows; it has 8 now): -3 to +3 %: each step
+        reads all of W_ih for 4 rows; on only when I <= P / 2;
       - and only when the time loops keep every thread busy, or the input product is too
         small for a team anyway: the G_x phase is the one that runs in parallel when a
         batch has a single slice.
@@ -1031,7 +1035,8 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     cdef const floating *bih[2]
     cdef const floating *bhh[2]
     for d in range(D):
-        Wih[d], Whh[d], bih[d], bhh[d], Whr[d] = wts[d][0], wts[d][1], wts[d][2], wts[d][3], wts[d][4]
+        Wih[d], Whh[d], bih[d], bhh[d], Whr[d] = (wts[d][0], wts[d][1], wts[d][2], wts[d][3],
+                                                  wts[d][4])
 
     # scratch
     cdef Py_ssize_t NR = k_panel_width(<floating *> NULL)
@@ -1572,7 +1577,8 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     g.mode, g.D, g.T, g.B, g.In, g.H, g.P = mode, D, T, B, I, H, P
     g.DP, g.GH, g.SWH, g.TB = DP, GH, SWH, TB
     g.n_sl, g.n_mat, g.pan_I, g.pan_P, g.pan_H = n_sl, n_mat, pan_I, pan_P, pan_H
-    g.size_hh, g.size_ih, g.size_hr, g.size_Ht, g.size_M = size_hh, size_ih, size_hr, size_Ht, size_M
+    g.size_hh, g.size_ih, g.size_hr = size_hh, size_ih, size_hr
+    g.size_Ht, g.size_M = size_Ht, size_M
     g.til_I, g.til_P, g.til_M, g.n_pblk, g.n_w, g.n_r = til_I, til_P, til_M, n_pblk, n_w, n_r
     g.S_b, g.n_wsh, g.n_wun, g.wsplit, g.bias = S_b, n_wsh, n_wun, wsplit, has_bias
     g.wg_size, g.wg_work = wg_size, pwork

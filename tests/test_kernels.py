@@ -73,7 +73,7 @@ def restore_isa():
     _kernels.set_isa(isa)
 
 
-# --------------------------------------------------------------------------- thread-count invariance
+# ------------------------------------------------------------------------ thread-count invariance
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", MODES)
@@ -430,7 +430,8 @@ def test_forward_layer_rejects_wrong_shapes_before_computing(key, bad, msg):
     ([4, 3, 1], "batch_sizes must be a 1-D int64 array"),
     (np.array([4, 3, 1], np.int32), "batch_sizes must be a 1-D int64 array"),
     (np.array([4, 3]), r"batch_sizes has shape \(2,\), expected \(3,\)"),
-    (np.array([3, 3, 1]), r"batch_sizes must start at B=4, never increase and end >= 1, got \[3, 3, 1\]"),
+    (np.array([3, 3, 1]),
+     r"batch_sizes must start at B=4, never increase and end >= 1, got \[3, 3, 1\]"),
     (np.array([5, 4, 1]), "must start at B=4"),
     (np.array([4, 2, 3]), "never increase"),
     (np.array([4, 2, 0]), "end >= 1"),
@@ -488,10 +489,13 @@ def _w(a, k, value):
 
 
 @pytest.mark.parametrize("change,msg", [
-    (lambda a: dict(weights=_w(a, 4, np.zeros((3, 4)))), r"W_hr\[0\] has shape \(3, 4\), expected \(3, 5\)"),
-    (lambda a: dict(weights=_w(a, 1, np.zeros((20, 5)))), r"W_hh\[0\] has shape \(20, 5\), expected \(20, 3\)"),
+    (lambda a: dict(weights=_w(a, 4, np.zeros((3, 4)))),
+     r"W_hr\[0\] has shape \(3, 4\), expected \(3, 5\)"),
+    (lambda a: dict(weights=_w(a, 1, np.zeros((20, 5)))),
+     r"W_hh\[0\] has shape \(20, 5\), expected \(20, 3\)"),
     (lambda a: dict(M=None), r"M is None, expected an array of shape \(1, 3, 4, 5\)"),
-    (lambda a: dict(M=np.zeros((1, 3, 4, 3))), r"M has shape \(1, 3, 4, 3\), expected \(1, 3, 4, 5\)"),
+    (lambda a: dict(M=np.zeros((1, 3, 4, 3))),
+     r"M has shape \(1, 3, 4, 3\), expected \(1, 3, 4, 5\)"),
     (lambda a: dict(h0=np.zeros((1, 4, 5))), r"Y has shape \(3, 4, 3\), expected \(3, 4, 5\)"),
     (lambda a: dict(Y=np.zeros((3, 4, 5))), r"Y has shape \(3, 4, 5\), expected \(3, 4, 3\)"),
     (lambda a: dict(c0=None), "LSTM needs c0"),
