@@ -82,8 +82,9 @@ static inline ptrdiff_t SFX(weight_grad_work)(ptrdiff_t N1, ptrdiff_t N2)
 }
 
 static inline void SFX(weight_grad)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, ptrdiff_t ldg,
-                                    const REAL *Xt1, ptrdiff_t N1, REAL *dW1, const REAL *Xt2,
-                                    ptrdiff_t N2, REAL *dW2, REAL *db, REAL *db2, REAL *work)
+                                    const ptrdiff_t *rows, const REAL *Xt1, ptrdiff_t N1,
+                                    REAL *dW1, const REAL *Xt2, ptrdiff_t N2, REAL *dW2,
+                                    REAL *db, REAL *db2, REAL *work)
 {
-    MR_PICK(SFX(weight_grad))(K, nj, dG, ldg, Xt1, N1, dW1, Xt2, N2, dW2, db, db2, work);
+    MR_PICK(SFX(weight_grad))(K, nj, dG, ldg, rows, Xt1, N1, dW1, Xt2, N2, dW2, db, db2, work);
 }

@@ -340,6 +340,7 @@ static FN(wg_tiles_t) FN(wg_tiles)(ptrdiff_t M)
 
 /* weight_grad for nj <= MR_WG_COLS columns. */
 static void FN(weight_grad_block)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, ptrdiff_t ldg,
+                                  const ptrdiff_t *g_rows,
                                   const REAL *Xt1, ptrdiff_t N1, REAL *dW1, ptrdiff_t ldw1,
                                   const REAL *Xt2, ptrdiff_t N2, REAL *dW2, ptrdiff_t ldw2,
                                   REAL *db, REAL *db2, REAL *work)
@@ -369,7 +370,12 @@ static void FN(weight_grad_block)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, ptr
         FN(transpose)(dW[x], ldw[x], nj, Nx[x], Ct[x], ldct);
     for (ptrdiff_t pc = 0; pc < K; pc += MR_KC) {
         const ptrdiff_t kc = K - pc < MR_KC ? K - pc : MR_KC;
-        FN(pack_panels)(kc, nj, dG + pc * ldg, ldg, 1, Bb, 0, kc, 0, npan);
+        if (!g_rows)
+            FN(pack_panels)(kc, nj, dG + pc * ldg, ldg, 1, Bb, 0, kc, 0, npan);
+        else                              /* row k of the block is row g_rows[pc + k] of dG */
+            for (ptrdiff_t k = 0; k < kc; k++)
+                FN(pack_panels)(kc, nj, dG + g_rows[pc + k] * ldg, ldg, 1, Bb, k, k + 1, 0,
+                                npan);
         if (db || db2)                    /* column j, rows in order, from the packed block */
             for (ptrdiff_t p = 0; p < npan; p++) {
                 const ptrdiff_t m = nj - p * NR < NR ? nj - p * NR : NR;
@@ -394,7 +400,7 @@ static void FN(weight_grad_block)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, ptr
                     const int np = npan - p < TP ? (int)(npan - p) : TP;
                     for (ptrdiff_t e = pf + pf_step < pf_end ? pf + pf_step : pf_end; pf < e;
                          pf++) {
-                        const char *row = (const char *)(dG + pf * ldg);
+                        const char *row = (const char *)(dG + (g_rows ? g_rows[pf] : pf) * ldg);
                         for (ptrdiff_t b = 0; b < row_bytes; b += 64)
                             __builtin_prefetch(row + b, 0, 2);
                         __builtin_prefetch(row + row_bytes - 1, 0, 2);
@@ -420,18 +426,20 @@ static void FN(weight_grad_block)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, ptr
  *     dW1[j, n] += sum_k dG[k, j] X1[k, n]     (j < nj, n < N1; the same for X2 and dW2)
  *     db[j] += sum_k dG[k, j], and db2[j] += the same sum (summed in double, k in order)
  * in blocks of MR_WG_COLS columns (a caller's unit of work is usually one such block).
- * IN  dG: K x nj, row k at dG + k*ldg; Xt1, Xt2: X1 (K, N1), X2 (K, N2) packed by pack_tiles;
+ * IN  dG: K x nj, row k at dG + k*ldg, or, when g_rows is not NULL, at dG + g_rows[k]*ldg
+ *     (the rows that take a step of a packed batch: the others are zero and left out);
+ *     Xt1, Xt2: X1 (K, N1), X2 (K, N2) packed by pack_tiles (rows in the same order);
  *     Xt2 may be NULL (one product); db and db2 may be NULL (no sums, or one).
  * ACC dW1 (nj, N1), dW2 (nj, N2): rows contiguous; db, db2 (nj,).
  * SCRATCH work: weight_grad_work(N1, N2) elements (N2 = 0 without Xt2). */
 static void FN(weight_grad)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, ptrdiff_t ldg,
-                            const REAL *Xt1, ptrdiff_t N1, REAL *dW1,
+                            const ptrdiff_t *g_rows, const REAL *Xt1, ptrdiff_t N1, REAL *dW1,
                             const REAL *Xt2, ptrdiff_t N2, REAL *dW2, REAL *db, REAL *db2,
                             REAL *work)
 {
     for (ptrdiff_t j0 = 0; j0 < nj; j0 += MR_WG_COLS)
         FN(weight_grad_block)(K, nj - j0 < MR_WG_COLS ? nj - j0 : MR_WG_COLS, dG + j0, ldg,
-                              Xt1, N1, dW1 + j0 * N1, N1, Xt2, N2, Xt2 ? dW2 + j0 * N2 : NULL,
+                              g_rows, Xt1, N1, dW1 + j0 * N1, N1, Xt2, N2, Xt2 ? dW2 + j0 * N2 : NULL,
                               N2, db ? db + j0 : NULL, db2 ? db2 + j0 : NULL, work);
 }
 

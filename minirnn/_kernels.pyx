@@ -133,11 +133,12 @@ cdef extern from "minirnn.h" nogil:
     Py_ssize_t weight_grad_work_f(Py_ssize_t N1, Py_ssize_t N2) noexcept
     Py_ssize_t weight_grad_work_d(Py_ssize_t N1, Py_ssize_t N2) noexcept
     void weight_grad_f(Py_ssize_t K, Py_ssize_t nj, const float *dG, Py_ssize_t ldg,
-                       const float *Xt1, Py_ssize_t N1, float *dW1, const float *Xt2,
-                       Py_ssize_t N2, float *dW2, float *db, float *db2, float *work) noexcept
+                       const Py_ssize_t *rows, const float *Xt1, Py_ssize_t N1, float *dW1,
+                       const float *Xt2, Py_ssize_t N2, float *dW2, float *db, float *db2,
+                       float *work) noexcept
     void weight_grad_d(Py_ssize_t K, Py_ssize_t nj, const double *dG, Py_ssize_t ldg,
-                       const double *Xt1, Py_ssize_t N1, double *dW1, const double *Xt2,
-                       Py_ssize_t N2, double *dW2, double *db, double *db2,
+                       const Py_ssize_t *rows, const double *Xt1, Py_ssize_t N1, double *dW1,
+                       const double *Xt2, Py_ssize_t N2, double *dW2, double *db, double *db2,
                        double *work) noexcept
     Py_ssize_t panel_width_f() noexcept
     Py_ssize_t panel_width_d() noexcept
@@ -242,13 +243,13 @@ cdef inline Py_ssize_t k_weight_grad_work(floating *kind, Py_ssize_t N1,
 
 
 cdef inline void k_weight_grad(Py_ssize_t K, Py_ssize_t nj, const floating *dG, Py_ssize_t ldg,
-                               const floating *Xt1, Py_ssize_t N1, floating *dW1,
-                               const floating *Xt2, Py_ssize_t N2, floating *dW2, floating *db,
-                               floating *db2, floating *work) noexcept nogil:
+                               const Py_ssize_t *rows, const floating *Xt1, Py_ssize_t N1,
+                               floating *dW1, const floating *Xt2, Py_ssize_t N2, floating *dW2,
+                               floating *db, floating *db2, floating *work) noexcept nogil:
     if floating is float:
-        weight_grad_f(K, nj, dG, ldg, Xt1, N1, dW1, Xt2, N2, dW2, db, db2, work)
+        weight_grad_f(K, nj, dG, ldg, rows, Xt1, N1, dW1, Xt2, N2, dW2, db, db2, work)
     else:
-        weight_grad_d(K, nj, dG, ldg, Xt1, N1, dW1, Xt2, N2, dW2, db, db2, work)
+        weight_grad_d(K, nj, dG, ldg, rows, Xt1, N1, dW1, Xt2, N2, dW2, db, db2, work)
 
 
 cdef inline void k_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating *A,
@@ -597,8 +598,10 @@ cdef int _direction_arrays(object arrays, bint grads, Py_ssize_t d, Py_ssize_t G
 #       special case. (The caller never sees padded positions: packed output is gathered
 #       from the valid ones.)
 # The forward computes G_x only for the rows that take a step (_active_blocks). The backward
-# zeroes the gate gradients of inactive rows, so the big products after the loop
-# (dW += dG^T X, dX = dG W) get exactly nothing from padded positions.
+# zeroes the gate gradients of inactive rows, and the big products after the loop leave those
+# rows out: the weight gradients sum over the rows that take a step only (K_w of them, listed
+# in `rows`, X and the states packed the same way by _pack_active_rows), and dX is set to zero
+# at padded positions without a product. (Zero rows would add nothing, but cost as much.)
 
 cdef inline Py_ssize_t _active_end(const int64_t *bs, Py_ssize_t t, Py_ssize_t b0,
                                    Py_ssize_t b1) noexcept nogil:
@@ -1227,6 +1230,8 @@ ctypedef struct _Bwd:
     Py_ssize_t S_b, n_wsh, n_wun   # weight gradients: shared columns, their blocks, the others
     Py_ssize_t wsplit              # units per shared block: 1, or 2 (W_ih and W_hh apart)
     Py_ssize_t wg_size             # elements of each thread's work buffer for them
+    Py_ssize_t K_w                 # rows of their sums: T*B, or those taking a step (packed)
+    const Py_ssize_t *rows         # NULL, or (packed) the rows (t*B + b) taking a step
     bint bias
     bint proj, lstm
     const int64_t *bs
@@ -1267,6 +1272,39 @@ ctypedef struct _Bwd:
     void *dbhh[2]
 
 
+cdef void _pack_active_rows(floating *kind, const _Bwd *g, Py_ssize_t u) noexcept nogil:
+    """Phase 2 of backward_layer for a packed batch: unit u's tile of X, H_prev or M, as
+    without batch_sizes, but with only the rows that take a step, (t, b) for b < bs[t], step
+    after step: g.K_w rows in all, in the order of g.rows (the weight gradients leave the
+    other rows out: their gate gradients are zero)."""
+    cdef Py_ssize_t T = g.T, B = g.B, I = g.In, P = g.P, H = g.H, DP = g.DP, K = g.K_w
+    cdef Py_ssize_t t, k = 0, n, d, p, ld
+    cdef Py_ssize_t til_I = g.til_I, til_P = g.til_P
+    cdef const floating *src
+    cdef const floating *h0 = <const floating *> g.h0
+    cdef const floating *Y = <const floating *> g.Y
+    for t in range(T):
+        n = g.bs[t]
+        if u < til_I:
+            k_pack_tiles(K, I, <floating *> g.X + t * B * I, I, <floating *> g.Xt, k, k + n, u,
+                         u + 1)
+        elif u < til_I + g.D * til_P:
+            d = (u - til_I) // til_P
+            p = (u - til_I) % til_P
+            src = Y + (t - 1) * B * DP if d == 0 else Y + (t + 1) * B * DP + P
+            ld = DP
+            if (d == 0 and t == 0) or (d == 1 and t == T - 1):     # the direction's first step
+                src = h0 + d * B * P
+                ld = P
+            k_pack_tiles(K, P, src, ld, <floating *> g.Ht + d * g.size_Ht, k, k + n, p, p + 1)
+        else:
+            d = (u - til_I - g.D * til_P) // g.til_M
+            p = (u - til_I - g.D * til_P) % g.til_M
+            k_pack_tiles(K, H, <floating *> g.M + (d * T + t) * B * H, H,
+                         <floating *> g.Mt + d * g.size_M, k, k + n, p, p + 1)
+        k += n
+
+
 cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                          int tid) noexcept nogil:
     """Work unit u of a phase of backward_layer: 0 pack one weight matrix, 1 the reverse time
@@ -1274,7 +1312,7 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
     weight and bias gradients of one block of gate columns, the rows of dW_hr of one block of
     columns of dH, or one block of rows of dX. tid: the thread that runs it (0 <= tid < the
     team), whose work buffer it uses."""
-    cdef Py_ssize_t d, k, b0, b1, r0, g0, g1, p, rest
+    cdef Py_ssize_t d, k, b0, b1, r0, r1, t, g0, g1, p, rest
     cdef Py_ssize_t TB = g.TB, GH = g.GH, B = g.B, P = g.P, H = g.H, I = g.In, DP = g.DP
     cdef Py_ssize_t D = g.D, pan_I = g.pan_I, pan_P = g.pan_P, til_M = g.til_M
     cdef Py_ssize_t til_I = g.til_I, til_P = g.til_P
@@ -1324,8 +1362,10 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
         # X (T*B, I), H_prev (T*B, P) of each direction and, with projections, M (T*B, H) as
         # the left operands of the weight gradients (k_pack_tiles); the row (t, b) of H_prev is
         # the state the forward read at step t: h0 at the direction's first step, else Y at
-        # the step before (t-1 forward, t+1 reverse)
-        if u < til_I:
+        # the step before (t-1 forward, t+1 reverse). A packed batch: _pack_active_rows
+        if g.bs != NULL:
+            _pack_active_rows(kind, g, u)
+        elif u < til_I:
             k_pack_tiles(TB, I, X, I, <floating *> g.Xt, 0, TB, u, u + 1)
         elif u < til_I + D * til_P:
             d = (u - til_I) // til_P
@@ -1362,47 +1402,72 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                 g0 = k // g.wsplit * WG_COLS
                 g1 = min(g0 + WG_COLS, g.S_b)
                 if g.wsplit == 1:
-                    k_weight_grad(TB, g1 - g0, dGx + d * TB * GH + g0, GH, <floating *> g.Xt,
-                                  I, <floating *> g.dWih[d] + g0 * I, Ht + d * g.size_Ht, P,
-                                  <floating *> g.dWhh[d] + g0 * P, dbih + g0 if dbih else NULL,
-                                  dbhh + g0 if dbhh else NULL, work)
-                elif k % 2 == 0:
-                    k_weight_grad(TB, g1 - g0, dGx + d * TB * GH + g0, GH, <floating *> g.Xt,
-                                  I, <floating *> g.dWih[d] + g0 * I, NULL, 0, NULL,
+                    k_weight_grad(g.K_w, g1 - g0, dGx + d * TB * GH + g0, GH, g.rows,
+                                  <floating *> g.Xt, I, <floating *> g.dWih[d] + g0 * I,
+                                  Ht + d * g.size_Ht, P, <floating *> g.dWhh[d] + g0 * P,
                                   dbih + g0 if dbih else NULL, dbhh + g0 if dbhh else NULL,
                                   work)
+                elif k % 2 == 0:
+                    k_weight_grad(g.K_w, g1 - g0, dGx + d * TB * GH + g0, GH, g.rows,
+                                  <floating *> g.Xt, I, <floating *> g.dWih[d] + g0 * I,
+                                  NULL, 0, NULL, dbih + g0 if dbih else NULL,
+                                  dbhh + g0 if dbhh else NULL, work)
                 else:
-                    k_weight_grad(TB, g1 - g0, dGx + d * TB * GH + g0, GH, Ht + d * g.size_Ht,
-                                  P, <floating *> g.dWhh[d] + g0 * P, NULL, 0, NULL, NULL, NULL,
-                                  work)
+                    k_weight_grad(g.K_w, g1 - g0, dGx + d * TB * GH + g0, GH, g.rows,
+                                  Ht + d * g.size_Ht, P, <floating *> g.dWhh[d] + g0 * P,
+                                  NULL, 0, NULL, NULL, NULL, work)
             elif k < g.n_wsh * g.wsplit + g.n_wun:
                 g0 = g.S_b + (k - g.n_wsh * g.wsplit) * WG_COLS
                 g1 = min(g0 + WG_COLS, GH)
-                k_weight_grad(TB, g1 - g0, dGx + d * TB * GH + g0, GH, <floating *> g.Xt, I,
-                              <floating *> g.dWih[d] + g0 * I, NULL, 0, NULL,
-                              dbih + g0 if dbih else NULL, NULL, work)
+                k_weight_grad(g.K_w, g1 - g0, dGx + d * TB * GH + g0, GH, g.rows,
+                              <floating *> g.Xt, I, <floating *> g.dWih[d] + g0 * I, NULL, 0,
+                              NULL, dbih + g0 if dbih else NULL, NULL, work)
             else:
                 g0 = g.S_b + (k - g.n_wsh * g.wsplit - g.n_wun) * WG_COLS
                 g1 = min(g0 + WG_COLS, GH)
-                k_weight_grad(TB, g1 - g0, dGh + d * TB * GH + g0, GH, Ht + d * g.size_Ht, P,
-                              <floating *> g.dWhh[d] + g0 * P, NULL, 0, NULL,
-                              dbhh + g0 if dbhh else NULL, NULL, work)
+                k_weight_grad(g.K_w, g1 - g0, dGh + d * TB * GH + g0, GH, g.rows,
+                              Ht + d * g.size_Ht, P, <floating *> g.dWhh[d] + g0 * P, NULL, 0,
+                              NULL, dbhh + g0 if dbhh else NULL, NULL, work)
         elif u < n_w + n_r:
             # one block of at most WG_COLS columns of dH: its rows of dW_hr
             rest = u - n_w
             d = rest // g.n_pblk
             g0 = (rest % g.n_pblk) * WG_COLS
-            k_weight_grad(TB, min(WG_COLS, P - g0), <floating *> g.dHr + d * TB * P + g0, P,
-                          <floating *> g.Mt + d * g.size_M, H, <floating *> g.dWhr[d] + g0 * H,
-                          NULL, 0, NULL, NULL, NULL,
+            k_weight_grad(g.K_w, min(WG_COLS, P - g0), <floating *> g.dHr + d * TB * P + g0, P,
+                          g.rows, <floating *> g.Mt + d * g.size_M, H,
+                          <floating *> g.dWhr[d] + g0 * H, NULL, 0, NULL, NULL, NULL,
                           <floating *> g.wg_work + tid * g.wg_size)
         else:
             r0 = (u - n_w - n_r) * BLOCK_ROWS
-            k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, dGx + r0 * GH, GH, WihP,
-                   <floating *> g.dX + r0 * I, I, 0, NULL)
-            if D == 2:
-                k_gemm(min(BLOCK_ROWS, TB - r0), I, GH, dGx + (TB + r0) * GH, GH,
-                       WihP + g.size_ih, <floating *> g.dX + r0 * I, I, 1, NULL)
+            r1 = min(r0 + BLOCK_ROWS, TB)
+            if g.bs == NULL:
+                _input_grad(kind, g, r0, r1)
+            else:
+                # a packed batch: the rows of each step that take it are a prefix of its B
+                # rows; the others have zero gate gradients, and get dX = 0 without a product
+                t = r0 // B
+                while t * B < r1:
+                    b0 = max(r0, t * B)
+                    b1 = min(r1, t * B + g.bs[t])
+                    if b1 > b0:
+                        _input_grad(kind, g, b0, b1)
+                    b0 = max(b0, b1)
+                    b1 = min(r1, (t + 1) * B)
+                    if b1 > b0:
+                        memset(<floating *> g.dX + b0 * I, 0, (b1 - b0) * I * sizeof(floating))
+                    t += 1
+
+
+cdef inline void _input_grad(floating *kind, const _Bwd *g, Py_ssize_t r0,
+                             Py_ssize_t r1) noexcept nogil:
+    """Rows r0 <= r < r1 of dX = the sum over directions of dG_x W_ih (direction 0 first)."""
+    cdef Py_ssize_t TB = g.TB, GH = g.GH, I = g.In
+    cdef floating *dGx = <floating *> g.dGx
+    cdef floating *WihP = <floating *> g.WihP
+    k_gemm(r1 - r0, I, GH, dGx + r0 * GH, GH, WihP, <floating *> g.dX + r0 * I, I, 0, NULL)
+    if g.D == 2:
+        k_gemm(r1 - r0, I, GH, dGx + (TB + r0) * GH, GH, WihP + g.size_ih,
+               <floating *> g.dX + r0 * I, I, 1, NULL)
 
 
 cdef void _backward_phase(floating *kind, const _Bwd *g, int phase, Py_ssize_t units,
@@ -1469,9 +1534,18 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     _data(dX, "dX", dtype, True, <void **> &pdX, T, B, I)
     _data(dh0, "dh0", dtype, True, <void **> &pdh0, D, B, P)
     cdef const int64_t *pbs = NULL
+    # the rows of the weight gradients' sums: all T*B, or (packed) those that take a step,
+    # row t*B + b for b < bs[t], in that order (the others have zero gate gradients)
+    cdef Py_ssize_t K_w = TB
+    cdef const Py_ssize_t *prows = NULL
+    cdef object rows = None
     if batch_sizes is not None:
         batch_sizes = _check_batch_sizes(batch_sizes, T, B)
         pbs = <const int64_t *> cnp.PyArray_DATA(<cnp.ndarray> batch_sizes)
+        rows = np.arange(TB, dtype=np.intp).reshape(T, B)[
+            np.arange(B)[None, :] < np.asarray(batch_sizes)[:, None]]
+        K_w = rows.shape[0]
+        prows = <const Py_ssize_t *> cnp.PyArray_DATA(<cnp.ndarray> rows)
     if lstm:
         for a, name in ((c0, "c0"), (dcT, "dcT"), (dc0, "dc0")):
             if a is None:
@@ -1582,6 +1656,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     g.til_I, g.til_P, g.til_M, g.n_pblk, g.n_w, g.n_r = til_I, til_P, til_M, n_pblk, n_w, n_r
     g.S_b, g.n_wsh, g.n_wun, g.wsplit, g.bias = S_b, n_wsh, n_wun, wsplit, has_bias
     g.wg_size, g.wg_work = wg_size, pwork
+    g.K_w, g.rows = K_w, prows
     g.proj, g.lstm, g.bs = proj, lstm, pbs
     g.X, g.Y, g.h0, g.c0, g.Cs, g.S, g.M = pX, pY, ph0, pc0, pCs, pS, pM
     g.dY, g.dhT, g.dcT, g.dX, g.dh0, g.dc0 = pdY, pdhT, pdcT, pdX, pdh0, pdc0
