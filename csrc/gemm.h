@@ -439,8 +439,9 @@ static void FN(weight_grad)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, ptrdiff_t
 {
     for (ptrdiff_t j0 = 0; j0 < nj; j0 += MR_WG_COLS)
         FN(weight_grad_block)(K, nj - j0 < MR_WG_COLS ? nj - j0 : MR_WG_COLS, dG + j0, ldg,
-                              g_rows, Xt1, N1, dW1 + j0 * N1, N1, Xt2, N2, Xt2 ? dW2 + j0 * N2 : NULL,
-                              N2, db ? db + j0 : NULL, db2 ? db2 + j0 : NULL, work);
+                              g_rows, Xt1, N1, dW1 + j0 * N1, N1, Xt2, N2,
+                              Xt2 ? dW2 + j0 * N2 : NULL, N2, db ? db + j0 : NULL,
+                              db2 ? db2 + j0 : NULL, work);
 }
 
 static ptrdiff_t FN(panel_width)(void) { return NR; }
