@@ -297,7 +297,8 @@ cdef int[4] SAVED_WIDTH = [0, 0, 4, 5]
 #    the NumPy path's 846 ms), 726 ms with 2 slices of 32.
 #  - which rows a slice holds never changes a result: each element of a product is one sum
 #    over k in order, whatever the tile, and the cells work row by row.
-#  - the big products work on blocks of BLOCK_ROWS rows of their result.
+#  - the big products work on blocks of BLOCK_ROWS rows of their result (G_x, dX), or, for
+#    the weight gradients, on blocks of WG_COLS gate columns.
 cdef Py_ssize_t SLICE_ROWS = 8
 cdef Py_ssize_t SLICE_ROWS_MIN = 4
 cdef Py_ssize_t SLICE_UNITS = 4
@@ -1291,11 +1292,12 @@ cdef void _pack_active_rows(floating *kind, const _Bwd *g, Py_ssize_t u) noexcep
         elif u < til_I + g.D * til_P:
             d = (u - til_I) // til_P
             p = (u - til_I) % til_P
-            src = Y + (t - 1) * B * DP if d == 0 else Y + (t + 1) * B * DP + P
-            ld = DP
             if (d == 0 and t == 0) or (d == 1 and t == T - 1):     # the direction's first step
                 src = h0 + d * B * P
                 ld = P
+            else:                      # Y at the step before: t - 1 forward, t + 1 reverse
+                src = Y + (t - 1) * B * DP if d == 0 else Y + (t + 1) * B * DP + P
+                ld = DP
             k_pack_tiles(K, P, src, ld, <floating *> g.Ht + d * g.size_Ht, k, k + n, p, p + 1)
         else:
             d = (u - til_I - g.D * til_P) // g.til_M
