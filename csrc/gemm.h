@@ -382,6 +382,12 @@ static void FN(weight_grad_block)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, ptr
     /* C^T starts as dW^T, so that each sum starts from dW, as in gemm */
     for (int x = 0; x < nx; x++)
         FN(transpose)(dW[x], ldw[x], nj, Nx[x], Ct[x], ldct);
+    /* its columns past nj, up to the end of the last panel, are summed but never copied back:
+       they start at zero (so does the packed block of dG there), so no stale value is used */
+    if (nj < npan * NR)
+        for (int x = 0; x < nx; x++)
+            for (ptrdiff_t r = 0; r < Nx[x]; r++)
+                memset(Ct[x] + r * ldct + nj, 0, (size_t)(npan * NR - nj) * sizeof(REAL));
     for (ptrdiff_t pc = 0; pc < K; pc += MR_KC) {
         const ptrdiff_t kc = K - pc < MR_KC ? K - pc : MR_KC;
         if (!g_rows)
