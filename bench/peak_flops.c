@@ -13,51 +13,34 @@
 
 #define NCHAIN 12
 
-static double run_f32(long iters, int threads)
-{
-    double t0 = omp_get_wtime();
-    float sink = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    {
-        __m256 acc[NCHAIN];
-        const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-        for (int c = 0; c < NCHAIN; c++)
-            acc[c] = _mm256_set1_ps((float)c);
-        for (long i = 0; i < iters; i++)
-#pragma GCC unroll 12      /* each acc[c] a register, not a stack slot */
-            for (int c = 0; c < NCHAIN; c++)
-                acc[c] = _mm256_fmadd_ps(acc[c], a, b);
-        for (int c = 0; c < NCHAIN; c++)
-            sink += _mm256_cvtss_f32(acc[c]);
+/* run_f32 and run_f64: GFLOP/s of `threads` threads together, each running NCHAIN chains of
+ * `iters` FMAs on vectors of `lanes` elements of REAL (the same function for both types). */
+#define DEFINE_RUN(name, REAL, VEC, set1, fmadd, first, lanes)                              \
+    static double name(long iters, int threads)                                             \
+    {                                                                                       \
+        double t0 = omp_get_wtime();                                                        \
+        REAL sink = 0;                                                                      \
+        _Pragma("omp parallel num_threads(threads) reduction(+ : sink)")                    \
+        {                                                                                   \
+            VEC acc[NCHAIN];                                                                \
+            const VEC a = set1((REAL)0.999999), b = set1((REAL)1e-7);                       \
+            for (int c = 0; c < NCHAIN; c++)                                                \
+                acc[c] = set1((REAL)c);                                                     \
+            for (long i = 0; i < iters; i++)                                                \
+                /* each acc[c] a register, not a stack slot */                              \
+                _Pragma("GCC unroll 12") for (int c = 0; c < NCHAIN; c++)                   \
+                    acc[c] = fmadd(acc[c], a, b);                                           \
+            for (int c = 0; c < NCHAIN; c++)                                                \
+                sink += first(acc[c]);                                                      \
+        }                                                                                   \
+        double dt = omp_get_wtime() - t0;                                                   \
+        if (sink == (REAL)12345)                                                            \
+            printf("#");                        /* keep the result alive */                 \
+        return 2.0 * (lanes) * NCHAIN * iters * threads / dt / 1e9;                         \
     }
-    double dt = omp_get_wtime() - t0;
-    if (sink == 12345.f)
-        printf("#");                            /* keep the result alive */
-    return 2.0 * 8 * NCHAIN * iters * threads / dt / 1e9;
-}
 
-static double run_f64(long iters, int threads)
-{
-    double t0 = omp_get_wtime();
-    double sink = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    {
-        __m256d acc[NCHAIN];
-        const __m256d a = _mm256_set1_pd(0.999999), b = _mm256_set1_pd(1e-7);
-        for (int c = 0; c < NCHAIN; c++)
-            acc[c] = _mm256_set1_pd((double)c);
-        for (long i = 0; i < iters; i++)
-#pragma GCC unroll 12      /* each acc[c] a register, not a stack slot */
-            for (int c = 0; c < NCHAIN; c++)
-                acc[c] = _mm256_fmadd_pd(acc[c], a, b);
-        for (int c = 0; c < NCHAIN; c++)
-            sink += _mm256_cvtsd_f64(acc[c]);
-    }
-    double dt = omp_get_wtime() - t0;
-    if (sink == 12345.)
-        printf("#");
-    return 2.0 * 4 * NCHAIN * iters * threads / dt / 1e9;
-}
+DEFINE_RUN(run_f32, float, __m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_cvtss_f32, 8)
+DEFINE_RUN(run_f64, double, __m256d, _mm256_set1_pd, _mm256_fmadd_pd, _mm256_cvtsd_f64, 4)
 
 int main(int argc, char **argv)
 {
