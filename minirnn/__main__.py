@@ -4,8 +4,8 @@
    3 layers, batch_first, bidirectional), runs it on random data, prints the
    shapes of everything and checks, on the numbers, which slices of ``output``
    equal which slices of ``h_n``.
-2. Runs every PyTorch reference dump (``tests/data`` of a source checkout, or
-   ``--dumps DIR``) on every backend in float64 and float32 and prints a
+2. Runs every PyTorch reference dump (``minirnn/data``, installed with the
+   package, or ``--dumps DIR``) on every backend in float64 and float32 and prints a
    pass/fail table with the worst error of each case.
 
 Exits with status 1 if any check fails.
@@ -23,12 +23,11 @@ import time
 import numpy as np
 
 from . import BACKENDS, GRU, __version__, _explain
-from .conformance import TOLERANCE, find_cases, load_case, run_case
+from .conformance import DATA_DIR, TOLERANCE, find_cases, load_case, run_case
 
 
 def _default_dumps():
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.join(os.path.dirname(here), "tests", "data")
+    return DATA_DIR
 
 
 def demo(seed=0):
@@ -100,7 +99,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m minirnn", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dumps", default=_default_dumps(), help="folder of reference dumps "
-                   "(default: tests/data of the source checkout)")
+                   "(default: the cases installed with minirnn)")
     # dest names of their own: explain has a --backend and a --seed too, and argparse would
     # let explain's defaults silently replace these
     p.add_argument("--backend", choices=BACKENDS, action="append", dest="check_backends",

@@ -1,7 +1,7 @@
 """Run PyTorch reference dumps against minirnn and compare, tensor by tensor.
 
 A dump (written by ``tools/make_reference_dumps.py``, format in
-``tests/data/README.md``) holds a configuration, parameters, inputs, upstream
+``minirnn/data/README.md``) holds a configuration, parameters, inputs, upstream
 gradients and every output and gradient PyTorch computed, in float64. This
 module rebuilds the model from the dump, runs forward and backward on a chosen
 backend and dtype, and compares with **one** routine, :func:`compare`, which
@@ -24,6 +24,9 @@ from .packed import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 #: normalized tolerance per dtype: max|got - ref| / max|ref| must not exceed it
 #: (measured: float64 implementations agree to ~1e-15, float32 to ~1e-6 against float64).
+#: the reference cases installed with minirnn (package data; format in its README.md)
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
 TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
 
 Comparison = namedtuple("Comparison", "name error tolerance where max_ref ok")

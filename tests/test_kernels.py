@@ -13,12 +13,12 @@ import pytest
 
 import minirnn
 from minirnn import _kernels
-from minirnn.conformance import TOLERANCE, find_cases, run_case
+from minirnn.conformance import DATA_DIR, TOLERANCE, find_cases, run_case
 
 from helpers import MODES, join_state, make_module, perturb_biases, split_state
 
 DTYPES = [np.float64, np.float32]
-DATA = os.path.join(os.path.dirname(__file__), "data")
+DATA = DATA_DIR
 
 
 def train_step(m, x, state, seed=1):

@@ -1,6 +1,6 @@
 """Packed sequences: the packing utilities, and RNN/GRU/LSTM on packed input (both backends).
 
-Expected values come from the PyTorch dumps (tests/data/*_packed_*, run by
+Expected values come from the PyTorch dumps (minirnn/data/*_packed_*, run by
 test_reference_dumps.py) and, here, from running each sequence alone: a packed batch must
 give every sequence exactly what it gets unpadded, by itself, with its own slice of h0.
 """

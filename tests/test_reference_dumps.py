@@ -1,4 +1,4 @@
-"""Every PyTorch reference dump in tests/data, on every backend, in float64 and float32.
+"""Every PyTorch reference dump in minirnn/data, on every backend, in float64 and float32.
 
 Expected values come only from the dumps (written by tools/make_reference_dumps.py
 with torch; torch is not needed here). Each tensor is compared with
@@ -11,10 +11,10 @@ import os
 import numpy as np
 import pytest
 
-from minirnn.conformance import TOLERANCE, compare, find_cases, format_comparison, load_case, run_case
+from minirnn.conformance import DATA_DIR, TOLERANCE, compare, find_cases, format_comparison, load_case, run_case
 from helpers import BACKENDS
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
+DATA = DATA_DIR
 CASES = find_cases(DATA)
 NAMES = [os.path.basename(p)[:-4] for p in CASES]
 

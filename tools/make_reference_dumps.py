@@ -8,8 +8,8 @@ inputs, the outputs, random upstream gradients and the gradients that
 autograd returns, all keyed by PyTorch's own names.
 
 Output: one file per case, ``<out>/<case_name>.npz`` (default out dir:
-``tests/data`` at the repository root). The format is documented in
-``tests/data/README.md``; ``meta`` inside each file says everything needed to
+``minirnn/data`` in the repository). The format is documented in
+``minirnn/data/README.md``; ``meta`` inside each file says everything needed to
 rebuild the case (class, constructor kwargs, sizes, seed, loss).
 
 How to run (from anywhere; paths are relative to the repository root)::
@@ -68,7 +68,7 @@ import torch
 
 FORMAT_VERSION = 1
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO_ROOT / "tests" / "data"
+DEFAULT_OUT = REPO_ROOT / "minirnn" / "data"
 DTYPE = torch.float64
 
 # mode -> (module class name, cell class name, nonlinearity or None, file-name token)
@@ -859,7 +859,7 @@ def verify(name, meta, arrays, ref_meta=None, ref_arrays=None, compare_versions=
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                    help="output directory (default: tests/data at the repo root)")
+                    help="output directory (default: minirnn/data in the repo)")
     ap.add_argument("--only", metavar="PATTERN", action="append",
                     help="only cases whose name matches this glob (repeatable); never deletes files")
     ap.add_argument("--check", action="store_true",
