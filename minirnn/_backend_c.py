@@ -78,6 +78,16 @@ def model_weights(params, num_layers, D):
     return tuple(_layer_weights(params, layer, D) for layer in range(num_layers))
 
 
+def unsupported(mode, variant):
+    """A reason (a sentence) when the compiled kernels cannot compute ``variant``
+    (:class:`minirnn.variants.Variant`) of ``mode``, else None. The modules raise
+    ``NotImplementedError`` with it for ``backend="c"``, naming ``backend="numpy"``."""
+    if variant is None or variant.is_default:
+        return None
+    return (f"the compiled kernels do not compute the {mode} variant ({variant.describe()}) "
+            "yet")
+
+
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
                 dropout_masks=None, batch_sizes=None, weights=None):
     """As :func:`minirnn.functional.rnn_forward`, on the compiled kernels. ``weights``: the
