@@ -37,17 +37,28 @@ projected ``h_t``.) Dropout's backward multiplies the gradient of ``X_{l+1}``
 by the same mask.
 
 Gradients *accumulate* into the caller's arrays; the caller zeroes them.
+
+Cell variants (:mod:`minirnn.variants`) reuse this loop through three mechanisms, each a few
+lines below, never a copy of the loop: a **split recurrent product** (the GRU with the reset
+gate before the product: the loop computes the first gate blocks of ``G_h`` from ``h_{t-1}``,
+the cell the rest from its own operand ``u_t``; backward, ``dW_hh[rest] = dG_h[rest]^T U``), a
+**cell-state input to the gates** (LSTM peepholes: the cell reads ``p``, the loop sums its
+gradient), and **reverse-only** layers (a unidirectional layer run in reverse). Rows of a
+packed batch that never take a step (empty sequences) need nothing: their state is never
+touched, so ``h_n = h0`` and ``grad_h0 = grad_h_n`` for them.
 """
 import numpy as np
 
 from . import _backend_c
-from .cells import CELLS
+from .cells import CELLS, make_spec
 
 
-def param_shapes(gates, input_size, hidden_size, num_layers, bidirectional, bias, proj_size=0):
+def param_shapes(gates, input_size, hidden_size, num_layers, bidirectional, bias, proj_size=0,
+                 peephole=False):
     """{PyTorch name: shape} in PyTorch's order: layer, then direction (forward before
     ``_reverse``), then weight_ih, weight_hh, bias_ih, bias_hh, weight_hr (LSTM with
-    ``proj_size > 0`` only). Layer 0 reads the input; layer k > 0 reads both directions of
+    ``proj_size > 0`` only), weight_peephole (LSTM with ``peephole=True`` only: ``(3H,)``,
+    blocks i, f, o). Layer 0 reads the input; layer k > 0 reads both directions of
     layer k-1 side by side (D*P features, P = proj_size or else hidden_size)."""
     G, H, D = gates, hidden_size, 2 if bidirectional else 1
     P = proj_size if proj_size > 0 else H             # the width of h
@@ -62,6 +73,8 @@ def param_shapes(gates, input_size, hidden_size, num_layers, bidirectional, bias
                 shapes[f"bias_hh_l{layer}{sfx}"] = (G * H,)
             if proj_size > 0:
                 shapes[f"weight_hr_l{layer}{sfx}"] = (P, H)
+            if peephole:
+                shapes[f"weight_peephole_l{layer}{sfx}"] = (3 * H,)
     return shapes
 
 
@@ -97,8 +110,25 @@ def _keep_rest(new, old, n):
     return np.concatenate([new, old[n:]])
 
 
+def _split_product(W_hh, b_hh, first):
+    """The two halves of a split recurrent product whose rows ``first:`` of ``W_hh`` multiply
+    the cell's operand ``u`` instead of ``h_{t-1}``: ``u @ W_hh[first:]^T + b_hh[first:]``
+    (forward) and ``dG @ W_hh[first:]`` (backward, the gradient of ``u``)."""
+    W_rest = W_hh[first:]
+    b_rest = None if b_hh is None else b_hh[first:]
+
+    def recur(u):
+        g = u @ W_rest.T
+        return g if b_rest is None else g + b_rest
+
+    def recur_grad(dg):
+        return dg @ W_rest
+
+    return recur, recur_grad
+
+
 def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=True,
-                  W_hr=None, batch_sizes=None):
+                  W_hr=None, batch_sizes=None, spec=None):
     """Run one direction of one layer over a whole sequence.
 
     X (T, B, I) read; W_ih (G*H, I), W_hh (G*H, P) read; b_ih, b_hh (G*H,) or None;
@@ -106,6 +136,8 @@ def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=Tr
     h0 (B, P), c0 (B, H) or None (cells without a cell state).
     batch_sizes: None, or (T,) ints for a packed batch (see :mod:`minirnn.packed`): the rows
     are sorted by decreasing length and only the first ``batch_sizes[t]`` have a step ``t``.
+    spec: the :class:`minirnn.cells.CellSpec` of the variant (None: PyTorch's cell); a split
+    product's halves (``spec.recur``) are made here from W_hh and b_hh.
     Returns Y (T, B, P), h_T (B, P), c_T (B, H) or None, and the tape for the backward
     (None unless need_tape: then no step's activations are kept). Y is 0 at padded positions.
 
@@ -115,6 +147,15 @@ def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=Tr
     reaches that row's last step, which is where its reverse direction starts.
     """
     T, B = X.shape[:2]
+    if spec is None:
+        spec = make_spec(cell.mode)
+    # the split product: the loop's G_h holds blocks 0..split-1, the cell computes the rest
+    split = cell.split(spec)
+    if split is not None:
+        first = split * (W_ih.shape[0] // cell.gates)
+        spec = spec._replace(**dict(zip(("recur", "recur_grad"),
+                                        _split_product(W_hh, b_hh, first))))
+        W_hh, b_hh = W_hh[:first], None if b_hh is None else b_hh[:first]
     # G_x = X @ W_ih^T + b_ih, for all time steps at once
     Gx = X @ W_ih.T
     if b_ih is not None:
@@ -130,7 +171,7 @@ def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=Tr
         Gh = h_prev @ W_hh.T
         if b_hh is not None:
             Gh += b_hh
-        h_new, c_new, saved = cell.forward(Gx[t, :n], Gh, h_prev, c_prev)
+        h_new, c_new, saved = cell.forward(Gx[t, :n], Gh, h_prev, c_prev, spec)
         if W_hr is not None:
             m = h_new                              # m_t = o_t * tanh(c_t)    (n, H)
             h_new = m @ W_hr.T                     # h_t = m_t W_hr^T         (n, P)
@@ -141,7 +182,8 @@ def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=Tr
         Y[t, :n] = h_new
     if not need_tape:
         return Y, h, c, None
-    tape = dict(X=X, W_ih=W_ih, W_hh=W_hh, W_hr=W_hr, steps=steps, has_bias=b_ih is not None)
+    tape = dict(X=X, W_ih=W_ih, W_hh=W_hh, W_hr=W_hr, steps=steps, has_bias=b_ih is not None,
+                spec=spec, split=split)
     return Y, h, c, tape
 
 
@@ -150,16 +192,21 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
 
     dY (T, B, P) gradient of the layer's outputs; dh_T (B, P), dc_T (B, H) gradients of
     its final states (dc_T None for cells without a cell state).
-    ``grads`` = [dW_ih, dW_hh, db_ih, db_hh, dW_hr] (biases None without bias, dW_hr None
-    without projections), ACCUMULATED.
+    ``grads`` = [dW_ih, dW_hh, db_ih, db_hh, dW_hr, dp] (biases None without bias, dW_hr
+    None without projections, dp None without peepholes), ACCUMULATED.
     Returns dX (T, B, I), dh0 (B, P), dc0 (B, H) or None. With variable lengths (see
     :func:`layer_forward`) a step updates the gradients of its rows only, and the padded
     positions keep zero gate gradients, so they add nothing to any product; dX is 0 there.
     """
     X, W_ih, W_hh, W_hr = tape["X"], tape["W_ih"], tape["W_hh"], tape["W_hr"]
+    spec, split = tape["spec"], tape["split"]
     dGx = np.zeros(X.shape[:2] + (W_ih.shape[0],), dtype=X.dtype)    # (T, B, G*H)
     dGh = np.zeros_like(dGx)
     H_prev = np.zeros(X.shape[:2] + (W_hh.shape[1],), dtype=X.dtype)  # h_{t-1} seen at step t
+    first = W_hh.shape[0]               # rows of W_hh that multiply h_{t-1} (all, unless split)
+    if split is not None:
+        U = np.zeros_like(H_prev)       # the split product's operand u_t, for dW_hh[first:]
+    dp_sum = None if spec.peephole is None else np.zeros(spec.peephole.shape, np.float64)
     if W_hr is not None:
         dH = np.zeros(X.shape[:2] + W_hr.shape[:1], dtype=X.dtype)     # (T, B, P) dL/dh_t
         M = np.zeros(X.shape[:2] + W_hr.shape[1:], dtype=X.dtype)      # (T, B, H) m_t
@@ -172,19 +219,29 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
             dH[t, :n] = dh
             # backprop through  h_t = m_t W_hr^T:  dm_t = dh_t W_hr  (dW_hr after the loop)
             dh = dh @ W_hr
-        dGx[t, :n], dGh[t, :n], dh_direct, dc_prev = cell.backward(
-            dh, None if dc_next is None else dc_next[:n], saved, h_prev, c_prev)
+        dGx[t, :n], dGh[t, :n], dh_direct, dc_prev, dp = cell.backward(
+            dh, None if dc_next is None else dc_next[:n], saved, h_prev, c_prev, spec)
+        if split is not None:
+            U[t, :n] = saved[-1]
+        if dp is not None:
+            dp_sum += dp.sum(axis=0, dtype=np.float64)     # the peepholes' share of this step
         # backprop through  G_h = h_{t-1} @ W_hh^T + b_hh:  dh_{t-1} = dG_h @ W_hh
-        dh_prev = dGh[t, :n] @ W_hh
+        # (with a split product the cell has already added the path through u_t)
+        dh_prev = dGh[t, :n, :first] @ W_hh
         if dh_direct is not None:
             dh_prev += dh_direct
         dh_next, dc_next = _keep_rest(dh_prev, dh_next, n), _keep_rest(dc_prev, dc_next, n)
         H_prev[t, :n] = h_prev
     # after the loop, one large product each (sums over all steps and batch rows)
-    dW_ih, dW_hh, db_ih, db_hh, dW_hr = grads
+    dW_ih, dW_hh, db_ih, db_hh, dW_hr, dW_p = grads
     GH = W_ih.shape[0]
     dW_ih += dGx.reshape(-1, GH).T @ X.reshape(-1, X.shape[-1])          # dW_ih = dG_x^T X
-    dW_hh += dGh.reshape(-1, GH).T @ H_prev.reshape(-1, H_prev.shape[-1])  # dW_hh = dG_h^T H_prev
+    dGh_first = dGh[..., :first].reshape(-1, first)
+    dW_hh[:first] += dGh_first.T @ H_prev.reshape(-1, H_prev.shape[-1])  # dW_hh = dG_h^T H_prev
+    if split is not None:                                                # dW_hh[rest] = dG^T U
+        dW_hh[first:] += dGh[..., first:].reshape(-1, GH - first).T @ U.reshape(-1, U.shape[-1])
+    if dp_sum is not None:
+        dW_p += dp_sum.astype(dW_p.dtype)
     if W_hr is not None:
         P, H = W_hr.shape
         dW_hr += dH.reshape(-1, P).T @ M.reshape(-1, H)                  # dW_hr = dH^T M
@@ -199,7 +256,8 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
 # --------------------------------------------------------------------------- layers x directions
 
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
-                backend="numpy", dropout_masks=None, batch_sizes=None, c_weights=None):
+                backend="numpy", dropout_masks=None, batch_sizes=None, c_weights=None,
+                variant=None):
     """Whole-model forward on time-major input.
 
     mode: 'RNN_TANH', 'RNN_RELU', 'GRU' or 'LSTM'; X (T, B, I);
@@ -217,13 +275,24 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
     (:mod:`minirnn._backend_c`); the tape remembers which, for ``rnn_backward``.
     ``c_weights``: for ``backend="c"`` only, the kernels' weight tuples of ``params``
     (``_backend_c.model_weights``) when the caller keeps them; None builds them.
+    ``variant``: a :class:`minirnn.variants.Variant` (None = PyTorch's cell); with
+    peepholes, ``params`` holds ``weight_peephole_l{k}{_reverse}`` (3H,), blocks i, f, o.
     """
     if dropout_masks is not None and len(dropout_masks) != num_layers - 1:
         raise ValueError(f"dropout_masks: expected {num_layers - 1} masks (one per layer but "
                          f"the last), got {len(dropout_masks)}")
+    if variant is not None and variant.is_default:
+        variant = None
     if backend == "c":
+        if variant is None:
+            return _backend_c.rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional,
+                                          need_tape, dropout_masks, batch_sizes, c_weights)
+        reason = _backend_c.unsupported(mode, variant)
+        if reason is not None:
+            raise NotImplementedError(f"backend='c': {reason}; use backend='numpy'")
         return _backend_c.rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional,
-                                      need_tape, dropout_masks, batch_sizes, c_weights)
+                                      need_tape, dropout_masks, batch_sizes, c_weights,
+                                      variant=variant)
     if backend != "numpy":
         raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
     cell = CELLS[mode]
@@ -238,9 +307,13 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
             sfx = "_reverse" if d else ""
             k = layer * D + d                          # h_n is indexed layer*D + direction
             W_ih, W_hh, b_ih, b_hh, W_hr = (params.get(f"{p}_l{layer}{sfx}") for p in LAYER_PARAMS)
+            spec = make_spec(mode, variant, d, params.get(f"weight_peephole_l{layer}{sfx}"))
+            # direction 1 runs in reverse; so does a reverse-only (unidirectional) layer
+            reverse = bool(d) or (variant is not None and variant.reverse)
             y, h_n[k], c_T, tape = layer_forward(
                 cell, x, W_ih, W_hh, b_ih, b_hh, h0[k], None if c0 is None else c0[k],
-                reverse=bool(d), need_tape=need_tape, W_hr=W_hr, batch_sizes=batch_sizes)
+                reverse=reverse, need_tape=need_tape, W_hr=W_hr, batch_sizes=batch_sizes,
+                spec=spec)
             if c_n is not None:
                 c_n[k] = c_T
             outs.append(y)
@@ -251,7 +324,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         if dropout_masks is not None and layer < num_layers - 1:
             x = x * dropout_masks[layer]               # dropout between layers
     tape = dict(mode=mode, num_layers=num_layers, D=D, layers=layer_tapes,
-                dropout_masks=dropout_masks) if need_tape else None
+                dropout_masks=dropout_masks, variant=variant) if need_tape else None
     return x, h_n, c_n, tape
 
 
@@ -275,7 +348,7 @@ def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
         for d in range(D):
             sfx = "_reverse" if d else ""
             k = layer * D + d
-            g = [grads.get(f"{p}_l{layer}{sfx}") for p in LAYER_PARAMS]
+            g = [grads.get(f"{p}_l{layer}{sfx}") for p in LAYER_PARAMS + ("weight_peephole",)]
             dX_d, grad_h0[k], dc0 = layer_backward(
                 cell, tape["layers"][k], dx[..., d * P:(d + 1) * P],
                 grad_h_n[k], None if grad_c_n is None else grad_c_n[k], g)

@@ -12,25 +12,60 @@ three cells differ. ``G`` is the number of gates: 1 (Elman), 3 (GRU), 4 (LSTM).
 
 Each cell module defines
 
-``forward(gx, gh, h_prev, c_prev) -> (h, c, saved)``
+``forward(gx, gh, h_prev, c_prev, spec) -> (h, c, saved)``
     ``c`` is ``None`` for cells without a cell state; ``saved`` is what the
-    backward needs (gate activations, never pre-activations).
-``backward(dh, dc, saved, h_prev, c_prev) -> (dgx, dgh, dh_prev, dc_prev)``
+    backward needs (gate activations and their inputs).
+``backward(dh, dc, saved, h_prev, c_prev, spec) -> (dgx, dgh, dh_prev, dc_prev, dp)``
     ``dgx``/``dgh`` are the gradients of ``G_x``/``G_h``; ``dh_prev`` is only the
     *direct* path from ``h_prev`` to ``h`` (GRU's ``z * h_prev``), the caller
-    adds ``dgh @ W_hh`` for the path through the recurrent product.
+    adds ``dgh @ W_hh`` for the path through the recurrent product. ``dp`` is the
+    gradient of the LSTM's peephole weights at this step (None without them).
+
+``spec`` (a :class:`CellSpec`) says which variant of the cell to compute (see
+:mod:`minirnn.variants`): its activations, clip, flags and, for the two variants
+that need more than ``G_x`` and ``G_h``, the extra inputs:
+
+* a **split recurrent product** (the GRU with the reset gate before the product):
+  the loop computes only the first ``split`` gate blocks of ``G_h`` from ``h_{t-1}``;
+  the cell computes the operand ``u_t`` of the other blocks (``r_t * h_{t-1}``) and
+  calls ``spec.recur(u_t)`` for ``u_t @ W_hh[rest]^T + b_hh[rest]`` (and, backward,
+  ``spec.recur_grad(dG)`` for ``dG @ W_hh[rest]``). The step returns ``u_t`` as the
+  last item of ``saved`` so the loop can form ``dW_hh[rest] = dG^T U``.
+* a **cell-state input to the gates** (LSTM peepholes): ``spec.peephole``, the
+  ``(3H,)`` vector ``[p_i | p_f | p_o]``, multiplies ``c_{t-1}`` (i, f) and ``c_t`` (o).
 """
 from collections import namedtuple
 
+from .. import variants
 from . import elman, gru, lstm
 
-CellMath = namedtuple("CellMath", "mode gates has_cell_state forward backward")
-CellMath.__doc__ = "The pointwise math of one cell, as the time loop sees it."
+CellMath = namedtuple("CellMath", "mode gates has_cell_state forward backward split")
+CellMath.__doc__ = """The pointwise math of one cell, as the time loop sees it. ``split(spec)``:
+None (one recurrent product per step) or the number of gate blocks of ``G_h`` the loop computes
+from ``h_{t-1}`` before the cell runs (the cell computes the rest, see above)."""
+
+CellSpec = namedtuple("CellSpec", "acts cell_clip reset_after coupled peephole recur recur_grad")
+CellSpec.__doc__ = """What one layer and direction computes: ``acts`` its activations
+(:class:`minirnn.variants.Activation`, ONNX's slot order), ``cell_clip`` (None or a float),
+``reset_after`` (GRU), ``coupled`` (LSTM ``f = 1 - i``), ``peephole`` (None or ``(3H,)``),
+``recur``/``recur_grad`` (the split product's two halves, None without it)."""
+
+
+def _no_split(spec):
+    return None
+
 
 #: mode name (PyTorch's ``mode`` attribute) -> the cell's pointwise math
 CELLS = {
-    "RNN_TANH": CellMath("RNN_TANH", 1, False, elman.forward_tanh, elman.backward_tanh),
-    "RNN_RELU": CellMath("RNN_RELU", 1, False, elman.forward_relu, elman.backward_relu),
-    "GRU": CellMath("GRU", 3, False, gru.forward, gru.backward),
-    "LSTM": CellMath("LSTM", 4, True, lstm.forward, lstm.backward),
+    "RNN_TANH": CellMath("RNN_TANH", 1, False, elman.forward, elman.backward, _no_split),
+    "RNN_RELU": CellMath("RNN_RELU", 1, False, elman.forward, elman.backward, _no_split),
+    "GRU": CellMath("GRU", 3, False, gru.forward, gru.backward, gru.split),
+    "LSTM": CellMath("LSTM", 4, True, lstm.forward, lstm.backward, _no_split),
 }
+
+
+def make_spec(mode, variant=None, direction=0, peephole=None, recur=None, recur_grad=None):
+    """The :class:`CellSpec` of one layer and direction (``variant`` None = PyTorch's)."""
+    v = variants.DEFAULT if variant is None else variant
+    return CellSpec(v.acts(mode, direction), v.cell_clip, v.reset_after,
+                    v.coupled_input_forget, peephole, recur, recur_grad)

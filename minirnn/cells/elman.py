@@ -16,31 +16,30 @@ Backward, given ``dh = dL/dh_t``::
 
 There is no direct path from ``h_{t-1}`` to ``h_t`` other than through
 ``G_h``, so ``dh_prev`` (direct part) is zero.
+
+Variants (:mod:`minirnn.variants`; ONNX's ``RNN``): ``act`` is any activation ``f``
+(ONNX's one slot), and with a ``cell_clip`` the sum is clipped first::
+
+    h_t = f(clip(a_t))          da = dh * f'(clip(a_t)) * [-clip <= a_t <= clip]
 """
-from .._math import relu, tanh
+from ..variants import activate, clip, clip_mask, derivative
 
 
-def forward_tanh(gx, gh, h_prev, c_prev=None):
-    # h_t = tanh(G_x + G_h)
-    h = tanh(gx + gh)
-    return h, None, (h,)
+def forward(gx, gh, h_prev, c_prev, spec):
+    (f,) = spec.acts
+    # a_t = G_x + G_h
+    a = gx + gh
+    # h_t = f(clip(a_t))       f = tanh (RNN_TANH) or relu (RNN_RELU), or ONNX's f;
+    #                          clip(a) = a without a cell_clip, else a in [-clip, clip]
+    h = activate(f, clip(a, spec.cell_clip))
+    return h, None, (h, a)
 
 
-def backward_tanh(dh, dc, saved, h_prev, c_prev=None):
-    (h,) = saved
-    # backprop through  h_t = tanh(a):  da = dh * (1 - h_t^2)
-    da = dh * (1 - h * h)
-    return da, da, None, None
-
-
-def forward_relu(gx, gh, h_prev, c_prev=None):
-    # h_t = relu(G_x + G_h)
-    h = relu(gx + gh)
-    return h, None, (h,)
-
-
-def backward_relu(dh, dc, saved, h_prev, c_prev=None):
-    (h,) = saved
-    # backprop through  h_t = relu(a):  da = dh * [a > 0]   ([a > 0] == [h_t > 0])
-    da = dh * (h > 0)
-    return da, da, None, None
+def backward(dh, dc, saved, h_prev, c_prev, spec):
+    (f,) = spec.acts
+    h, a = saved
+    # backprop through  h_t = f(a_t):  da = dh * f'(a_t)    (tanh: 1 - h^2; relu: [h > 0])
+    da = dh * derivative(f, clip(a, spec.cell_clip), h)
+    if spec.cell_clip is not None:
+        da = da * clip_mask(a, spec.cell_clip)     # ... and through the clip
+    return da, da, None, None, None

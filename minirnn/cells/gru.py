@@ -25,10 +25,25 @@ Backward, given ``dh = dL/dh_t``::
     dh_prev (direct) = dh * z
 
 So the n-block of ``grad bias_hh`` differs from that of ``grad bias_ih``.
+
+Variants (:mod:`minirnn.variants`; ONNX's ``GRU``): the gate activation ``f``
+(sigmoid) and the candidate's ``g`` (tanh) may be any of ONNX's activations, and
+with a ``cell_clip`` every pre-activation is clipped to ``[-clip, clip]`` first
+(its derivative is then masked by ``[-clip <= a <= clip]``). With
+``reset_after=False`` (Cho et al. 2014, ONNX's default ``linear_before_reset=0``,
+Keras ``reset_after=False``) the reset gate multiplies ``h`` *before* the product::
+
+    n_t = g(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)
+
+so the step needs ``r`` before the n block of the recurrent product: the loop
+computes the r, z blocks of ``G_h`` from ``h_{t-1}`` and the cell asks for the
+n block of ``u_t = r_t * h_{t-1}`` (a *split product*, see :mod:`minirnn.cells`).
+Backward: ``dG_h[n] = dn`` (no factor r), ``du = dn @ W_hn``, ``dr = du * h_{t-1}``
+through ``r``'s derivative, and ``dh_prev`` gains ``du * r``; ``dW_hn = dG_h[n]^T U``.
 """
 import numpy as np
 
-from .._math import sigmoid, tanh
+from ..variants import activate, clip, clip_mask, derivative
 
 # Gates have names, not offsets: block k of the 3H gate axis.
 GRU_R, GRU_Z, GRU_N = 0, 1, 2
@@ -39,29 +54,65 @@ def _split(g):
     return np.split(g, 3, axis=-1)
 
 
-def forward(gx, gh, h_prev, c_prev=None):
+def split(spec):
+    """The split product: with the reset gate before the product, the loop computes only the
+    first two blocks (r, z) of ``G_h`` from ``h_{t-1}``; else one product (None)."""
+    return None if spec.reset_after else 2
+
+
+def _times_derivative(d, act, a, y, cell_clip):
+    """``d * act'(clip(a)) * clip'(a)``: backprop through ``y = act(clip(a))``."""
+    d = d * derivative(act, clip(a, cell_clip), y)
+    return d if cell_clip is None else d * clip_mask(a, cell_clip)
+
+
+def forward(gx, gh, h_prev, c_prev, spec):
+    f, g = spec.acts                          # sigmoid and tanh unless a variant says otherwise
+    cc = spec.cell_clip                       # clip(a) = a without a cell_clip
+    H = h_prev.shape[-1]
     gi_r, gi_z, gi_n = _split(gx)
-    gh_r, gh_z, gh_n = _split(gh)
-    # r_t = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
-    r = sigmoid(gi_r + gh_r)
-    # z_t = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
-    z = sigmoid(gi_z + gh_z)
-    # n_t = tanh(W_in x + b_in + r_t * (W_hn h + b_hn))
-    n = tanh(gi_n + r * gh_n)
+    gh_r, gh_z = gh[:, :H], gh[:, H:2 * H]
+    # r_t = f(W_ir x + b_ir + W_hr h + b_hr)
+    a_r = gi_r + gh_r
+    r = activate(f, clip(a_r, cc))
+    # z_t = f(W_iz x + b_iz + W_hz h + b_hz)
+    a_z = gi_z + gh_z
+    z = activate(f, clip(a_z, cc))
+    if spec.reset_after:
+        # n_t = g(W_in x + b_in + r_t * (W_hn h + b_hn))                    (PyTorch, cuDNN)
+        gh_n = gh[:, 2 * H:]
+        a_n = gi_n + r * gh_n
+        u = None
+    else:
+        # n_t = g(W_in x + b_in + W_hn (r_t * h) + b_hn)       (Cho et al., ONNX's default)
+        u = r * h_prev
+        gh_n = spec.recur(u)                  # u_t @ W_hn^T + b_hn: the split product's rest
+        a_n = gi_n + gh_n
+    n = activate(g, clip(a_n, cc))
     # h_t = (1 - z_t) * n_t + z_t * h_{t-1}
     h = (1 - z) * n + z * h_prev
-    return h, None, (r, z, n, gh_n)
+    return h, None, (r, z, n, gh_n, a_r, a_z, a_n, u)
 
 
-def backward(dh, dc, saved, h_prev, c_prev=None):
-    r, z, n, gh_n = saved
+def backward(dh, dc, saved, h_prev, c_prev, spec):
+    f, g = spec.acts
+    cc = spec.cell_clip
+    r, z, n, gh_n, a_r, a_z, a_n, u = saved
     # backprop through  h_t = (1 - z) * n + z * h_{t-1}
-    dz = dh * (h_prev - n) * z * (1 - z)          # ... and through z = sigmoid(.)
-    dn = dh * (1 - z) * (1 - n * n)               # ... and through n = tanh(.)
+    dz = _times_derivative(dh * (h_prev - n), f, a_z, z, cc)    # ... and through z = f(.)
+    dn = _times_derivative(dh * (1 - z), g, a_n, n, cc)         # ... and through n = g(.)
     dh_prev = dh * z                              # the direct path z * h_{t-1}
-    # backprop through  n = tanh(gi_n + r * gh_n)
-    dgh_n = dn * r
-    dr = dn * gh_n * r * (1 - r)                  # ... and through r = sigmoid(.)
+    if spec.reset_after:
+        # backprop through  a_n = gi_n + r * gh_n
+        dgh_n = dn * r
+        dr = dn * gh_n
+    else:
+        # backprop through  a_n = gi_n + u W_hn^T + b_hn,  u = r * h_{t-1}
+        dgh_n = dn
+        du = spec.recur_grad(dn)                  # dL/du = dn @ W_hn
+        dr = du * h_prev
+        dh_prev = dh_prev + du * r                # h_{t-1} also reaches n through u
+    dr = _times_derivative(dr, f, a_r, r, cc)     # ... and through r = f(.)
     dgx = np.concatenate([dr, dz, dn], axis=-1)
     dgh = np.concatenate([dr, dz, dgh_n], axis=-1)
-    return dgx, dgh, dh_prev, None
+    return dgx, dgh, dh_prev, None, None
