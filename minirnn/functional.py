@@ -283,6 +283,10 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
                          f"the last), got {len(dropout_masks)}")
     if variant is not None and variant.is_default:
         variant = None
+    if batch_sizes is not None and (len(batch_sizes) == 0 or batch_sizes[0] < X.shape[1]):
+        return _forward_empty_rows(mode, X, params, h0, c0, num_layers, bidirectional,
+                                   need_tape, backend, dropout_masks, batch_sizes, c_weights,
+                                   variant)
     if backend == "c":
         if variant is None:
             return _backend_c.rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional,
@@ -328,10 +332,48 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
     return x, h_n, c_n, tape
 
 
+def _forward_empty_rows(mode, X, params, h0, c0, num_layers, bidirectional, need_tape,
+                        backend, dropout_masks, batch_sizes, c_weights, variant):
+    """A packed batch with empty sequences: the sorted rows ``n0 = batch_sizes[0]`` to
+    ``B - 1`` never take a step. The others run as a batch of ``n0`` (on either backend);
+    the empty rows keep ``h_n = h0``, ``c_n = c0`` and a zero output. With every row empty
+    (``T = 0``) nothing runs at all."""
+    T, B = X.shape[:2]
+    n0 = int(batch_sizes[0]) if len(batch_sizes) else 0
+    D = 2 if bidirectional else 1
+    out = np.zeros((T, B, D * h0.shape[-1]), dtype=X.dtype)
+    h_n = h0.copy()
+    c_n = None if c0 is None else c0.copy()
+    inner = None
+    if n0 > 0:
+        masks = None if dropout_masks is None else [m[:, :n0] for m in dropout_masks]
+        out[:, :n0], h_n[:, :n0], c_T, inner = rnn_forward(
+            mode, np.ascontiguousarray(X[:, :n0]), params, np.ascontiguousarray(h0[:, :n0]),
+            None if c0 is None else np.ascontiguousarray(c0[:, :n0]), num_layers,
+            bidirectional, need_tape, backend, masks, batch_sizes, c_weights, variant)
+        if c_n is not None:
+            c_n[:, :n0] = c_T
+    tape = dict(empty_rows=n0, inner=inner, X_shape=X.shape) if need_tape else None
+    return out, h_n, c_n, tape
+
+
 def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
     """Whole-model backward. grad_output (T, B, D*P); grad_h_n (L*D, B, P), grad_c_n
     (L*D, B, H) (None unless LSTM). ``grads`` {name: array} is ACCUMULATED into.
     Returns grad_X (T, B, I), grad_h0 (L*D, B, P), grad_c0 or None."""
+    if "empty_rows" in tape:           # empty sequences: grad_h0 = grad_h_n for them
+        n0 = tape["empty_rows"]
+        grad_X = np.zeros(tape["X_shape"], dtype=grad_h_n.dtype)
+        grad_h0 = grad_h_n.copy()
+        grad_c0 = None if grad_c_n is None else grad_c_n.copy()
+        if n0 > 0:
+            grad_X[:, :n0], grad_h0[:, :n0], gc = rnn_backward(
+                tape["inner"], np.ascontiguousarray(grad_output[:, :n0]),
+                np.ascontiguousarray(grad_h_n[:, :n0]),
+                None if grad_c_n is None else np.ascontiguousarray(grad_c_n[:, :n0]), grads)
+            if grad_c0 is not None:
+                grad_c0[:, :n0] = gc
+        return grad_X, grad_h0, grad_c0
     if tape.get("backend") == "c":
         return _backend_c.rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads)
     cell = CELLS[tape["mode"]]

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from . import _backend_c, functional
+from .variants import make_variant
 from ._grad_mode import is_grad_enabled
 from ._validation import (check_array, check_bool, check_dropout, check_dtype, check_shape,
                           check_size)
@@ -36,6 +37,20 @@ def _check_backend(backend):
         return DEFAULT_BACKEND
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or None (default), got {backend!r}")
+    return backend
+
+
+def _variant_backend(owner, backend, mode, variant):
+    """The backend of a module computing ``variant``: the one asked for, or for None (the
+    default) the compiled kernels when they compute this variant, else the NumPy path.
+    ``backend="c"`` for a variant the kernels cannot compute yet is a NotImplementedError."""
+    reason = _backend_c.unsupported(mode, variant)
+    if backend is None and reason is not None:
+        return "numpy"
+    backend = _check_backend(backend)
+    if backend == "c" and reason is not None:
+        raise NotImplementedError(f"{owner}: backend='c': {reason}; use backend='numpy' (or "
+                                  "leave backend=None, which picks it)")
     return backend
 
 
@@ -184,7 +199,7 @@ def _incoming_grad(owner, name, g, shape, dtype):
 class _RNNBase(_Module):
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, seed=None,
-                 backend=None):
+                 backend=None, **variant):
         name = {"RNN_TANH": "RNN", "RNN_RELU": "RNN"}.get(mode, mode)
         self.mode = mode
         self.input_size = check_size("input_size", input_size)
@@ -210,11 +225,15 @@ class _RNNBase(_Module):
                                  f"{proj_size} and hidden_size={self.hidden_size}")
         self.proj_size = 0 if proj_size is _NOT_GIVEN else int(proj_size)
         self.dtype = check_dtype(dtype)
-        self.backend = _check_backend(backend)
+        #: the cell variant (minirnn.variants.Variant; Variant() = PyTorch's cell)
+        self.variant = make_variant(mode, num_directions=self.num_directions, **variant)
+        for k in variant:
+            setattr(self, k, getattr(self.variant, k))
+        self.backend = _variant_backend(name, backend, mode, self.variant)
         self._name = name
         shapes = functional.param_shapes(CELLS[mode].gates, self.input_size, self.hidden_size,
                                          self.num_layers, self.bidirectional, self.bias,
-                                         self.proj_size)
+                                         self.proj_size, peephole=self.variant.peephole)
         # The generator that drew the parameters goes on to draw the dropout masks.
         #: numpy.random.Generator of the dropout masks (replace it to reseed them)
         self.generator = self._init_parameters(shapes, self.hidden_size, self.dtype, seed)
@@ -251,6 +270,8 @@ class _RNNBase(_Module):
                               ("bidirectional", False)):
             if getattr(self, attr) != default:
                 s += f", {attr}={getattr(self, attr)}"
+        if not self.variant.is_default:
+            s += ", " + self.variant.describe()
         if self.dtype != np.float32:
             s += f", dtype={self.dtype}"
         return s + ")"
@@ -337,14 +358,16 @@ class _RNNBase(_Module):
                 self.generator, self.dropout, self.num_layers - 1,
                 (T, B, self.num_directions * self._h_width), self.dtype)
         record = is_grad_enabled()
-        if self.backend == "c":         # (what functional.rnn_forward would call)
+        variant = self.variant
+        if self.backend == "c" and variant.is_default:   # (what functional.rnn_forward calls)
             out, h_n, c_n, tape = _backend_c.rnn_forward(
                 self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
                 record, masks, None, self._c_weights())
         else:
             out, h_n, c_n, tape = functional.rnn_forward(
                 self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
-                need_tape=record, backend=self.backend, dropout_masks=masks)
+                need_tape=record, backend=self.backend, dropout_masks=masks,
+                variant=None if variant.is_default else variant)
         if record:
             self._tape.append(dict(tape=tape, batched=batched, out_shape=out.shape,
                                    state_shape=h_n.shape,
@@ -376,12 +399,12 @@ class _RNNBase(_Module):
             raise ValueError(f"{name}: input.data.shape[-1] must be equal to input_size. "
                              f"Expected {self.input_size}, got {data.shape[1]}")
         bs, order, inverse = packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
-        T, B = len(bs), int(bs[0])
+        T, B = len(bs), packed.batch_size              # B counts the empty sequences too
         h0, c0 = self._check_hx(hx, B, True)
         if order is not None:                          # states: caller's order -> sorted
             h0 = h0[:, order]
             c0 = None if c0 is None else c0[:, order]
-        rows = packed_rows(bs)                         # where each data row sits in (T, B)
+        rows = packed_rows(bs, B)                      # where each data row sits in (T, B)
         X = padded_from_rows(data, rows, T, B)
         F = self.num_directions * self._h_width
         masks = None
@@ -391,10 +414,11 @@ class _RNNBase(_Module):
             masks = [padded_from_rows(m, rows, T, B) for m in functional.draw_dropout_masks(
                 self.generator, self.dropout, self.num_layers - 1, (len(rows), F), self.dtype)]
         record = is_grad_enabled()
+        variant = None if self.variant.is_default else self.variant
         out, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
             need_tape=record, backend=self.backend, dropout_masks=masks, batch_sizes=bs,
-            c_weights=self._c_weights())
+            c_weights=self._c_weights() if variant is None else None, variant=variant)
         out = out.reshape(T * B, F)[rows]
         if record:
             self._tape.append(dict(tape=tape, packed=packed, rows=rows,
@@ -495,7 +519,7 @@ class _RNNBase(_Module):
         """The backward of _forward_packed: the same scatter, sort and gather, reversed."""
         packed, rows = entry["packed"], entry["rows"]
         bs, order, inverse = packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
-        T, B = len(bs), int(bs[0])
+        T, B = len(bs), packed.batch_size
         if order is not None:                          # caller's order -> sorted
             gh = gh[:, order]
             gc = None if gc is None else gc[:, order]
@@ -580,6 +604,21 @@ _MODULE_DOC_COMMON = """
     parameter gradients into ``m.grads`` (keys as ``state_dict``) and returns the
     gradients of the input and of the initial state. ``m.zero_grad()`` clears
     ``m.grads``. Under ``minirnn.no_grad()`` a forward records nothing.
+
+    Empty sequences: a PackedSequence made with ``allow_empty=True`` may hold sequences
+    of length 0; for those ``h_n``/``c_n`` are their ``h0``/``c0``, they add nothing to
+    the output, and the backward passes ``grad_h_n`` straight to ``grad_h0``.
+
+    Cell variants (keyword-only; the defaults compute PyTorch's cell, see
+    :mod:`minirnn.variants`): ``cell_clip=None`` (a positive float clips every gate
+    pre-activation to ``[-cell_clip, cell_clip]``, ONNX's ``clip``), ``activations=None``
+    (ONNX's names, one per slot: LSTM ``f, g, h``, GRU ``f, g``, RNN ``f``; twice as many
+    for a bidirectional module, forward's first; each a name or ``(name, alpha, beta)``),
+    ``reverse=False`` (a unidirectional module run from each sequence's last step to its
+    first, output in the input's time order), and per mode ``GRU(reset_after=True)``,
+    ``LSTM(peephole=False, coupled_input_forget=False)``. With ``backend=None`` a variant
+    the compiled kernels cannot compute yet runs on the NumPy path (``m.backend`` says
+    which); ``backend="c"`` for it raises NotImplementedError.
 """
 
 
@@ -604,13 +643,15 @@ class RNN(_RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
-                 seed=None, backend=None, proj_size=_NOT_GIVEN):
+                 seed=None, backend=None, proj_size=_NOT_GIVEN, cell_clip=None,
+                 activations=None, reverse=False):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity {nonlinearity!r}. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
                          hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, dtype=dtype, seed=seed, backend=backend)
+                         proj_size, dtype=dtype, seed=seed, backend=backend,
+                         cell_clip=cell_clip, activations=activations, reverse=reverse)
 
 
 class GRU(_RNNBase):
@@ -634,13 +675,20 @@ class GRU(_RNNBase):
         weight_ih_l{k}: ``(3H, H_in)`` for k = 0, else ``(3H, D*H)``
         weight_hh_l{k}: ``(3H, H)``
         bias_ih_l{k}, bias_hh_l{k}: ``(3H,)``
+
+    reset_after: ``True`` (default) is the form above; ``False`` computes Cho et al.'s
+    ``n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)`` (ONNX's default
+    ``linear_before_reset=0``, Keras ``reset_after=False``), with the same parameters.
     """ + _MODULE_DOC_COMMON
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, dtype=np.float32, seed=None, backend=None,
-                 proj_size=_NOT_GIVEN):
+                 proj_size=_NOT_GIVEN, reset_after=True, cell_clip=None, activations=None,
+                 reverse=False):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, dtype=dtype, seed=seed, backend=backend)
+                         bidirectional, proj_size, dtype=dtype, seed=seed, backend=backend,
+                         reset_after=reset_after, cell_clip=cell_clip, activations=activations,
+                         reverse=reverse)
 
 
 class LSTM(_RNNBase):
@@ -677,13 +725,23 @@ class LSTM(_RNNBase):
     above the first read ``D*P`` features, while ``c0``/``c_n`` stay ``H`` wide.
     ``weight_hr`` starts in ±1/sqrt(hidden_size) like every parameter. Without
     projections ``H_out = H``.
+
+    peephole: if True, each layer and direction also has ``weight_peephole_l{k}``
+    ``(3H,)`` (blocks ``p_i | p_f | p_o``, drawn like the others, after ``weight_hr``)
+    and the gates see the cell state: ``i_t = sigmoid(... + p_i * c_{t-1})``,
+    ``f_t = sigmoid(... + p_f * c_{t-1})``, ``o_t = sigmoid(... + p_o * c_t)``.
+    coupled_input_forget: if True, ``f_t = 1 - i_t`` (ONNX ``input_forget=1``); the forget
+    gate's rows of the weights are then unused (zero gradient).
     """ + _MODULE_DOC_COMMON
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, seed=None,
-                 backend=None):
+                 backend=None, peephole=False, coupled_input_forget=False, cell_clip=None,
+                 activations=None, reverse=False):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, dtype=dtype, seed=seed, backend=backend)
+                         bidirectional, proj_size, dtype=dtype, seed=seed, backend=backend,
+                         peephole=peephole, coupled_input_forget=coupled_input_forget,
+                         cell_clip=cell_clip, activations=activations, reverse=reverse)
 
 
 # =========================================================================================== cells
@@ -692,17 +750,23 @@ class _CellBase(_Module):
     """One time step. Runs the same code as one step of a 1-layer module."""
 
     def __init__(self, mode, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None,
-                 backend=None):
+                 backend=None, **variant):
         self.mode = mode
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.bias = check_bool("bias", bias)
         self.dtype = check_dtype(dtype)
-        self.backend = _check_backend(backend)
+        #: the cell variant (minirnn.variants.Variant; Variant() = PyTorch's cell)
+        self.variant = make_variant(mode, **variant)
+        for k in variant:
+            setattr(self, k, getattr(self.variant, k))
+        self.backend = _variant_backend(type(self).__name__, backend, mode, self.variant)
         G, H = CELLS[mode].gates, self.hidden_size
         shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
+        if self.variant.peephole:
+            shapes["weight_peephole"] = (3 * H,)
         self._init_parameters(shapes, H, self.dtype, seed)
 
     # as PyTorch's cells: without bias, the biases are registered as None
@@ -714,6 +778,8 @@ class _CellBase(_Module):
             s += ", bias=False"
         if getattr(self, "nonlinearity", "tanh") != "tanh":
             s += f", nonlinearity={self.nonlinearity}"
+        if not self.variant.is_default:
+            s += ", " + self.variant.describe()
         if self.dtype != np.float32:
             s += f", dtype={self.dtype}"
         return s + ")"
@@ -761,7 +827,8 @@ class _CellBase(_Module):
         record = is_grad_enabled()
         _, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._layer_params(self._params), h0[None], c0, 1, False,
-            need_tape=record, backend=self.backend)
+            need_tape=record, backend=self.backend,
+            variant=None if self.variant.is_default else self.variant)
         if record:
             self._tape.append(dict(tape=tape, batched=batched, B=B))
         h = h_n[0] if batched else h_n[0, 0]
@@ -814,7 +881,12 @@ _CELL_DOC_COMMON = """
     A state of None means zeros.
 
     Initialization: every parameter from U(-k, k), k = 1/sqrt(hidden_size), in the
-    order weight_ih, weight_hh, bias_ih, bias_hh.
+    order weight_ih, weight_hh, bias_ih, bias_hh (, weight_peephole).
+
+    Cell variants (keyword-only, as for the modules; the defaults are PyTorch's cells):
+    ``cell_clip=None``, ``activations=None`` (one per slot: LSTMCell ``f, g, h``, GRUCell
+    ``f, g``, RNNCell ``f``), ``GRUCell(reset_after=True)``, ``LSTMCell(peephole=False,
+    coupled_input_forget=False)`` (the peepholes are ``weight_peephole (3H,)``, blocks i, f, o).
 
     Backward: each ``backward`` call backpropagates the latest step not yet
     backpropagated, so after a loop of ``T`` steps, call it ``T`` times in reverse
@@ -832,12 +904,13 @@ class RNNCell(_CellBase):
     """ + _CELL_DOC_COMMON
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *,
-                 dtype=np.float32, seed=None, backend=None):
+                 dtype=np.float32, seed=None, backend=None, cell_clip=None, activations=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity {nonlinearity!r}. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
-                         hidden_size, bias, dtype=dtype, seed=seed, backend=backend)
+                         hidden_size, bias, dtype=dtype, seed=seed, backend=backend,
+                         cell_clip=cell_clip, activations=activations)
 
 
 class GRUCell(_CellBase):
@@ -850,9 +923,10 @@ class GRUCell(_CellBase):
     """ + _CELL_DOC_COMMON
 
     def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None,
-                 backend=None):
+                 backend=None, reset_after=True, cell_clip=None, activations=None):
         super().__init__("GRU", input_size, hidden_size, bias, dtype=dtype, seed=seed,
-                         backend=backend)
+                         backend=backend, reset_after=reset_after, cell_clip=cell_clip,
+                         activations=activations)
 
 
 class LSTMCell(_CellBase):
@@ -866,6 +940,9 @@ class LSTMCell(_CellBase):
     """ + _CELL_DOC_COMMON
 
     def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None,
-                 backend=None):
+                 backend=None, peephole=False, coupled_input_forget=False, cell_clip=None,
+                 activations=None):
         super().__init__("LSTM", input_size, hidden_size, bias, dtype=dtype, seed=seed,
-                         backend=backend)
+                         backend=backend, peephole=peephole,
+                         coupled_input_forget=coupled_input_forget, cell_clip=cell_clip,
+                         activations=activations)

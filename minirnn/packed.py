@@ -25,6 +25,15 @@ Example (PyTorch's documentation): three sequences of lengths 2, 1, 3, batch-fir
 ``[[1, 2, 0], [3, 0, 0], [4, 5, 6]]`` pack to ``data = [4, 1, 3, 5, 2, 6]``,
 ``batch_sizes = [3, 2, 1]``, ``sorted_indices = [2, 0, 1]``, ``unsorted_indices = [1, 2, 0]``.
 
+Empty sequences (``allow_empty=True``; PyTorch refuses them): a sequence of length 0 has no
+step, so nothing in ``data`` or ``batch_sizes`` counts it, and ``batch_sizes[0]`` is no longer
+the batch. Such a PackedSequence therefore **always** carries ``sorted_indices`` (the identity
+when the caller's order was already sorted): the batch is ``len(sorted_indices)``
+(:attr:`PackedSequence.batch_size`), the empty sequences sort last (sorted positions
+``batch_sizes[0]`` to ``B - 1``), and a batch of only empty sequences has
+``batch_sizes = []`` and ``data`` of shape ``(0, *)``. Modules give an empty sequence
+``h_n = h0`` (``c_n = c0``) and no output rows; its backward passes ``grad_h_n`` to ``grad_h0``.
+
 Stricter than PyTorch where PyTorch is unsafe: a length larger than the padded input, a
 length <= 0, lengths out of order with ``enforce_sorted=True``, and a ``PackedSequence``
 whose fields disagree are each a ``ValueError`` naming what was received and expected.
@@ -74,17 +83,23 @@ class PackedSequence(_Fields):
             raise TypeError(f"PackedSequence: data must be a numpy.ndarray, got "
                             f"{type(data).__name__}")
         bs = _int_vector("PackedSequence: batch_sizes", batch_sizes)
-        if bs.size == 0 or bs[-1] < 1 or np.any(bs[1:] > bs[:-1]):
+        if (bs.size == 0 and sorted_indices is None) or (bs.size and bs[-1] < 1) or np.any(
+                bs[1:] > bs[:-1]):
             raise ValueError("PackedSequence: batch_sizes must be non-empty, non-increasing "
-                             f"and >= 1, got {bs.tolist()}")
+                             f"and >= 1, got {bs.tolist()} (empty only with sorted_indices, "
+                             "for a batch of empty sequences)")
         if data.ndim < 1 or data.shape[0] != bs.sum():
             raise ValueError(f"PackedSequence: data must have sum(batch_sizes) = {bs.sum()} "
                              f"rows, got shape {data.shape}")
-        B = int(bs[0])
         if sorted_indices is None and unsorted_indices is not None:
             raise ValueError("PackedSequence: unsorted_indices given without sorted_indices")
         if sorted_indices is not None:
             sorted_indices = _int_vector("PackedSequence: sorted_indices", sorted_indices)
+            # the batch: len(sorted_indices), which may exceed batch_sizes[0] (empty sequences)
+            B = len(sorted_indices)
+            if bs.size and B < bs[0]:
+                raise ValueError(f"PackedSequence: sorted_indices must have at least "
+                                 f"batch_sizes[0] = {bs[0]} entries, got {B}")
             _check_permutation("sorted_indices", sorted_indices, B)
             inverse = np.empty_like(sorted_indices)
             inverse[sorted_indices] = np.arange(B)
@@ -101,10 +116,18 @@ class PackedSequence(_Fields):
         return super().__new__(cls, data, bs, sorted_indices, unsorted_indices)
 
     @property
+    def batch_size(self):
+        """The number of sequences: ``len(sorted_indices)`` when present (it counts the empty
+        sequences too), else ``batch_sizes[0]``."""
+        if self.sorted_indices is not None:
+            return len(self.sorted_indices)
+        return int(self.batch_sizes[0])
+
+    @property
     def lengths(self):
         """(B,) int64: each sequence's length, in the caller's (unsorted) order."""
-        return _lengths(self.batch_sizes)[self.unsorted_indices if self.unsorted_indices
-                                          is not None else slice(None)]
+        return _lengths(self.batch_sizes, self.batch_size)[
+            self.unsorted_indices if self.unsorted_indices is not None else slice(None)]
 
     def __repr__(self):
         return (f"PackedSequence(data={self.data!r}, batch_sizes={self.batch_sizes!r}, "
@@ -112,18 +135,20 @@ class PackedSequence(_Fields):
                 f"unsorted_indices={self.unsorted_indices!r})")
 
 
-def _lengths(batch_sizes):
-    """The sorted lengths: sequence k has a step t exactly when k < batch_sizes[t]."""
-    B = int(batch_sizes[0])
+def _lengths(batch_sizes, B=None):
+    """The sorted lengths of ``B`` sequences (default ``batch_sizes[0]``): sequence k has a
+    step t exactly when k < batch_sizes[t]."""
+    B = int(batch_sizes[0]) if B is None else B
     return (batch_sizes[None, :] > np.arange(B)[:, None]).sum(axis=1).astype(np.int64)
 
 
-def packed_rows(batch_sizes):
+def packed_rows(batch_sizes, B=None):
     """Where each row of ``data`` goes in a time-major padded batch (T, B) of the sorted
     sequences, as flat indices ``t*B + k``: the step t rows are k = 0..batch_sizes[t]-1.
-    ``padded.reshape(T*B, -1)[packed_rows(bs)]`` is ``data``; assigning to it unpacks."""
+    ``padded.reshape(T*B, -1)[packed_rows(bs, B)]`` is ``data``; assigning to it unpacks.
+    ``B`` defaults to ``batch_sizes[0]`` (pass the batch when it holds empty sequences)."""
     bs = np.asarray(batch_sizes, dtype=np.int64)
-    B = int(bs[0])
+    B = (int(bs[0]) if bs.size else 0) if B is None else B
     starts = np.repeat(np.cumsum(bs) - bs, bs)            # where each step's rows begin
     return np.repeat(np.arange(len(bs)) * B, bs) + (np.arange(int(bs.sum())) - starts)
 
@@ -139,13 +164,16 @@ def padded_from_rows(data, rows, T, B, fill=0.0):
 
 # --------------------------------------------------------------------------- packing
 
-def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True):
+def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True, *,
+                         allow_empty=False):
     """Pack a padded batch ``input``, ``(T, B, *)`` or, with ``batch_first``, ``(B, T, *)``,
     whose sequence b has ``lengths[b]`` valid steps (1 <= lengths[b] <= T).
 
     ``enforce_sorted=True`` requires the lengths non-increasing (the packed batch keeps the
     caller's order and has no indices); ``False`` sorts them (stably) and records the order
     in ``sorted_indices``/``unsorted_indices``. Steps past ``max(lengths)`` are dropped.
+    ``allow_empty=True`` (keyword-only) accepts lengths of 0 (see the module docstring: the
+    result then always has ``sorted_indices``).
     """
     if not isinstance(input, np.ndarray):
         raise TypeError(f"pack_padded_sequence: input must be a numpy.ndarray, got "
@@ -153,18 +181,22 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
     if input.ndim < 2:
         raise ValueError(f"pack_padded_sequence: input must be at least 2-D (T, B, *), got "
                          f"shape {input.shape}")
-    if input.size == 0:
-        raise ValueError(f"pack_padded_sequence: Cannot pack empty tensors (input shape "
-                         f"{input.shape})")
+    allow_empty = bool(allow_empty)
     x = np.swapaxes(input, 0, 1) if batch_first else input
     T, B = x.shape[:2]
+    # with allow_empty, a batch of only empty sequences may have no time steps at all
+    if input.size == 0 and not (allow_empty and T == 0 and B > 0):
+        raise ValueError(f"pack_padded_sequence: Cannot pack empty tensors (input shape "
+                         f"{input.shape})")
     lengths = _int_vector("pack_padded_sequence: lengths", lengths)
     if lengths.shape[0] != B:
         raise ValueError(f"pack_padded_sequence: Expected `len(lengths)` to be equal to "
                          f"batch_size, but got {lengths.shape[0]} (batch_size={B})")
-    if np.any(lengths <= 0):
+    if np.any(lengths < 0) or (not allow_empty and np.any(lengths == 0)):
         raise ValueError("pack_padded_sequence: Length of all samples has to be greater than "
-                         f"0, but got lengths {lengths.tolist()}")
+                         f"0, but got lengths {lengths.tolist()}"
+                         + ("" if np.any(lengths < 0) else
+                            "; pass allow_empty=True to accept sequences of length 0"))
     if np.any(lengths > T):
         raise ValueError(f"pack_padded_sequence: a length exceeds the input's {T} steps "
                          f"(dimension {1 if batch_first else 0} of shape {input.shape}), got "
@@ -176,14 +208,17 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
                 "`enforce_sorted` is True, got lengths {}. You can pass `enforce_sorted=False` "
                 "to pack_padded_sequence and/or pack_sequence to sidestep this "
                 "requirement.".format(lengths.tolist()))
-        sorted_indices = None
+        # an empty sequence is not counted by batch_sizes: the indices record the batch
+        has_empty = B > 0 and lengths[-1] == 0
+        sorted_indices = np.arange(B, dtype=np.int64) if has_empty else None
     else:
         sorted_indices = np.argsort(-lengths, kind="stable").astype(np.int64)
         x = x[:, sorted_indices]
         lengths = lengths[sorted_indices]
-    batch_sizes = (lengths[None, :] > np.arange(int(lengths[0]))[:, None]).sum(axis=1)
+    longest = int(lengths[0]) if B else 0
+    batch_sizes = (lengths[None, :] > np.arange(longest)[:, None]).sum(axis=1)
     batch_sizes = batch_sizes.astype(np.int64)
-    rows = packed_rows(batch_sizes)
+    rows = packed_rows(batch_sizes, B)
     data = np.ascontiguousarray(x[:len(batch_sizes)].reshape((len(batch_sizes) * B,)
                                                              + x.shape[2:])[rows])
     return PackedSequence(data, batch_sizes, sorted_indices)
@@ -198,7 +233,7 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
         raise TypeError(f"pad_packed_sequence: sequence must be a PackedSequence, got "
                         f"{type(sequence).__name__}")
     bs = sequence.batch_sizes
-    T, B = len(bs), int(bs[0])
+    T, B = len(bs), sequence.batch_size
     if total_length is not None:
         if isinstance(total_length, bool) or not isinstance(total_length, numbers.Integral):
             raise TypeError(f"pad_packed_sequence: total_length must be an int or None, got "
@@ -208,8 +243,8 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
                              "length of the longest sequence in input, but got total_length="
                              f"{total_length} and max sequence length being {T}")
         T = int(total_length)
-    padded = padded_from_rows(sequence.data, packed_rows(bs), T, B, padding_value)
-    lengths = _lengths(bs)
+    padded = padded_from_rows(sequence.data, packed_rows(bs, B), T, B, padding_value)
+    lengths = _lengths(bs, B)
     if sequence.unsorted_indices is not None:
         padded = padded[:, sequence.unsorted_indices]
         lengths = lengths[sequence.unsorted_indices]
@@ -257,15 +292,17 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
     return out if batch_first else np.ascontiguousarray(np.swapaxes(out, 0, 1))
 
 
-def pack_sequence(sequences, enforce_sorted=True):
+def pack_sequence(sequences, enforce_sorted=True, *, allow_empty=False):
     """Pack a list of arrays ``(L_i, *)``: :func:`pad_sequence` then :func:`pack_padded_sequence`
-    with lengths L_i (each at least 1)."""
+    with lengths L_i (each at least 1, or 0 with ``allow_empty=True``)."""
     sequences = _check_sequences("pack_sequence", sequences)
     lengths = [s.shape[0] for s in sequences]
-    if min(lengths) == 0:
+    if min(lengths) == 0 and not allow_empty:
         raise ValueError("pack_sequence: Length of all samples has to be greater than 0, but "
-                         f"got lengths {lengths}")
-    return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
+                         f"got lengths {lengths}; pass allow_empty=True to accept sequences "
+                         "of length 0")
+    return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted,
+                                allow_empty=allow_empty)
 
 
 def unpack_sequence(packed):
