@@ -33,7 +33,16 @@ the same formulas (the enum ids of ``csrc/activations.h`` are the indices in
 :data:`ACTIVATIONS`). The derivative of each is computed from the activation's *output*
 ``y`` where that is exact, else from its *input* ``x``; :data:`DERIVATIVE_FROM_INPUT` lists
 the latter, and the backward saves the pre-activations when a layer uses one of them or a
-``cell_clip`` (whose derivative is the mask ``-clip <= x <= clip``).
+``cell_clip`` (whose derivative is the mask ``-clip <= x <= clip``, bounds included).
+
+How a backend receives a variant: ``functional.rnn_forward(..., variant=v)`` passes ``None``
+for PyTorch's cell (``v.is_default``) and calls ``_backend_c.rnn_forward(..., variant=v)``
+(keyword, with ``weights=None``) only for another one, after ``_backend_c.unsupported(mode,
+v)`` returned None. Peephole weights are ``params["weight_peephole_l{k}{_reverse}"]``
+``(3H,)``, blocks i, f, o; their gradients go to ``grads`` under the same key. A packed batch
+with empty sequences (``batch_sizes[0] < B``) never reaches a backend: ``functional`` runs
+the ``batch_sizes[0]`` non-empty rows as a batch of their own and keeps ``h0``/``c0`` for
+the others, so the kernels see ``batch_sizes[0] == B`` as before.
 """
 from __future__ import annotations
 
@@ -51,15 +60,20 @@ from ._math import sigmoid
 ACTIVATIONS = ("Sigmoid", "Tanh", "Relu", "Affine", "LeakyRelu", "ThresholdedRelu",
                "ScaledTanh", "HardSigmoid", "Elu", "Softsign", "Softplus")
 
-#: ONNX's default (alpha, beta) per activation (None where the activation takes none)
+#: The default (alpha, beta) per activation (None where the activation takes none), as
+#: onnxruntime computes an ONNX graph that leaves them out. ONNX says "the defaults of the
+#: corresponding operators", which onnxruntime follows for LeakyRelu, HardSigmoid and Elu
+#: but not for Affine, ScaledTanh and ThresholdedRelu: there it uses 0 (so a bare "Affine" is
+#: the constant 0 and a bare "ThresholdedRelu" is relu); minirnn follows onnxruntime. Give
+#: alpha and beta explicitly for those three to be unambiguous.
 DEFAULT_ALPHA_BETA: Dict[str, Tuple[Optional[float], Optional[float]]] = {
     "Sigmoid": (None, None),
     "Tanh": (None, None),
     "Relu": (None, None),
-    "Affine": (1.0, 0.0),
+    "Affine": (0.0, 0.0),
     "LeakyRelu": (0.01, None),
-    "ThresholdedRelu": (1.0, None),
-    "ScaledTanh": (1.0, 1.0),
+    "ThresholdedRelu": (0.0, None),
+    "ScaledTanh": (0.0, 0.0),
     "HardSigmoid": (0.2, 0.5),
     "Elu": (1.0, None),
     "Softsign": (None, None),
