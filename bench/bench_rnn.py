@@ -24,6 +24,12 @@ For every (size, mode, dtype, phase) the script
 The *subject* is minirnn's compiled backend ``"c"`` when it exists, else the first
 non-NumPy backend, else the NumPy path itself. Every backend in ``minirnn.BACKENDS`` is timed.
 
+Cell variants (``--variants``, see ``minirnn.variants``): a row of a variant times the
+compiled backend on the variant and, interleaved with it in the same run, the compiled
+backend on PyTorch's cell of the same size and weights (the ``c-default`` column); the
+``variant/default`` column is the variant's cost relative to the default cell. torch has no
+such cells (its column stays empty), so the check is against the NumPy path.
+
 Phases: ``infer`` = forward under ``minirnn.no_grad()`` / ``torch.no_grad()``;
 ``train`` = zero the gradients, forward, backward with fixed random upstream gradients for
 the output and every final state (the input gradient is computed too: ``x.requires_grad``).
@@ -32,6 +38,7 @@ Usage (see bench/README.md):
     python bench/bench_rnn.py                          # the full table (several minutes)
     python bench/bench_rnn.py --sizes tiny,small --quick
     python bench/bench_rnn.py --threads 1 --dtypes float32 --json bench/results_1t.json
+    python bench/bench_rnn.py --sizes medium --variants default,gru:reset_before,lstm:peephole
 
 Only NumPy is required; torch (a contender) and matplotlib (bench/plot_bench.py) are optional.
 """
@@ -66,6 +73,29 @@ DTYPES = ("float32", "float64")
 PHASES = ("infer", "train")
 TOLERANCE = {"float32": 1e-3, "float64": 1e-8}            # max|a - ref| / max|ref|
 
+# cell variants: name -> (the modes it applies to, the module's variant arguments)
+VARIANTS = {
+    "default": (("rnn", "gru", "lstm"), {}),
+    "reset_before": (("gru",), dict(reset_after=False)),
+    "peephole": (("lstm",), dict(peephole=True)),
+    "coupled": (("lstm",), dict(coupled_input_forget=True)),
+    "peephole_coupled": (("lstm",), dict(peephole=True, coupled_input_forget=True)),
+    "clip": (("rnn", "gru", "lstm"), dict(cell_clip=3.0)),
+    "reverse": (("rnn", "gru", "lstm"), dict(reverse=True)),
+    "hard_sigmoid": (("gru", "lstm"), {}),      # activations filled in by variant_kwargs
+    "softsign": (("rnn", "gru", "lstm"), {}),
+}
+
+
+def variant_kwargs(variant, mode):
+    """The module arguments of a variant for a mode ({} for PyTorch's cell)."""
+    if variant == "hard_sigmoid":        # ONNX's old Keras default for the gates
+        return dict(activations=["HardSigmoid", "Tanh"] + (["Tanh"] if mode == "lstm" else []))
+    if variant == "softsign":            # a candidate activation without exp
+        return dict(activations={"rnn": ["Softsign"], "gru": ["Sigmoid", "Softsign"],
+                                 "lstm": ["Sigmoid", "Softsign", "Softsign"]}[mode])
+    return dict(VARIANTS[variant][1])
+
 
 def describe_size(name):
     T, B, I, H, L, bi, bf, modes = SIZES[name]
@@ -95,8 +125,8 @@ def matmul_gflop(size, mode, phase):
 class Case:
     """One benchmark problem: shapes, the shared weights, input and upstream gradients."""
 
-    def __init__(self, size, mode, dtype):
-        self.size, self.mode, self.dtype = size, mode, dtype
+    def __init__(self, size, mode, dtype, variant="default"):
+        self.size, self.mode, self.dtype, self.variant = size, mode, dtype, variant
         (self.T, self.B, self.I, self.H, self.layers, self.bidirectional, self.batch_first,
          _) = SIZES[size]
         D = 2 if self.bidirectional else 1
@@ -110,15 +140,18 @@ class Case:
         self.g_states = [rng.standard_normal(state_shape).astype(dtype)
                          for _ in range(2 if mode == "lstm" else 1)]
         # the weights every contender uses: minirnn's initialisation with seed 0
+        # (and, for peepholes, weight_peephole drawn from the same generator)
         self.state_dict = self.minirnn_model("numpy").state_dict()
 
-    def minirnn_model(self, backend):
+    def minirnn_model(self, backend, default_cell=False):
         cls = getattr(minirnn, MODES[self.mode])
         kw = dict(num_layers=self.layers, batch_first=self.batch_first,
                   bidirectional=self.bidirectional, dtype=np.dtype(self.dtype), seed=0,
                   backend=backend)
         if self.mode == "rnn":
             kw["nonlinearity"] = "tanh"
+        if not default_cell:
+            kw.update(variant_kwargs(self.variant, self.mode))
         return cls(self.I, self.H, **kw)
 
 
@@ -127,14 +160,22 @@ class Case:
 # ``answer(phase)`` (one untimed call whose results are compared across contenders).
 
 class MinirnnContender:
-    def __init__(self, backend):
+    """minirnn on one backend; with ``default_cell``, PyTorch's cell of the case's size
+    whatever its variant (timed next to a variant, never checked against it)."""
+
+    def __init__(self, backend, default_cell=False):
         self.backend = backend
-        self.name = backend                     # column name: "c", "numpy", ...
+        self.default_cell = self.unchecked = default_cell
+        # column name: "c", "numpy", ..., "c-default"
+        self.name = backend + ("-default" if default_cell else "")
 
     def prepare(self, case):
+        if self.default_cell and case.variant == "default":
+            raise LookupError("not timed: the row is the default cell")
         self.case = case
-        self.m = case.minirnn_model(self.backend)
-        self.m.load_state_dict(case.state_dict)
+        self.m = case.minirnn_model(self.backend, self.default_cell)
+        self.m.load_state_dict({k: v for k, v in case.state_dict.items()
+                                if k in self.m.state_dict()})
         self.lstm = case.mode == "lstm"
         self.g_state = tuple(case.g_states) if self.lstm else case.g_states[0]
 
@@ -166,6 +207,8 @@ class TorchContender:
     name = "torch"
 
     def prepare(self, case):
+        if case.variant != "default":
+            raise LookupError(f"torch has no {case.variant} cell")
         self.case = case
         cls = getattr(torch.nn, MODES[case.mode])
         kw = dict(num_layers=case.layers, batch_first=case.batch_first,
@@ -279,6 +322,9 @@ def measure(contenders, case, phase, opt):
                 while len(warm) < 3 and sum(warm) < max(settle_s, 0.05):
                     warm += time_calls(call, 1)
                 est[c.name] = statistics.median(warm)
+        except LookupError:      # a contender this row does not time (see prepare)
+            c.release()
+            continue
         except Exception as e:   # a backend that does not support this case: report, go on
             res[c.name]["note"] = f"{type(e).__name__}: {e}"
             c.release()
@@ -291,8 +337,9 @@ def measure(contenders, case, phase, opt):
 
     # 2. correctness: every minirnn backend against the reference (torch, else numpy)
     ref_name = "torch" if "torch" in answers else ("numpy" if "numpy" in answers else None)
+    unchecked = {c.name for c in contenders if getattr(c, "unchecked", False)}
     for name, ans in answers.items():
-        if ref_name and name != ref_name:
+        if ref_name and name != ref_name and name not in unchecked:
             res[name]["err"] = max_rel_error(ans, answers[ref_name])
     answers.clear()
 
@@ -460,16 +507,21 @@ def print_header(info, subject, names, opt):
     print()
 
 
-def table_columns(subject, names):
+def table_columns(subject, names, variants):
     cols = [("size", 7), ("mode", 5), ("dtype", 8), ("phase", 6)]
+    if variants:
+        cols.insert(2, ("variant", 16))
     cols += [(f"{n} ms" if n != subject else f"minirnn-{n} ms", 12) for n in names]
     cols += [(f"{n}/{subject}", 11) for n in names if n != subject]
+    if variants:
+        cols.append(("variant/default", 15))
     cols += [("reps", 14), ("max err", 9), ("other load", 10)]
     return cols
 
 
 def format_row(values, cols):
-    return "  ".join(str(v).rjust(w) if i >= 4 else str(v).ljust(w)
+    left = 5 if cols[2][0] == "variant" else 4
+    return "  ".join(str(v).rjust(w) if i >= left else str(v).ljust(w)
                      for i, (v, (_, w)) in enumerate(zip(values, cols)))
 
 
@@ -482,6 +534,10 @@ def parse_args(argv):
     p.add_argument("--modes", default="rnn,gru,lstm", help="comma list of rnn,gru,lstm")
     p.add_argument("--dtypes", default="float32,float64", help="comma list of float32,float64")
     p.add_argument("--phases", default="infer,train", help="comma list of infer,train")
+    p.add_argument("--variants", default="default",
+                   help="comma list of cell variants, each a name of VARIANTS (for every "
+                        "mode it applies to) or mode:name, e.g. gru:reset_before (default: "
+                        "default, PyTorch's cells only)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for minirnn, torch and BLAS (default: "
                         "minirnn.get_num_threads() if it exists, else os.cpu_count())")
@@ -524,6 +580,12 @@ def parse_args(argv):
         if bad or not vals:
             p.error(f"--{attr}: unknown {bad or 'empty list'}; choose from {', '.join(allowed)}")
         setattr(opt, attr, vals)
+    opt.variants = [v.strip() for v in opt.variants.split(",") if v.strip()]
+    for v in opt.variants:
+        mode, _, name = v.rpartition(":")
+        if name not in VARIANTS or (mode and mode not in VARIANTS[name][0]):
+            p.error(f"--variants: unknown {v!r}; choose from "
+                    f"{', '.join(VARIANTS)} (optionally mode:name)")
     if opt.threads is not None and opt.threads < 1:
         p.error("--threads must be >= 1")
     if opt.rounds < 1 or opt.min_reps < 1 or (opt.reps is not None and opt.reps < 1):
@@ -573,13 +635,18 @@ def main(argv=None):
     if "numpy" in backends and subject != "numpy" and not opt.no_numpy:
         names.append("numpy")
     contenders = [MinirnnContender(b) for b in names]
+    show_variants = opt.variants != ["default"]
+    if show_variants and subject == "c":
+        # PyTorch's cell on the compiled backend, timed interleaved with each variant row
+        contenders.insert(1, MinirnnContender("c", default_cell=True))
+        names.insert(1, "c-default")
     if torch:
         contenders.append(TorchContender())
         names.append("torch")
 
     info = machine_info(threads, torch_error)
     print_header(info, subject, names, opt)
-    cols = table_columns(subject, names)
+    cols = table_columns(subject, names, show_variants)
     print(format_row([c for c, _ in cols], cols))
     print(format_row(["-" * w for _, w in cols], cols), flush=True)
 
@@ -598,42 +665,49 @@ def main(argv=None):
 
     rows, bad_rows, busy_rows, load = [], 0, 0, OtherLoad()
     for size in opt.sizes:
-        for mode in [m for m in opt.modes if m in SIZES[size][7]]:
-            for dtype in opt.dtypes:
-                case = Case(size, mode, dtype)
-                for phase in opt.phases:
-                    if opt.wait_idle:
-                        wait_idle(load, opt.busy, opt.wait_idle)
-                    load.start()
-                    res = measure(contenders, case, phase, opt)
-                    other = load.stop()
-                    busy_rows += other is not None and other > opt.busy
-                    ms = {n: res[n]["ms"] for n in names}
-                    errs = [r["err"] for r in res.values() if r["err"] is not None]
-                    err = max(errs) if errs else None
-                    ok = err is None or err <= TOLERANCE[dtype]
-                    bad_rows += not ok
-                    values = [size, mode, dtype, phase] + [fmt_ms(ms[n]) for n in names]
-                    values += [fmt_ratio(ms[n], ms[subject]) for n in names if n != subject]
-                    values += ["/".join(str(res[n]["reps"]) for n in names),
-                               "-" if err is None else f"{err:.0e}" + ("" if ok else " !"),
-                               "-" if other is None else f"{other:.2f}" + (
-                                   " ~" if other > opt.busy else "")]
-                    print(format_row(values, cols), flush=True)
-                    for n in names:
-                        if res[n]["note"]:
-                            print(f"    {n}: {res[n]['note']}", flush=True)
-                    rows.append(dict(
-                        size=size, mode=mode, dtype=dtype, phase=phase,
-                        shape=dict(zip(("T", "B", "I", "H", "layers", "bidirectional",
-                                        "batch_first"), SIZES[size][:7])),
-                        ms=ms, gflop=matmul_gflop(size, mode, phase),
-                        ratio={n: (ms[n] / ms[subject] if ms[n] and ms[subject] else None)
-                               for n in names if n != subject},
-                        reps={n: res[n]["reps"] for n in names},
-                        times_ms={n: res[n]["times_ms"] for n in names},
-                        err={n: res[n]["err"] for n in names if res[n]["err"] is not None},
-                        ok=ok, other_load=other, notes={n: res[n]["note"] for n in names if res[n]["note"]}))
+        # each mode with each variant that applies to it, each dtype
+        rows_of_size = [(m, v.rpartition(":")[2], d) for m in opt.modes if m in SIZES[size][7]
+                        for v in opt.variants if m in VARIANTS[v.rpartition(":")[2]][0]
+                        and v.rpartition(":")[0] in ("", m) for d in opt.dtypes]
+        for mode, variant, dtype in rows_of_size:
+            case = Case(size, mode, dtype, variant)
+            for phase in opt.phases:
+                if opt.wait_idle:
+                    wait_idle(load, opt.busy, opt.wait_idle)
+                load.start()
+                res = measure(contenders, case, phase, opt)
+                other = load.stop()
+                busy_rows += other is not None and other > opt.busy
+                ms = {n: res[n]["ms"] for n in names}
+                errs = [r["err"] for r in res.values() if r["err"] is not None]
+                err = max(errs) if errs else None
+                ok = err is None or err <= TOLERANCE[dtype]
+                bad_rows += not ok
+                values = [size, mode, dtype, phase] + [fmt_ms(ms[n]) for n in names]
+                if show_variants:
+                    values.insert(2, variant)
+                values += [fmt_ratio(ms[n], ms[subject]) for n in names if n != subject]
+                if show_variants:
+                    values.append(fmt_ratio(ms[subject], ms.get("c-default")))
+                values += ["/".join(str(res[n]["reps"]) for n in names),
+                           "-" if err is None else f"{err:.0e}" + ("" if ok else " !"),
+                           "-" if other is None else f"{other:.2f}" + (
+                               " ~" if other > opt.busy else "")]
+                print(format_row(values, cols), flush=True)
+                for n in names:
+                    if res[n]["note"]:
+                        print(f"    {n}: {res[n]['note']}", flush=True)
+                rows.append(dict(
+                    size=size, mode=mode, variant=variant, dtype=dtype, phase=phase,
+                    shape=dict(zip(("T", "B", "I", "H", "layers", "bidirectional",
+                                    "batch_first"), SIZES[size][:7])),
+                    ms=ms, gflop=matmul_gflop(size, mode, phase),
+                    ratio={n: (ms[n] / ms[subject] if ms[n] and ms[subject] else None)
+                           for n in names if n != subject},
+                    reps={n: res[n]["reps"] for n in names},
+                    times_ms={n: res[n]["times_ms"] for n in names},
+                    err={n: res[n]["err"] for n in names if res[n]["err"] is not None},
+                    ok=ok, other_load=other, notes={n: res[n]["note"] for n in names if res[n]["note"]}))
 
     total = time.perf_counter() - t_start
     if hasattr(os, "getloadavg"):

@@ -1582,18 +1582,18 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
                                       Y + row * DP, DP, dGx + row * GH, GH)
             # backprop through G_h = h_{t-1} W_hh^T + b_hh:  dh_{t-1} = dG_h W_hh
             k_gemm(n, H, GH, dGx + row * GH, GH, WhhP, dh_next, H, 0, NULL)
+        elif mode == MODE_GRU and WhnP != NULL:
+            # the split product (reset before it): the cell writes dh * z into dh_next and
+            # da_z, da_n; then dq = da_n W_hn ...
+            k_gru_back_v(n, H, cv, 0, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
+                         h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
+            k_gemm(n, H, H, dGh + row * GH + 2 * H, GH, WhnP, dmb, H, 0, NULL)
+            # ... da_r and dh_next += dq * r; then dG_h[r,z] W_hh[r,z] is added
+            k_gru_back_r_v(n, H, cv, dmb, H, dh_next, S + row * SWH, SWH, h_prev, ldhp,
+                           dGx + row * GH, GH, dGh + row * GH, GH)
+            k_gemm(n, H, 2 * H, dGh + row * GH, GH, WhhP, dh_next, H, 1, NULL)
         elif mode == MODE_GRU:
             # writes the direct part dh * z into dh_next ...
-            if WhnP != NULL:
-                # (the split product) ... z, n first; then dq = da_n W_hn ...
-                k_gru_back_v(n, H, cv, 0, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
-                             h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
-                k_gemm(n, H, H, dGh + row * GH + 2 * H, GH, WhnP, dmb, H, 0, NULL)
-                # ... r, and dh_next += dq * r; then dG_h[r,z] W_hh[r,z] is added
-                k_gru_back_r_v(n, H, cv, dmb, H, dh_next, S + row * SWH, SWH, h_prev, ldhp,
-                               dGx + row * GH, GH, dGh + row * GH, GH)
-                k_gemm(n, H, 2 * H, dGh + row * GH, GH, WhhP, dh_next, H, 1, NULL)
-                continue
             if cv != NULL:
                 k_gru_back_v(n, H, cv, 1, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
                              h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)

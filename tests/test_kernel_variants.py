@@ -16,7 +16,8 @@ from minirnn import _backend_c, _kernels, variants
 from minirnn.conformance import TOLERANCE
 from minirnn.packed import pack_sequence, unpack_sequence
 
-from helpers import join_state, make_cell, make_module, perturb_biases, split_state
+from helpers import (assert_grad_close, join_state, make_cell, make_module, numerical_grad,
+                     perturb_biases, split_state)
 
 DTYPES = [np.float64, np.float32]
 
@@ -431,3 +432,40 @@ def test_forward_layer_checks_the_variant_and_the_peepholes():
                                                      (((1, 0., 0.), (1, 0., 0.)),))))
     with pytest.raises(ValueError, match="expected an array of shape"):
         _kernels.forward_layer(**dict(a, S=None))
+
+
+# ------------------------------------------------------------------------ finite differences
+
+@pytest.mark.parametrize("name", ["gru_reset_before", "gru_before_clip_acts",
+                                  "lstm_peephole_coupled_clip", "lstm_acts_peephole",
+                                  "rnn_thresholded_clip"])
+def test_compiled_gradients_match_central_differences(name):
+    # float64, every parameter (peepholes included), the input and the initial state; the
+    # loss is a random projection of the output and the final states
+    mode, kw = VARIANTS[name]
+    m, x, state = setup(mode, "c", kw, T=4, B=3, I=2, H=3, layers=2, bidirectional=True)
+    h0, c0 = split_state(mode, state)
+    rng = np.random.default_rng(7)
+    out, st = m(x, state)
+    h, c = split_state(mode, st)
+    g_out, g_h = rng.standard_normal(out.shape), rng.standard_normal(h.shape)
+    g_c = None if c is None else rng.standard_normal(c.shape)
+
+    def loss():
+        with minirnn.no_grad():
+            o, s = m(x, join_state(mode, h0, c0))
+        hh, cc = split_state(mode, s)
+        return float((o * g_out).sum() + (hh * g_h).sum()
+                     + (0.0 if cc is None else (cc * g_c).sum()))
+
+    m.zero_grad()
+    m(x, join_state(mode, h0, c0))
+    gx, gst = m.backward(g_out, join_state(mode, g_h, g_c))
+    gh0, gc0 = split_state(mode, gst)
+    params = dict(m.named_parameters())
+    for pname, p in params.items():
+        assert_grad_close(pname, m.grads[pname], numerical_grad(loss, p))
+    assert_grad_close("x", gx, numerical_grad(loss, x))
+    assert_grad_close("h0", gh0, numerical_grad(loss, h0))
+    if c0 is not None:
+        assert_grad_close("c0", gc0, numerical_grad(loss, c0))
