@@ -526,8 +526,8 @@ class _RNNBase(_Module):
         self._tape.pop()
         gx, gh0, gc0 = functional.rnn_backward(entry["tape"], padded_from_rows(go, rows, T, B),
                                                gh, gc, self.grads)
-        gx = PackedSequence(np.ascontiguousarray(gx.reshape(T * B, -1)[rows]), bs, order,
-                            inverse)
+        gx = gx.reshape(T * B, gx.shape[-1])
+        gx = PackedSequence(np.ascontiguousarray(gx[rows]), bs, order, inverse)
         if inverse is not None:                        # sorted -> caller's order
             gh0 = gh0[:, inverse]
             gc0 = None if gc0 is None else gc0[:, inverse]

@@ -323,10 +323,11 @@ def make_variant(mode: str, *, reset_after: Any = True, peephole: Any = False,
         if isinstance(cell_clip, bool) or not isinstance(cell_clip, numbers.Real):
             raise TypeError(f"cell_clip should be None or a positive float, got: "
                             f"{type(cell_clip).__name__}")
-        if not (cell_clip > 0 and math.isfinite(cell_clip)):
+        value = float(cell_clip)
+        if not (value > 0 and math.isfinite(value)):
             raise ValueError(f"cell_clip must be None or a positive finite number, got "
                              f"{cell_clip!r}")
-        cell_clip = float(cell_clip)
+        cell_clip = value
     acts = None
     if activations is not None:
         if isinstance(activations, (str, Activation)) or not isinstance(
