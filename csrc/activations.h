@@ -77,3 +77,137 @@ static inline __attribute__((always_inline)) REAL FN(mr_tanh)(REAL x)
     const REAL m = (s * p) + (s - (REAL)1);
     return MR_COPYSIGN(-m / ((REAL)2 + m), x);
 }
+
+/* ---- ONNX's activations, for the cell variants (csrc/{elman,gru,lstm}.h, the *_v rows) ----
+ *
+ * One enum, in the order of minirnn.variants.ACTIVATIONS (the id is the index there), and one
+ * slot type: an activation with its alpha and beta (0 where unused). The default cells never
+ * come here: they call mr_sigmoid/mr_tanh directly. A variant row called with a constant id
+ * (PyTorch's activations, see MR_STD_ACTS) has the switch folded away by the compiler and still
+ * vectorises; with ids known only at run time it is a switch per element.
+ *
+ * Derivatives as minirnn.variants computes them: from the output y, except LeakyRelu,
+ * ThresholdedRelu, ScaledTanh and Elu, which need the input x. */
+#ifndef MR_ACTIVATION_IDS
+#define MR_ACTIVATION_IDS
+enum {
+    MR_SIGMOID, MR_TANH, MR_RELU, MR_AFFINE, MR_LEAKY_RELU, MR_THRESHOLDED_RELU,
+    MR_SCALED_TANH, MR_HARD_SIGMOID, MR_ELU, MR_SOFTSIGN, MR_SOFTPLUS, MR_N_ACTIVATIONS
+};
+
+/* What a variant cell computes besides PyTorch's cell (one per layer and direction):
+ * the activation of each slot in ONNX's order (LSTM f, g, h; GRU f, g; Elman f), the clip of
+ * the gate pre-activations (+inf: none), LSTM's coupled gates (f = 1 - i), and whether the
+ * pre-activations are saved for the backward (a clip, or a derivative from the input). */
+typedef struct {
+    int act[3];
+    double alpha[3], beta[3];
+    int std_acts;       /* the slots hold PyTorch's activations: the vectorised calls */
+    int save_pre;       /* the training forward saves the (unclipped) pre-activations */
+    int coupled;        /* LSTM: f = 1 - i */
+    double clip;        /* gate pre-activations clipped to [-clip, clip]; +inf for none */
+} mr_cell_variant;
+
+/* Call MR_ROW(std, save, pre) with constant flags where they matter for speed: PyTorch's
+ * activations (std) are folded into vectorised calls, for each combination of save (the
+ * training forward) and pre (saved pre-activations); other activations take the flags at
+ * run time (a switch per element is not vectorised anyway). */
+#define MR_DISPATCH_ROW(std, save, pre)                                                     \
+    do {                                                                                    \
+        if (!(std))                                                                         \
+            MR_ROW(0, (save), (pre));                                                       \
+        else if (!(save))                                                                   \
+            MR_ROW(1, 0, 0);                                                                \
+        else if (!(pre))                                                                    \
+            MR_ROW(1, 1, 0);                                                                \
+        else                                                                                \
+            MR_ROW(1, 1, 1);                                                                \
+    } while (0)
+#endif
+
+/* act(x) of activation id with parameters a, b */
+static inline __attribute__((always_inline)) REAL FN(mr_act)(const int id, REAL a, REAL b,
+                                                             REAL x)
+{
+    REAL p, s;
+    switch (id) {
+    case MR_SIGMOID:                                            /* 1 / (1 + e^-x) */
+        return FN(mr_sigmoid)(x);
+    case MR_TANH:
+        return FN(mr_tanh)(x);
+    case MR_RELU:                                               /* max(0, x); NaN stays */
+        return x < 0 ? (REAL)0 : x;
+    case MR_AFFINE:                                             /* a x + b */
+        return a * x + b;
+    case MR_LEAKY_RELU:                                         /* x >= 0 ? x : a x */
+        return x >= 0 ? x : a * x;
+    case MR_THRESHOLDED_RELU:                                   /* x > a ? x : 0 */
+        return x > a ? x : (REAL)0 * x;
+    case MR_SCALED_TANH:                                        /* a tanh(b x) */
+        return a * FN(mr_tanh)(b * x);
+    case MR_HARD_SIGMOID:                                       /* clip(a x + b, 0, 1) */
+        return FN(mr_clamp)(a * x + b, (REAL)0, (REAL)1);
+    case MR_ELU:                                                /* x > 0 ? x : a (e^x - 1) */
+        if (x > 0)
+            return x;
+        FN(mr_exp_parts)(x, &p, &s);
+        return a * ((s * p) + (s - (REAL)1));
+    case MR_SOFTSIGN:                                           /* x / (1 + |x|) */
+        return x / ((REAL)1 + MR_FABS(x));
+    case MR_SOFTPLUS:                    /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|) */
+        FN(mr_exp_parts)(-MR_FABS(x), &p, &s);
+        return (x > 0 ? x : (REAL)0) + MR_LOG1P(s + s * p);
+    default:
+        return x;
+    }
+}
+
+/* d act(x) / dx from the input x and the output y = act(x) */
+static inline __attribute__((always_inline)) REAL FN(mr_act_grad)(const int id, REAL a, REAL b,
+                                                                  REAL x, REAL y)
+{
+    REAL p, s, t;
+    switch (id) {
+    case MR_SIGMOID:
+        return y * ((REAL)1 - y);
+    case MR_TANH:
+        return (REAL)1 - y * y;
+    case MR_RELU:
+        return y > 0 ? (REAL)1 : (REAL)0;
+    case MR_AFFINE:
+        return a;
+    case MR_LEAKY_RELU:
+        return x >= 0 ? (REAL)1 : a;
+    case MR_THRESHOLDED_RELU:
+        return x > a ? (REAL)1 : (REAL)0;
+    case MR_SCALED_TANH:                                        /* a b (1 - tanh(b x)^2) */
+        t = FN(mr_tanh)(b * x);
+        return (a * b) * ((REAL)1 - t * t);
+    case MR_HARD_SIGMOID:                                       /* a inside (0, 1), else 0 */
+        return y > 0 && y < 1 ? a : (REAL)0;
+    case MR_ELU:                                                /* x > 0 ? 1 : a e^x */
+        if (x > 0)
+            return (REAL)1;
+        FN(mr_exp_parts)(x, &p, &s);
+        return a * (s + s * p);
+    case MR_SOFTSIGN:                                           /* (1 - |y|)^2 */
+        t = (REAL)1 - MR_FABS(y);
+        return t * t;
+    case MR_SOFTPLUS:                                           /* sigmoid(x) = 1 - e^-y */
+        FN(mr_exp_parts)(-y, &p, &s);
+        return -((s * p) + (s - (REAL)1));
+    default:
+        return (REAL)1;
+    }
+}
+
+/* The clip of a gate pre-activation, and its derivative: 1 where -c <= x <= c, else 0. */
+static inline __attribute__((always_inline)) REAL FN(mr_clip)(REAL x, REAL c)
+{
+    return FN(mr_clamp)(x, -c, c);
+}
+
+static inline __attribute__((always_inline)) REAL FN(mr_clip_mask)(REAL x, REAL c)
+{
+    return x >= -c && x <= c ? (REAL)1 : (REAL)0;
+}

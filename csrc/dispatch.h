@@ -88,3 +88,89 @@ static inline void SFX(weight_grad)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, p
 {
     MR_PICK(SFX(weight_grad))(K, nj, dG, ldg, rows, Xt1, N1, dW1, Xt2, N2, dW2, db, db2, work);
 }
+
+/* the cell variants (the *_v rows of elman.h, gru.h, lstm.h) */
+static inline void SFX(elman_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H,
+                                             const mr_cell_variant *v, const REAL *gx,
+                                             ptrdiff_t ldgx, const REAL *gh, ptrdiff_t ldgh,
+                                             REAL *h, ptrdiff_t ldh, REAL *saved, ptrdiff_t lds)
+{
+    MR_PICK(SFX(elman_cell_forward_v))(rows, H, v, gx, ldgx, gh, ldgh, h, ldh, saved, lds);
+}
+
+static inline void SFX(elman_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H,
+                                              const mr_cell_variant *v, const REAL *dy,
+                                              ptrdiff_t lddy, const REAL *dh_next, const REAL *h,
+                                              ptrdiff_t ldh, const REAL *saved, ptrdiff_t lds,
+                                              REAL *dg, ptrdiff_t ldg)
+{
+    MR_PICK(SFX(elman_cell_backward_v))(rows, H, v, dy, lddy, dh_next, h, ldh, saved, lds, dg,
+                                        ldg);
+}
+
+static inline void SFX(gru_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+                                           const REAL *gx, ptrdiff_t ldgx, const REAL *gh,
+                                           ptrdiff_t ldgh, const REAL *h_prev, ptrdiff_t ldhp,
+                                           REAL *h, ptrdiff_t ldh, REAL *saved, ptrdiff_t lds)
+{
+    MR_PICK(SFX(gru_cell_forward_v))(rows, H, v, gx, ldgx, gh, ldgh, h_prev, ldhp, h, ldh, saved,
+                                     lds);
+}
+
+static inline void SFX(gru_cell_rz_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+                                      const REAL *gx, ptrdiff_t ldgx, REAL *gh, ptrdiff_t ldgh,
+                                      const REAL *h_prev, ptrdiff_t ldhp, REAL *q, ptrdiff_t ldq,
+                                      REAL *saved, ptrdiff_t lds)
+{
+    MR_PICK(SFX(gru_cell_rz_v))(rows, H, v, gx, ldgx, gh, ldgh, h_prev, ldhp, q, ldq, saved, lds);
+}
+
+static inline void SFX(gru_cell_n_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+                                     const REAL *gx, ptrdiff_t ldgx, const REAL *gh,
+                                     ptrdiff_t ldgh, const REAL *h_prev, ptrdiff_t ldhp, REAL *h,
+                                     ptrdiff_t ldh, REAL *saved, ptrdiff_t lds)
+{
+    MR_PICK(SFX(gru_cell_n_v))(rows, H, v, gx, ldgx, gh, ldgh, h_prev, ldhp, h, ldh, saved, lds);
+}
+
+static inline void SFX(gru_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H,
+                                            const mr_cell_variant *v, int after, const REAL *dy,
+                                            ptrdiff_t lddy, REAL *dh_next, const REAL *saved,
+                                            ptrdiff_t lds, const REAL *h_prev, ptrdiff_t ldhp,
+                                            REAL *dgx, ptrdiff_t ldgx, REAL *dgh, ptrdiff_t ldgh)
+{
+    MR_PICK(SFX(gru_cell_backward_v))(rows, H, v, after, dy, lddy, dh_next, saved, lds, h_prev,
+                                      ldhp, dgx, ldgx, dgh, ldgh);
+}
+
+static inline void SFX(gru_cell_back_r_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+                                          const REAL *dq, ptrdiff_t ldq, REAL *dh_next,
+                                          const REAL *saved, ptrdiff_t lds, const REAL *h_prev,
+                                          ptrdiff_t ldhp, REAL *dgx, ptrdiff_t ldgx, REAL *dgh,
+                                          ptrdiff_t ldgh)
+{
+    MR_PICK(SFX(gru_cell_back_r_v))(rows, H, v, dq, ldq, dh_next, saved, lds, h_prev, ldhp, dgx,
+                                    ldgx, dgh, ldgh);
+}
+
+static inline void SFX(lstm_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H,
+                                            const mr_cell_variant *v, const REAL *pp,
+                                            const REAL *gx, ptrdiff_t ldgx, const REAL *gh,
+                                            ptrdiff_t ldgh, const REAL *c_prev, ptrdiff_t ldcp,
+                                            REAL *h, ptrdiff_t ldh, REAL *c, ptrdiff_t ldc,
+                                            REAL *saved, ptrdiff_t lds)
+{
+    MR_PICK(SFX(lstm_cell_forward_v))(rows, H, v, pp, gx, ldgx, gh, ldgh, c_prev, ldcp, h, ldh,
+                                      c, ldc, saved, lds);
+}
+
+static inline void SFX(lstm_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H,
+                                             const mr_cell_variant *v, const REAL *pp,
+                                             const REAL *dy, ptrdiff_t lddy, const REAL *dh_next,
+                                             REAL *dc_next, const REAL *saved, ptrdiff_t lds,
+                                             const REAL *c_prev, ptrdiff_t ldcp, const REAL *c,
+                                             ptrdiff_t ldc, REAL *dg, ptrdiff_t ldg)
+{
+    MR_PICK(SFX(lstm_cell_backward_v))(rows, H, v, pp, dy, lddy, dh_next, dc_next, saved, lds,
+                                       c_prev, ldcp, c, ldc, dg, ldg);
+}

@@ -62,3 +62,51 @@ static void FN(elman_cell_backward)(ptrdiff_t rows, ptrdiff_t H, int relu,
         FN(elman_backward_row)(H, relu, dy + b * lddy, dh_next + b * H, h + b * ldh,
                                dg + b * ldg);
 }
+
+/* ---- the Elman variants: another activation F (slot f) or a clip ----
+ *
+ *     h_t = F(clip(gx + gh)),   dpre = dh * F'(clip(a)) * [-clip <= a <= clip]
+ *
+ * Saved per step and row, when v->save_pre: the unclipped a = gx + gh (H); h_t is in Y. */
+static void FN(elman_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+                                     const REAL *gx, ptrdiff_t ldgx, const REAL *gh,
+                                     ptrdiff_t ldgh, REAL *h, ptrdiff_t ldh, REAL *saved,
+                                     ptrdiff_t lds)
+{
+    const int fa = v->act[0];
+    const REAL al = (REAL)v->alpha[0], be = (REAL)v->beta[0], cl = (REAL)v->clip;
+    for (ptrdiff_t b = 0; b < rows; b++) {
+        const REAL *x = gx + b * ldgx, *u = gh + b * ldgh;
+        REAL *y = h + b * ldh;
+        for (ptrdiff_t j = 0; j < H; j++) {
+            const REAL a = x[j] + u[j];
+            y[j] = FN(mr_act)(fa, al, be, FN(mr_clip)(a, cl));     /* h = F(clip(gx + gh)) */
+            if (saved && v->save_pre)
+                saved[b * lds + j] = a;
+        }
+    }
+}
+
+/* IN dy [lddy], dh_next (rows, H) contiguous, h [ldh] = h_t, saved [lds] (the pre-activations
+   when v->save_pre, else unread); OUT dg (rows, H) [ldg] = dG_x = dG_h */
+static void FN(elman_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+                                      const REAL *dy, ptrdiff_t lddy, const REAL *dh_next,
+                                      const REAL *h, ptrdiff_t ldh, const REAL *saved,
+                                      ptrdiff_t lds, REAL *dg, ptrdiff_t ldg)
+{
+    const int fa = v->act[0];
+    const REAL al = (REAL)v->alpha[0], be = (REAL)v->beta[0], cl = (REAL)v->clip;
+    for (ptrdiff_t b = 0; b < rows; b++) {
+        for (ptrdiff_t j = 0; j < H; j++) {
+            REAL x = 0, m = 1;
+            if (v->save_pre) {
+                const REAL a = saved[b * lds + j];
+                x = FN(mr_clip)(a, cl);
+                m = FN(mr_clip_mask)(a, cl);
+            }
+            /* backprop through h = F(clip(.)) */
+            dg[b * ldg + j] = (dy[b * lddy + j] + dh_next[b * H + j])
+                              * FN(mr_act_grad)(fa, al, be, x, h[b * ldh + j]) * m;
+        }
+    }
+}

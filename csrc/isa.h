@@ -13,6 +13,7 @@
 #define MR_LN2_LO (-2.12194440e-4f)
 #define MR_FABS __builtin_fabsf
 #define MR_COPYSIGN __builtin_copysignf
+#define MR_LOG1P log1pf
 #else
 #define MR_UINT uint64_t
 #define MR_MAGIC 6755399441055744.0           /* 1.5 * 2^52 */
@@ -25,6 +26,7 @@
 #define MR_LN2_LO 1.90821492927058770002e-10
 #define MR_FABS __builtin_fabs
 #define MR_COPYSIGN __builtin_copysign
+#define MR_LOG1P log1p
 #endif
 
 #include "activations.h"
@@ -44,3 +46,4 @@
 #undef MR_LN2_LO
 #undef MR_FABS
 #undef MR_COPYSIGN
+#undef MR_LOG1P

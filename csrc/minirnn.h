@@ -25,6 +25,7 @@
 #ifndef MINIRNN_H
 #define MINIRNN_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

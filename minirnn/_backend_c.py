@@ -16,7 +16,7 @@ from . import _kernels
 _SAVED_WIDTH = {"RNN_TANH": 0, "RNN_RELU": 0, "GRU": 4, "LSTM": 5}
 _SUFFIXES = ("", "_reverse")
 # the parameters of one layer and direction, in the kernels' order (as functional.LAYER_PARAMS)
-_LAYER_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+_LAYER_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_peephole")
 
 
 def _c(a):
@@ -81,19 +81,42 @@ def model_weights(params, num_layers, D):
 def unsupported(mode, variant):
     """A reason (a sentence) when the compiled kernels cannot compute ``variant``
     (:class:`minirnn.variants.Variant`) of ``mode``, else None. The modules raise
-    ``NotImplementedError`` with it for ``backend="c"``, naming ``backend="numpy"``."""
-    if variant is None or variant.is_default:
-        return None
-    return (f"the compiled kernels do not compute the {mode} variant ({variant.describe()}) "
-            "yet")
+    ``NotImplementedError`` with it for ``backend="c"``, naming ``backend="numpy"``.
+    The kernels compute every variant, forward and backward: always None."""
+    return None
+
+
+_VARIANTS = {}                    # (mode, Variant) -> (the kernels' variant argument, SW)
+
+
+def _kernel_variant(mode, variant):
+    """The ``variant`` argument of ``_kernels.forward_layer`` for a
+    :class:`minirnn.variants.Variant` (None for PyTorch's cell), and the saved width SW of a
+    layer (S is (D, T, B, SW*H) in training)."""
+    key = (mode, variant)
+    kv = _VARIANTS.get(key)
+    if kv is None:
+        arg = None
+        if variant is not None and not variant.is_default:
+            acts = None if variant.activations is None else tuple(
+                tuple((a.id, a.alpha, a.beta) for a in d) for d in variant.activations)
+            arg = (variant.reset_after, variant.coupled_input_forget, variant.cell_clip,
+                   variant.reverse, acts)
+        kv = _VARIANTS[key] = (arg, _kernels.saved_width(_kernels.MODES[mode], arg))
+    return kv
 
 
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
-                dropout_masks=None, batch_sizes=None, weights=None):
+                dropout_masks=None, batch_sizes=None, weights=None, variant=None):
     """As :func:`minirnn.functional.rnn_forward`, on the compiled kernels. ``weights``: the
     layers' weight tuples of ``params`` (:func:`model_weights`), or None to build them.
+    ``variant``: a :class:`minirnn.variants.Variant`, or None for PyTorch's cell.
     (Kept short: at tiny sizes each line here costs about 1% of the call.)"""
     code = _kernels.MODES[mode]
+    if variant is None:
+        kv, SW = None, _SAVED_WIDTH[mode]
+    else:
+        kv, SW = _kernel_variant(mode, variant)
     lstm = mode == "LSTM"
     D = 2 if bidirectional else 1
     T, B, _ = X.shape
@@ -108,11 +131,10 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         Y = np.empty((T, B, D * P), dtype)
         _kernels.forward_layer(code, x, weights[0] if weights is not None else
                                _layer_weights(params, 0, D), h0, c0, Y, h_n, c_n, None, None,
-                               None, batch_sizes)
+                               None, batch_sizes, kv)
         return Y, h_n, c_n, None
     H = c0.shape[2] if lstm else P                      # the width of c and of each gate
     proj = lstm and P != H
-    SW = _SAVED_WIDTH[mode]
     layers = []
     for layer in range(num_layers):
         # this layer's rows of h0, c0, h_n, c_n (one layer: all of them, no views to make)
@@ -129,7 +151,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         Cs = _take((D, T, B, H), dtype) if need_tape and lstm else None
         S = _take((D, T, B, SW * H), dtype) if need_tape and SW else None
         M = _take((D, T, B, H), dtype) if need_tape and proj else None
-        _kernels.forward_layer(code, x, w, h0_l, c0_l, Y, hn_l, cn_l, Cs, S, M, batch_sizes)
+        _kernels.forward_layer(code, x, w, h0_l, c0_l, Y, hn_l, cn_l, Cs, S, M, batch_sizes, kv)
         if need_tape:
             layers.append(dict(X=x, w=w, h0=h0_l, c0=c0_l, Y=Y, Cs=Cs, S=S, M=M))
         # dropout between layers: the next layer reads Y * mask (Y itself stays in the tape)
@@ -138,7 +160,8 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
             _give(x)                                    # inference: the layer input is spent
         x = x_next
     tape = dict(backend="c", mode=mode, num_layers=num_layers, D=D, layers=layers,
-                dropout_masks=dropout_masks, batch_sizes=batch_sizes) if need_tape else None
+                dropout_masks=dropout_masks, batch_sizes=batch_sizes,
+                variant=kv) if need_tape else None
     return x, h_n, c_n, tape
 
 
@@ -163,7 +186,7 @@ def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
         _kernels.backward_layer(code, lt["X"], lt["w"], lt["h0"], lt["c0"], lt["Y"], lt["Cs"],
                                 lt["S"], dY, grad_h_n[k], grad_c_n[k] if lstm else None, dX,
                                 grad_h0[k], grad_c0[k] if lstm else None, g, lt["M"],
-                                tape["batch_sizes"])
+                                tape["batch_sizes"], tape["variant"])
         # this layer's saved buffers are spent; so are its output (unless it is the caller's
         # output) and the gradient that came from the layer above
         _give(lt["Cs"], lt["S"], lt["M"])

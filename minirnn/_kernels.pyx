@@ -124,6 +124,7 @@ cdef extern from "minirnn.h" nogil:
     int mr_get_isa() noexcept
 
     enum: MR_WG_COLS
+    enum: LSTM_I, LSTM_F, LSTM_G, LSTM_O
     Py_ssize_t tile_rows_f(Py_ssize_t M) noexcept
     Py_ssize_t tile_rows_d(Py_ssize_t M) noexcept
     void pack_tiles_f(Py_ssize_t K, Py_ssize_t N, const float *X, Py_ssize_t ldx, float *Xt,
@@ -199,6 +200,95 @@ cdef extern from "minirnn.h" nogil:
                               Py_ssize_t lds, const double *c_prev, Py_ssize_t ldcp, double *dg,
                               Py_ssize_t ldg) noexcept
 
+    # the cell variants (csrc/activations.h, the *_v rows of elman.h, gru.h, lstm.h)
+    enum: MR_N_ACTIVATIONS
+    ctypedef struct mr_cell_variant:
+        int act[3]
+        double alpha[3]
+        double beta[3]
+        int std_acts
+        int save_pre
+        int coupled
+        double clip
+    void elman_cell_forward_v_f(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                                const float *gx, Py_ssize_t ldgx, const float *gh, Py_ssize_t ldgh,
+                                float *h, Py_ssize_t ldh, float *saved, Py_ssize_t lds) noexcept
+    void elman_cell_backward_v_f(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                                 const float *dy, Py_ssize_t lddy, const float *dh_next,
+                                 const float *h, Py_ssize_t ldh, const float *saved, Py_ssize_t lds,
+                                 float *dg, Py_ssize_t ldg) noexcept
+    void gru_cell_forward_v_f(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                              const float *gx, Py_ssize_t ldgx, const float *gh, Py_ssize_t ldgh,
+                              const float *h_prev, Py_ssize_t ldhp, float *h, Py_ssize_t ldh,
+                              float *saved, Py_ssize_t lds) noexcept
+    void gru_cell_rz_v_f(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                         const float *gx, Py_ssize_t ldgx, float *gh, Py_ssize_t ldgh,
+                         const float *h_prev, Py_ssize_t ldhp, float *q, Py_ssize_t ldq,
+                         float *saved, Py_ssize_t lds) noexcept
+    void gru_cell_n_v_f(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                        const float *gx, Py_ssize_t ldgx, const float *gh, Py_ssize_t ldgh,
+                        const float *h_prev, Py_ssize_t ldhp, float *h, Py_ssize_t ldh,
+                        float *saved, Py_ssize_t lds) noexcept
+    void gru_cell_backward_v_f(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                               int after, const float *dy, Py_ssize_t lddy, float *dh_next,
+                               const float *saved, Py_ssize_t lds, const float *h_prev,
+                               Py_ssize_t ldhp, float *dgx, Py_ssize_t ldgx, float *dgh,
+                               Py_ssize_t ldgh) noexcept
+    void gru_cell_back_r_v_f(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                             const float *dq, Py_ssize_t ldq, float *dh_next, const float *saved,
+                             Py_ssize_t lds, const float *h_prev, Py_ssize_t ldhp, float *dgx,
+                             Py_ssize_t ldgx, float *dgh, Py_ssize_t ldgh) noexcept
+    void lstm_cell_forward_v_f(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                               const float *pp, const float *gx, Py_ssize_t ldgx, const float *gh,
+                               Py_ssize_t ldgh, const float *c_prev, Py_ssize_t ldcp, float *h,
+                               Py_ssize_t ldh, float *c, Py_ssize_t ldc, float *saved,
+                               Py_ssize_t lds) noexcept
+    void lstm_cell_backward_v_f(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                                const float *pp, const float *dy, Py_ssize_t lddy,
+                                const float *dh_next, float *dc_next, const float *saved,
+                                Py_ssize_t lds, const float *c_prev, Py_ssize_t ldcp,
+                                const float *c, Py_ssize_t ldc, float *dg, Py_ssize_t ldg) noexcept
+    void elman_cell_forward_v_d(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                                const double *gx, Py_ssize_t ldgx, const double *gh,
+                                Py_ssize_t ldgh, double *h, Py_ssize_t ldh, double *saved,
+                                Py_ssize_t lds) noexcept
+    void elman_cell_backward_v_d(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                                 const double *dy, Py_ssize_t lddy, const double *dh_next,
+                                 const double *h, Py_ssize_t ldh, const double *saved,
+                                 Py_ssize_t lds, double *dg, Py_ssize_t ldg) noexcept
+    void gru_cell_forward_v_d(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                              const double *gx, Py_ssize_t ldgx, const double *gh, Py_ssize_t ldgh,
+                              const double *h_prev, Py_ssize_t ldhp, double *h, Py_ssize_t ldh,
+                              double *saved, Py_ssize_t lds) noexcept
+    void gru_cell_rz_v_d(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                         const double *gx, Py_ssize_t ldgx, double *gh, Py_ssize_t ldgh,
+                         const double *h_prev, Py_ssize_t ldhp, double *q, Py_ssize_t ldq,
+                         double *saved, Py_ssize_t lds) noexcept
+    void gru_cell_n_v_d(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                        const double *gx, Py_ssize_t ldgx, const double *gh, Py_ssize_t ldgh,
+                        const double *h_prev, Py_ssize_t ldhp, double *h, Py_ssize_t ldh,
+                        double *saved, Py_ssize_t lds) noexcept
+    void gru_cell_backward_v_d(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                               int after, const double *dy, Py_ssize_t lddy, double *dh_next,
+                               const double *saved, Py_ssize_t lds, const double *h_prev,
+                               Py_ssize_t ldhp, double *dgx, Py_ssize_t ldgx, double *dgh,
+                               Py_ssize_t ldgh) noexcept
+    void gru_cell_back_r_v_d(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                             const double *dq, Py_ssize_t ldq, double *dh_next, const double *saved,
+                             Py_ssize_t lds, const double *h_prev, Py_ssize_t ldhp, double *dgx,
+                             Py_ssize_t ldgx, double *dgh, Py_ssize_t ldgh) noexcept
+    void lstm_cell_forward_v_d(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                               const double *pp, const double *gx, Py_ssize_t ldgx,
+                               const double *gh, Py_ssize_t ldgh, const double *c_prev,
+                               Py_ssize_t ldcp, double *h, Py_ssize_t ldh, double *c,
+                               Py_ssize_t ldc, double *saved, Py_ssize_t lds) noexcept
+    void lstm_cell_backward_v_d(Py_ssize_t rows, Py_ssize_t H, const mr_cell_variant *v,
+                                const double *pp, const double *dy, Py_ssize_t lddy,
+                                const double *dh_next, double *dc_next, const double *saved,
+                                Py_ssize_t lds, const double *c_prev, Py_ssize_t ldcp,
+                                const double *c, Py_ssize_t ldc, double *dg,
+                                Py_ssize_t ldg) noexcept
+
 
 # --------------------------------------------------------------------------- the C calls, by dtype
 
@@ -261,9 +351,114 @@ cdef inline void k_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating
         gemm_d(M, N, K, A, lda, Bp, C, ldc, accumulate, bias)
 
 
+# the cell variants (see "cell variants" below)
+
+cdef inline void k_elman_v(Py_ssize_t n, Py_ssize_t H, const mr_cell_variant *v,
+                           const floating *gx, Py_ssize_t ldgx, const floating *gh,
+                           Py_ssize_t ldgh, floating *h, Py_ssize_t ldh, floating *saved,
+                           Py_ssize_t lds) noexcept nogil:
+    if floating is float:
+        elman_cell_forward_v_f(n, H, v, gx, ldgx, gh, ldgh, h, ldh, saved, lds)
+    else:
+        elman_cell_forward_v_d(n, H, v, gx, ldgx, gh, ldgh, h, ldh, saved, lds)
+
+
+cdef inline void k_elman_back_v(Py_ssize_t n, Py_ssize_t H, const mr_cell_variant *v,
+                                const floating *dy, Py_ssize_t lddy, const floating *dh_next,
+                                const floating *h, Py_ssize_t ldh, const floating *saved,
+                                Py_ssize_t lds, floating *dg, Py_ssize_t ldg) noexcept nogil:
+    if floating is float:
+        elman_cell_backward_v_f(n, H, v, dy, lddy, dh_next, h, ldh, saved, lds, dg, ldg)
+    else:
+        elman_cell_backward_v_d(n, H, v, dy, lddy, dh_next, h, ldh, saved, lds, dg, ldg)
+
+
+cdef inline void k_gru_v(Py_ssize_t n, Py_ssize_t H, const mr_cell_variant *v,
+                         const floating *gx, Py_ssize_t ldgx, const floating *gh,
+                         Py_ssize_t ldgh, const floating *hp, Py_ssize_t ldhp, floating *h,
+                         Py_ssize_t ldh, floating *saved, Py_ssize_t lds) noexcept nogil:
+    if floating is float:
+        gru_cell_forward_v_f(n, H, v, gx, ldgx, gh, ldgh, hp, ldhp, h, ldh, saved, lds)
+    else:
+        gru_cell_forward_v_d(n, H, v, gx, ldgx, gh, ldgh, hp, ldhp, h, ldh, saved, lds)
+
+
+cdef inline void k_gru_rz_v(Py_ssize_t n, Py_ssize_t H, const mr_cell_variant *v,
+                            const floating *gx, Py_ssize_t ldgx, floating *gh, Py_ssize_t ldgh,
+                            const floating *hp, Py_ssize_t ldhp, floating *q, Py_ssize_t ldq,
+                            floating *saved, Py_ssize_t lds) noexcept nogil:
+    if floating is float:
+        gru_cell_rz_v_f(n, H, v, gx, ldgx, gh, ldgh, hp, ldhp, q, ldq, saved, lds)
+    else:
+        gru_cell_rz_v_d(n, H, v, gx, ldgx, gh, ldgh, hp, ldhp, q, ldq, saved, lds)
+
+
+cdef inline void k_gru_n_v(Py_ssize_t n, Py_ssize_t H, const mr_cell_variant *v,
+                           const floating *gx, Py_ssize_t ldgx, const floating *gh,
+                           Py_ssize_t ldgh, const floating *hp, Py_ssize_t ldhp, floating *h,
+                           Py_ssize_t ldh, floating *saved, Py_ssize_t lds) noexcept nogil:
+    if floating is float:
+        gru_cell_n_v_f(n, H, v, gx, ldgx, gh, ldgh, hp, ldhp, h, ldh, saved, lds)
+    else:
+        gru_cell_n_v_d(n, H, v, gx, ldgx, gh, ldgh, hp, ldhp, h, ldh, saved, lds)
+
+
+cdef inline void k_gru_back_v(Py_ssize_t n, Py_ssize_t H, const mr_cell_variant *v, int after,
+                              const floating *dy, Py_ssize_t lddy, floating *dh_next,
+                              const floating *saved, Py_ssize_t lds, const floating *hp,
+                              Py_ssize_t ldhp, floating *dgx, Py_ssize_t ldgx, floating *dgh,
+                              Py_ssize_t ldgh) noexcept nogil:
+    if floating is float:
+        gru_cell_backward_v_f(n, H, v, after, dy, lddy, dh_next, saved, lds, hp, ldhp, dgx,
+                              ldgx, dgh, ldgh)
+    else:
+        gru_cell_backward_v_d(n, H, v, after, dy, lddy, dh_next, saved, lds, hp, ldhp, dgx,
+                              ldgx, dgh, ldgh)
+
+
+cdef inline void k_gru_back_r_v(Py_ssize_t n, Py_ssize_t H, const mr_cell_variant *v,
+                                const floating *dq, Py_ssize_t ldq, floating *dh_next,
+                                const floating *saved, Py_ssize_t lds, const floating *hp,
+                                Py_ssize_t ldhp, floating *dgx, Py_ssize_t ldgx, floating *dgh,
+                                Py_ssize_t ldgh) noexcept nogil:
+    if floating is float:
+        gru_cell_back_r_v_f(n, H, v, dq, ldq, dh_next, saved, lds, hp, ldhp, dgx, ldgx, dgh,
+                            ldgh)
+    else:
+        gru_cell_back_r_v_d(n, H, v, dq, ldq, dh_next, saved, lds, hp, ldhp, dgx, ldgx, dgh,
+                            ldgh)
+
+
+cdef inline void k_lstm_v(Py_ssize_t n, Py_ssize_t H, const mr_cell_variant *v,
+                          const floating *pp, const floating *gx, Py_ssize_t ldgx,
+                          const floating *gh, Py_ssize_t ldgh, const floating *cp,
+                          Py_ssize_t ldcp, floating *h, Py_ssize_t ldh, floating *c,
+                          Py_ssize_t ldc, floating *saved, Py_ssize_t lds) noexcept nogil:
+    if floating is float:
+        lstm_cell_forward_v_f(n, H, v, pp, gx, ldgx, gh, ldgh, cp, ldcp, h, ldh, c, ldc, saved,
+                              lds)
+    else:
+        lstm_cell_forward_v_d(n, H, v, pp, gx, ldgx, gh, ldgh, cp, ldcp, h, ldh, c, ldc, saved,
+                              lds)
+
+
+cdef inline void k_lstm_back_v(Py_ssize_t n, Py_ssize_t H, const mr_cell_variant *v,
+                               const floating *pp, const floating *dy, Py_ssize_t lddy,
+                               const floating *dh_next, floating *dc_next,
+                               const floating *saved, Py_ssize_t lds, const floating *cp,
+                               Py_ssize_t ldcp, const floating *c, Py_ssize_t ldc, floating *dg,
+                               Py_ssize_t ldg) noexcept nogil:
+    if floating is float:
+        lstm_cell_backward_v_f(n, H, v, pp, dy, lddy, dh_next, dc_next, saved, lds, cp, ldcp, c,
+                               ldc, dg, ldg)
+    else:
+        lstm_cell_backward_v_d(n, H, v, pp, dy, lddy, dh_next, dc_next, saved, lds, cp, ldcp, c,
+                               ldc, dg, ldg)
+
+
 # --------------------------------------------------------------------------- modes, threads, slices
 
-# cell codes; gates G and saved width SW (in units of H) of each
+# cell codes and the gates G of each (the saved width SW: _saved_width)
 cdef enum:
     MODE_RNN_TANH = 0
     MODE_RNN_RELU = 1
@@ -274,7 +469,6 @@ cdef enum:
 MODES = {"RNN_TANH": MODE_RNN_TANH, "RNN_RELU": MODE_RNN_RELU, "GRU": MODE_GRU,
          "LSTM": MODE_LSTM}
 cdef int[4] GATES = [1, 1, 3, 4]
-cdef int[4] SAVED_WIDTH = [0, 0, 4, 5]
 
 # Work units (fixed by the shape, never by the thread count):
 #  - a batch slice has SLICE_ROWS rows or more: B // SLICE_ROWS slices (at least 1, at most
@@ -512,7 +706,7 @@ cdef object _dtype_of(object X):
 _workspaces = threading.local()
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
-_WEIGHT_NAMES = ("W_ih", "W_hh", "b_ih", "b_hh", "W_hr")
+_WEIGHT_NAMES = ("W_ih", "W_hh", "b_ih", "b_hh", "W_hr", "W_peephole")
 # the names of a direction's weights ([0]) and gradients ([1]) in messages: "dW_hh[1]"
 _ARG_NAMES = tuple(tuple(tuple(f"{g}{w}[{d}]" for w in _WEIGHT_NAMES) for d in range(2))
                    for g in ("", "d"))
@@ -550,24 +744,27 @@ cdef int _scratch(object dtype, const Py_ssize_t *sizes, Py_ssize_t k, void **ou
 
 
 cdef int _direction_arrays(object arrays, bint grads, Py_ssize_t d, Py_ssize_t GH, Py_ssize_t I,
-                           Py_ssize_t P, Py_ssize_t H, bint proj, bint writable, object dtype,
-                           void **out) except -1:
-    """Check one direction's (W_ih, W_hh, b_ih, b_hh[, W_hr]) -- or, with `grads`, their
-    gradients (dW_ih, ...) -- and put their data pointers in out[0..4]: NULL for an absent bias,
-    and for W_hr without projections."""
+                           Py_ssize_t P, Py_ssize_t H, bint proj, bint peep, bint writable,
+                           object dtype, void **out) except -1:
+    """Check one direction's (W_ih, W_hh, b_ih, b_hh[, W_hr[, W_peephole]]) -- or, with
+    `grads`, their gradients (dW_ih, ...) -- and put their data pointers in out[0..5]: NULL for
+    an absent bias, for W_hr without projections and for W_peephole without peepholes."""
     cdef str what = "d" if grads else ""
     cdef Py_ssize_t n = len(arrays)
-    if n != 4 and n != 5:
+    if n < 4 or n > 6:
         _fail(f"each direction needs ({what}W_ih, {what}W_hh, {what}b_ih, {what}b_hh[, "
-              f"{what}W_hr])")
+              f"{what}W_hr[, {what}W_peephole]])")
     names = _ARG_NAMES[grads][d]
     cdef int j
-    for j in range(5):
+    for j in range(6):
         a = arrays[j] if j < n else None
         out[j] = NULL
         if j == 4 and not proj:
             if a is not None:
                 _fail(f"{names[4]} given without projections")
+        elif j == 5 and not peep:
+            if a is not None:
+                _fail(f"{names[5]} given without peepholes")
         elif j != 2 and j != 3 and a is None:
             _fail(f"{names[j]} is missing")
         if a is not None:
@@ -577,16 +774,29 @@ cdef int _direction_arrays(object arrays, bint grads, Py_ssize_t d, Py_ssize_t G
                 _data(a, names[1], dtype, writable, &out[1], GH, P)
             elif j == 4:
                 _data(a, names[4], dtype, writable, &out[4], P, H)
+            elif j == 5:
+                _data(a, names[5], dtype, writable, &out[5], 3 * H)
             else:
                 _data(a, names[j], dtype, writable, &out[j], GH)
     return 0
+
+
+cdef bint _has_peepholes(tuple weights, Py_ssize_t D) except -1:
+    """Whether the layer's weights carry peepholes (every direction's 6th array, or none)."""
+    cdef Py_ssize_t d, n_p = 0
+    for d in range(D):
+        w = weights[d]
+        n_p += len(w) == 6 and w[5] is not None
+    _check(n_p == 0 or n_p == D, "W_peephole must be given for every direction or none")
+    return n_p == D
 
 
 # --------------------------------------------------------------------------- variable lengths
 
 # Packed sequences (minirnn.packed) reach the kernels as a padded time-major batch whose rows
 # are sorted by decreasing length, plus ``batch_sizes`` (T,): bs[t] rows have a step t, and
-# they are the first bs[t] rows (bs[0] = B, non-increasing, bs[T-1] >= 1). So at step t a
+# they are the first bs[t] rows (bs[0] <= B, non-increasing; rows b >= bs[0] are empty
+# sequences, which never take a step: h_n = h0, c_n = c0, output zeros). So at step t a
 # slice b0 <= b < b1 computes only its rows below bs[t], a prefix: the active rows of every
 # step are contiguous, and a row that is not active is left alone, never updated.
 #   forward direction: a row stops after its last step (t = len - 1), where its h_n and c_n
@@ -624,14 +834,16 @@ cdef inline void _fill_rows(floating *dst, Py_ssize_t ld, Py_ssize_t width, Py_s
 
 
 cdef object _check_batch_sizes(object batch_sizes, Py_ssize_t T, Py_ssize_t B):
-    """batch_sizes must be int64 (T,), start at B, never grow and end >= 1 (every row has at
-    least one step): a packed batch sorted by decreasing length. The loops rely on it."""
+    """batch_sizes must be int64 (T,), between 0 and B and never growing: a packed batch
+    sorted by decreasing length, whose empty sequences (if any) are its last rows, the rows
+    b >= batch_sizes[0]. The loops rely on it."""
     _check(isinstance(batch_sizes, np.ndarray) and batch_sizes.dtype == np.int64
            and batch_sizes.ndim == 1, "batch_sizes must be a 1-D int64 array")
     _check_shape(batch_sizes, (T,), "batch_sizes")
     bs = np.ascontiguousarray(batch_sizes)
-    _check(B >= 1 and bs[0] == B and bs[T - 1] >= 1 and bool(np.all(bs[1:] <= bs[:T - 1])),
-           f"batch_sizes must start at B={B}, never increase and end >= 1, got {bs.tolist()}")
+    _check(B >= 1 and bs[0] <= B and bs[T - 1] >= 0 and bool(np.all(bs[1:] <= bs[:T - 1])),
+           f"batch_sizes must be at most B={B}, never increase and end >= 0, got "
+           f"{bs.tolist()}")
     return bs
 
 
@@ -644,6 +856,119 @@ cdef object _active_blocks(object batch_sizes, Py_ssize_t B):
     first = (np.arange(int(per.sum())) - np.repeat(np.cumsum(per) - per, per)) * BLOCK_ROWS
     return np.ascontiguousarray(np.stack([t * B + first, np.minimum(BLOCK_ROWS, bs[t] - first)],
                                          axis=1), dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- cell variants
+
+# A layer may compute another cell than PyTorch's (minirnn.variants.Variant). The kernels get
+# it as ``variant``: None (PyTorch's cell), or a tuple
+#     (reset_after, coupled_input_forget, cell_clip or None, reverse, activations)
+# with activations None (PyTorch's) or one tuple per direction of (id, alpha, beta) per slot
+# (ids: csrc/activations.h = the index in minirnn.variants.ACTIVATIONS; slots LSTM f, g, h,
+# GRU f, g, Elman f), and the LSTM's peepholes as a 6th array of each direction's weights
+# (weight_peephole (3H,), blocks i, f, o; its gradient the 6th of grads). The time loops
+# stay the same loops; a variant adds to them
+#   - the variant's rows of the cell (the *_v functions of csrc/{elman,gru,lstm}.h: other
+#     activations, the clip, coupled gates, peepholes), whenever the cell is not PyTorch's;
+#   - a split recurrent product (GRU with the reset before the product): the step multiplies
+#     h_{t-1} by W_hh's r, z rows, the cell computes r, z and q = r * h_{t-1}, a second
+#     product multiplies q by W_hn, and the cell finishes n and h_t. Backward: dq = da_n W_hn
+#     between the two halves of the cell, then dh_{t-1} += dG_h[r,z] W_hh[r,z]; after the
+#     loop, dW_hn = dG_h[n]^T Q over the saved q (S's 4th block) instead of H_prev;
+#   - a cell-state input to the gates (peepholes): pointwise in the cell; dp_i, dp_f, dp_o
+#     are sums over the steps of dG * c, computed after the loop (_peephole_grad);
+#   - the time order of each direction: reversed for direction 1, and for direction 0 of a
+#     one-direction layer with ``reverse``.
+# Rows that never take a step (batch_sizes[0] < B, empty sequences) need no variant: they
+# keep h0/c0 as h_n/c_n, output zeros, and their dh0/dc0 are dhT/dcT.
+
+ctypedef struct _Var:
+    bint cells          # the cell is not PyTorch's: the *_v rows
+    bint before         # GRU: the reset before the product (the split recurrent product)
+    bint peephole       # LSTM: weight_peephole given (the cell-state input to the gates)
+    bint pre            # the training forward saves the pre-activations
+    bint rev[2]         # direction d runs from the last step to the first
+    mr_cell_variant cv[2]
+
+
+# PyTorch's activation ids per slot (Sigmoid 0, Tanh 1, Relu 2) and the ids whose derivative
+# needs the input (LeakyRelu 4, ThresholdedRelu 5, ScaledTanh 6, Elu 8), as
+# minirnn.variants.PYTORCH_ACTIVATIONS and DERIVATIVE_FROM_INPUT say
+_STD_ACT_IDS = {MODE_RNN_TANH: (1,), MODE_RNN_RELU: (2,), MODE_GRU: (0, 1), MODE_LSTM: (0, 1, 1)}
+_ACT_IDS_FROM_INPUT = frozenset((4, 5, 6, 8))
+
+
+cdef int _parse_variant(int mode, object variant, Py_ssize_t D, bint peephole,
+                        _Var *v) except -1:
+    """Fill v from the ``variant`` argument (see above) of a layer of D directions."""
+    cdef Py_ssize_t d, k
+    cdef int n_slots = len(_STD_ACT_IDS[mode])
+    std = _STD_ACT_IDS[mode]
+    memset(v, 0, sizeof(_Var))
+    v.rev[1] = True
+    v.peephole = peephole
+    reset_after, coupled, clip, reverse, acts = True, False, None, False, None
+    if variant is not None:
+        _check(isinstance(variant, tuple) and len(variant) == 5,
+               "variant must be None or (reset_after, coupled_input_forget, cell_clip, "
+               "reverse, activations)")
+        reset_after, coupled, clip, reverse, acts = variant
+    _check(reset_after or mode == MODE_GRU, "reset_after=False is a GRU variant")
+    _check(not coupled or mode == MODE_LSTM, "coupled_input_forget is an LSTM variant")
+    _check(not peephole or mode == MODE_LSTM, "only LSTM takes peepholes")
+    _check(clip is None or clip > 0, "cell_clip must be None or > 0")
+    _check(not reverse or D == 1, "reverse is for a layer of one direction")
+    v.rev[0] = bool(reverse)
+    if acts is not None:
+        _check(isinstance(acts, tuple) and len(acts) == D
+               and all(isinstance(a, tuple) and len(a) == n_slots for a in acts),
+               f"activations must hold {n_slots} (id, alpha, beta) per direction")
+    v.before = not reset_after
+    v.cells = (not reset_after or bool(coupled) or clip is not None or acts is not None
+               or peephole)
+    pre = clip is not None
+    for d in range(D):
+        for k in range(n_slots):
+            act = acts[d][k] if acts is not None else (std[k], 0.0, 0.0)
+            _check(0 <= act[0] < MR_N_ACTIVATIONS, f"unknown activation id {act[0]}")
+            v.cv[d].act[k] = act[0]
+            v.cv[d].alpha[k] = act[1]
+            v.cv[d].beta[k] = act[2]
+            pre = pre or act[0] in _ACT_IDS_FROM_INPUT
+        v.cv[d].std_acts = acts is None or tuple(a[0] for a in acts[d]) == std
+        v.cv[d].coupled = bool(coupled)
+        v.cv[d].clip = clip if clip is not None else float("inf")
+    v.pre = v.cells and pre
+    for d in range(D):
+        v.cv[d].save_pre = v.pre
+    return 0
+
+
+cdef inline const mr_cell_variant *_cell_variant(const _Var *v, Py_ssize_t d) noexcept nogil:
+    """The cell variant of direction d for the time loops: NULL for PyTorch's cell."""
+    if not v.cells:
+        return NULL
+    return &v.cv[d]
+
+
+cdef Py_ssize_t _saved_width(int mode, const _Var *v) noexcept:
+    """SW: the floats saved per step and row, in units of H (S's last axis is SW*H)."""
+    if mode == MODE_GRU:
+        return 4 + (3 if v.pre else 0)        # r | z | n | gh_n or q (| a_r | a_z | a_n)
+    if mode == MODE_LSTM:
+        return 5 + (4 if v.pre else 0)        # i | f | g | o | h(c) (| a_i | a_f | a_g | a_o)
+    return 1 if v.pre else 0                  # Elman: (a); h_t is in Y
+
+
+def saved_width(int mode, variant=None):
+    """SW of a layer (S is (D, T, B, SW*H) in training), for the cell ``mode`` and
+    ``variant`` (the argument of forward_layer)."""
+    cdef _Var v
+    if not 0 <= mode <= 3:
+        _fail(f"unknown mode {mode}")
+    _parse_variant(mode, variant, 1 if variant is None or variant[4] is None
+                   else len(variant[4]), False, &v)
+    return _saved_width(mode, &v)
 
 
 # --------------------------------------------------------------------------- forward
@@ -698,42 +1023,55 @@ cdef inline bint _step_input_product(Py_ssize_t D, Py_ssize_t B, Py_ssize_t n_sl
 
 
 cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
-                         Py_ssize_t b1, Py_ssize_t H, Py_ssize_t P, Py_ssize_t DP,
+                         Py_ssize_t b1, Py_ssize_t H, Py_ssize_t P, Py_ssize_t DP, Py_ssize_t SWH,
                          const int64_t *bs, floating *Gx, const floating *X,
                          Py_ssize_t I, const floating *WihP, const floating *bih,
                          const floating *WhhP,
                          const floating *bhh, const floating *WhrP, const floating *h0,
                          const floating *c0, floating *Y, floating *hT, floating *cT,
                          floating *Cs, floating *S, floating *M, floating *gh, floating *cbuf,
-                         floating *mbuf) noexcept nogil:
+                         floating *mbuf, const mr_cell_variant *cv, const floating *pp,
+                         const floating *WhnP, floating *qbuf) noexcept nogil:
     """The time loop of one direction over batch rows b0 <= b < b1.
 
     IN   Gx (T, B, GH) = X W_ih^T + b_ih, or, when WihP is not NULL, a scratch (B, GH): then
          each step computes its own rows of G_x there, from X (T, B, I), WihP (W_ih^T packed)
          and bih (GH,) or NULL, just before its gates read them (see "input product");
-         WhhP: W_hh^T (P, GH) packed;  bhh (GH,) or NULL;
+         WhhP: W_hh^T (P, GH) packed (GRU reset before the product: its r, z columns (P, 2H)
+         only, and WhnP its n columns (P, H));  bhh (GH,) or NULL;
          WhrP: W_hr^T (H, P) packed (LSTM with projections) or NULL (then P = H);
          h0 (B, P), c0 (B, H) (c0 LSTM only);  bs (T,) batch sizes of a packed batch, or
-         NULL (every row has every step; see "variable lengths" above)
+         NULL (every row has every step; see "variable lengths" above);
+         cv: the cell variant, or NULL for PyTorch's cell (see "cell variants");
+         pp (3H,) the LSTM variant's peepholes (zeros without them)
     OUT  Y: this direction's column block of the layer output, Y[t, b, j] at Y[(t*B + b)*DP + j];
-         hT (B, P), cT (B, H) final states; Cs (T, B, H), S (T, B, SW*H) and, with
+         hT (B, P), cT (B, H) final states; Cs (T, B, H), S (T, B, SWH) and, with
          projections, M (T, B, H) when training, else NULL
     SCRATCH  gh (B, GH);  cbuf (2, B, H) (LSTM inference: c_t alternates between two rows);
-         mbuf (B, H) (projections, inference: m_t)
+         mbuf (B, H) (projections, inference: m_t); qbuf (B, H) (GRU reset before the
+         product, inference: q = r * h_{t-1}; training keeps q in S)
     """
-    cdef Py_ssize_t G = GATES[mode], GH = GATES[mode] * H, SWH = SAVED_WIDTH[mode] * H
-    cdef Py_ssize_t rows = b1 - b0, s, t, j, b, row, n, e, e_next, f
+    cdef Py_ssize_t G = GATES[mode], GH = GATES[mode] * H
+    cdef Py_ssize_t rows = b1 - b0, s, t, j, b, row, n, e, e_next, f, ldq
     cdef const floating *h_prev = h0 + b0 * P
     cdef Py_ssize_t ldhp = P
     cdef const floating *c_prev = NULL
     cdef floating *h
     cdef floating *c = NULL
     cdef floating *m
+    cdef floating *q
     cdef floating *saved
     cdef floating *ghs = gh + b0 * GH
     cdef floating *gx
+    cdef bint before = cv != NULL and WhnP != NULL      # the split recurrent product
     if c0 != NULL:
         c_prev = c0 + b0 * H
+    if bs != NULL and not reverse:
+        # rows that never take a step (bs[0] < B) keep their initial states
+        e = _active_end(bs, 0, b0, b1)
+        _fill_rows(hT + e * P, P, P, b1 - e, h0 + e * P, P)
+        if mode == MODE_LSTM:
+            _fill_rows(cT + e * H, H, H, b1 - e, c0 + e * H, H)
     for s in range(T):
         t = T - 1 - s if reverse else s
         row = t * B + b0                                 # first row of this slice at step t
@@ -748,41 +1086,59 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
             # G_x = x_t W_ih^T + b_ih of these rows      (n, GH), into the scratch
             gx = Gx + b0 * GH
             k_gemm(n, GH, I, X + row * I, I, WihP, gx, GH, 0, bih)
-        if n > 0:
+        if n > 0 and not before:
             # G_h = h_{t-1} W_hh^T + b_hh                (n, GH)
             k_gemm(n, GH, P, h_prev, ldhp, WhhP, ghs, GH, 0, bhh)
         if n == 0:
             pass
         elif mode == MODE_RNN_TANH or mode == MODE_RNN_RELU:
-            if floating is float:
+            if cv != NULL:
+                k_elman_v(n, H, cv, gx, GH, ghs, GH, h, DP, saved, SWH)
+            elif floating is float:
                 elman_cell_forward_f(n, H, mode == MODE_RNN_RELU, gx, GH, ghs, GH, h, DP)
             else:
                 elman_cell_forward_d(n, H, mode == MODE_RNN_RELU, gx, GH, ghs, GH, h, DP)
         elif mode == MODE_GRU:
-            if floating is float:
+            if before:
+                # the split product: G_h's r, z block first ...
+                k_gemm(n, 2 * H, P, h_prev, ldhp, WhhP, ghs, GH, 0, bhh)
+                if saved != NULL:
+                    q, ldq = saved + 3 * H, SWH
+                else:
+                    q, ldq = qbuf + b0 * H, H
+                # ... r, z and q = r * h_{t-1} ...
+                k_gru_rz_v(n, H, cv, gx, GH, ghs, GH, h_prev, ldhp, q, ldq, saved, SWH)
+                # ... then its n block on q: gh_n = q W_hn^T + b_hn ...
+                k_gemm(n, H, H, q, ldq, WhnP, ghs + 2 * H, GH, 0,
+                       bhh + 2 * H if bhh != NULL else NULL)
+                # ... and n, h_t
+                k_gru_n_v(n, H, cv, gx, GH, ghs, GH, h_prev, ldhp, h, DP, saved, SWH)
+            elif cv != NULL:
+                k_gru_v(n, H, cv, gx, GH, ghs, GH, h_prev, ldhp, h, DP, saved, SWH)
+            elif floating is float:
                 gru_cell_forward_f(n, H, gx, GH, ghs, GH, h_prev, ldhp, h, DP,
                                    saved, SWH)
             else:
                 gru_cell_forward_d(n, H, gx, GH, ghs, GH, h_prev, ldhp, h, DP,
                                    saved, SWH)
-        elif WhrP == NULL:
-            if floating is float:
-                lstm_cell_forward_f(n, H, gx, GH, ghs, GH, c_prev, H, h, DP, c, H,
-                                    saved, SWH)
-            else:
-                lstm_cell_forward_d(n, H, gx, GH, ghs, GH, c_prev, H, h, DP, c, H,
-                                    saved, SWH)
         else:
-            # with projections the cell writes m_t = o_t tanh(c_t) (n, H) ...
-            m = M + row * H if M != NULL else mbuf + b0 * H
-            if floating is float:
-                lstm_cell_forward_f(n, H, gx, GH, ghs, GH, c_prev, H, m, H, c, H,
-                                    saved, SWH)
+            # with projections the cell writes m_t = o_t tanh(c_t) (n, H), else h_t itself
+            if WhrP == NULL:
+                m = h
             else:
-                lstm_cell_forward_d(n, H, gx, GH, ghs, GH, c_prev, H, m, H, c, H,
-                                    saved, SWH)
-            # ... and h_t = m_t W_hr^T                   (n, P)
-            k_gemm(n, P, H, m, H, WhrP, h, DP, 0, NULL)
+                m = M + row * H if M != NULL else mbuf + b0 * H
+            if cv != NULL:
+                k_lstm_v(n, H, cv, pp, gx, GH, ghs, GH, c_prev, H, m, DP if WhrP == NULL else H,
+                         c, H, saved, SWH)
+            elif floating is float:
+                lstm_cell_forward_f(n, H, gx, GH, ghs, GH, c_prev, H, m,
+                                    DP if WhrP == NULL else H, c, H, saved, SWH)
+            else:
+                lstm_cell_forward_d(n, H, gx, GH, ghs, GH, c_prev, H, m,
+                                    DP if WhrP == NULL else H, c, H, saved, SWH)
+            if WhrP != NULL:
+                # ... and h_t = m_t W_hr^T               (n, P)
+                k_gemm(n, P, H, m, H, WhrP, h, DP, 0, NULL)
         if bs != NULL:
             if reverse:
                 # rows e <= b < e_next start at step t-1: their state before it is h0 (c0)
@@ -815,6 +1171,12 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
         memcpy(hT + (b0 + b) * P, h_prev + b * ldhp, P * sizeof(floating))
         if cT != NULL:
             memcpy(cT + (b0 + b) * H, c_prev + b * H, H * sizeof(floating))
+    if bs != NULL:
+        # rows that never take a step (bs[0] < B) keep their initial states
+        e = _active_end(bs, 0, b0, b1)
+        _fill_rows(hT + e * P, P, P, b1 - e, h0 + e * P, P)
+        if cT != NULL:
+            _fill_rows(cT + e * H, H, H, b1 - e, c0 + e * H, H)
 
 
 ctypedef struct _Fwd:
@@ -848,6 +1210,11 @@ ctypedef struct _Fwd:
     void *Whr[2]
     void *bih[2]
     void *bhh[2]
+    # the cell variant (see "cell variants"): var.cells, var.before, var.rev[d] ...
+    _Var var
+    Py_ssize_t off_n        # GRU reset before the product: where W_hn^T starts in WhhP
+    void *pp[2]             # LSTM variant: the peepholes (3H,) of each direction, or zeros
+    void *qbuf
 
 
 cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) noexcept nogil:
@@ -864,6 +1231,13 @@ cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) 
         d = u // f.n_mat
         if u % f.n_mat == 0:
             k_pack(I, GH, <floating *> f.Wih[d], 1, I, WihP + d * f.size_ih, 0, I, 0, f.n_pan)
+        elif u % f.n_mat == 1 and f.var.before:
+            # the split product: W_hh's r, z rows (N = 2H) and its n rows (N = H) apart
+            k_pack(P, 2 * H, <floating *> f.Whh[d], 1, P, WhhP + d * f.size_hh, 0, P, 0,
+                   (2 * H + k_panel_width(kind) - 1) // k_panel_width(kind))
+            k_pack(P, H, <floating *> f.Whh[d] + 2 * H * P, 1, P,
+                   WhhP + d * f.size_hh + f.off_n, 0, P, 0,
+                   (H + k_panel_width(kind) - 1) // k_panel_width(kind))
         elif u % f.n_mat == 1:
             k_pack(P, GH, <floating *> f.Whh[d], 1, P, WhhP + d * f.size_hh, 0, P, 0, f.n_pan)
         else:
@@ -884,7 +1258,7 @@ cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) 
         k = u % f.n_sl
         b0 = k * B // f.n_sl
         b1 = (k + 1) * B // f.n_sl
-        _forward_slice(f.mode, d == 1, f.T, B, b0, b1, H, P, f.DP, f.bs,
+        _forward_slice(f.mode, f.var.rev[d], f.T, B, b0, b1, H, P, f.DP, f.SWH, f.bs,
                        Gx + d * (B if f.step_gx else TB) * GH, <floating *> f.X, I,
                        WihP + d * f.size_ih if f.step_gx else NULL, <floating *> f.bih[d],
                        WhhP + d * f.size_hh, <floating *> f.bhh[d],
@@ -897,7 +1271,10 @@ cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) 
                        <floating *> f.S + d * TB * f.SWH if f.S != NULL else NULL,
                        <floating *> f.M + d * TB * H if f.M != NULL else NULL,
                        <floating *> f.gh + d * B * GH, <floating *> f.cbuf + d * 2 * B * H,
-                       <floating *> f.mbuf + d * B * H if f.proj and not f.training else NULL)
+                       <floating *> f.mbuf + d * B * H if f.proj and not f.training else NULL,
+                       _cell_variant(&f.var, d), <floating *> f.pp[d],
+                       WhhP + d * f.size_hh + f.off_n if f.var.before else NULL,
+                       <floating *> f.qbuf + d * B * H if f.var.before else NULL)
 
 
 cdef void _forward_phase(floating *kind, const _Fwd *f, int phase, Py_ssize_t units,
@@ -921,7 +1298,7 @@ cdef int _check_lstm_shapes(Py_ssize_t D, tuple weights, bint lstm, object c0, P
     cdef Py_ssize_t d, n_hr = 0
     for d in range(D):
         w = weights[d]
-        n_hr += len(w) == 5 and w[4] is not None
+        n_hr += len(w) >= 5 and w[4] is not None
     _check(n_hr == 0 or n_hr == D, "W_hr must be given for every direction or none")
     proj[0] = n_hr == D
     _check(lstm or not proj[0], "only LSTM takes W_hr (projections)")
@@ -959,7 +1336,7 @@ cdef int _layer_sizes(int mode, object X, tuple weights, object h0, object c0,
 
 
 def forward_layer(int mode, X, tuple weights, h0, c0, Y, hT, cT, Cs, S, M=None,
-                  batch_sizes=None):
+                  batch_sizes=None, variant=None):
     """One layer, every direction, whole sequence. See the module docstring for the shapes.
 
     weights: one (W_ih (GH, I), W_hh (GH, P), b_ih (GH,) or None, b_hh (GH,) or None[, W_hr
@@ -970,24 +1347,29 @@ def forward_layer(int mode, X, tuple weights, h0, c0, Y, hT, cT, Cs, S, M=None,
     backward needs (training), or None (inference).
     batch_sizes: None, or an int64 array (T,) for a packed batch: the rows sorted by
     decreasing length, batch_sizes[t] of them having a step t (see "variable lengths" above).
+    variant: None (PyTorch's cell) or the cell variant (see "cell variants" above); an LSTM
+    with peepholes has W_peephole (3H,) as the 6th array of each direction's weights (W_hr
+    None without projections). S is then (D, T, B, saved_width(mode, variant) * H).
     Writes Y, hT (and cT, Cs, S, M). Every shape is checked before any computation.
     """
     dtype = _dtype_of(X)
     if dtype is _F32:
         _forward_layer(<float *> NULL, dtype, mode, X, weights, h0, c0, Y, hT, cT, Cs, S, M,
-                       batch_sizes)
+                       batch_sizes, variant)
     else:
         _forward_layer(<double *> NULL, dtype, mode, X, weights, h0, c0, Y, hT, cT, Cs, S, M,
-                       batch_sizes)
+                       batch_sizes, variant)
 
 
 cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple weights,
                         object h0, object c0, object Y, object hT, object cT, object Cs,
-                        object S, object M, object batch_sizes) except -1:
+                        object S, object M, object batch_sizes, object variant) except -1:
     cdef _Sizes z
     _layer_sizes(mode, X, weights, h0, c0, &z)
+    cdef _Var var
+    _parse_variant(mode, variant, z.D, _has_peepholes(weights, z.D), &var)
     cdef Py_ssize_t D = z.D, T = z.T, B = z.B, I = z.In, H = z.H, P = z.P
-    cdef Py_ssize_t GH = z.GH, DP = D * P, SWH = SAVED_WIDTH[mode] * H
+    cdef Py_ssize_t GH = z.GH, DP = D * P, SWH = _saved_width(mode, &var) * H
     cdef bint lstm = mode == MODE_LSTM, proj = z.proj
     cdef floating *pX
     cdef floating *pY
@@ -1027,11 +1409,11 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     if not (training and proj):
         _check(M is None, "M is kept only in training with projections (W_hr)")
 
-    # the arrays of each direction: W_ih, W_hh, b_ih, b_hh, W_hr
-    cdef floating *wts[2][5]
+    # the arrays of each direction: W_ih, W_hh, b_ih, b_hh, W_hr, W_peephole
+    cdef floating *wts[2][6]
     cdef Py_ssize_t d
     for d in range(D):
-        _direction_arrays(weights[d], False, d, GH, I, P, H, proj, False, dtype,
+        _direction_arrays(weights[d], False, d, GH, I, P, H, proj, var.peephole, False, dtype,
                           <void **> wts[d])
     cdef const floating *Wih[2]
     cdef const floating *Whh[2]
@@ -1047,16 +1429,22 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     cdef Py_ssize_t n_pan = (GH + NR - 1) // NR, pan_P = (P + NR - 1) // NR
     cdef Py_ssize_t size_ih = n_pan * NR * I, size_hh = n_pan * NR * P, TB = T * B
     cdef Py_ssize_t size_hr = pan_P * NR * H if proj else 0
+    cdef Py_ssize_t off_n = 0
+    if var.before:
+        # the split product: W_hh^T's r, z columns and its n columns packed apart
+        off_n = (2 * H + NR - 1) // NR * NR * P
+        size_hh = off_n + (H + NR - 1) // NR * NR * P
     cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
     cdef int nt = _num_threads, team
     cdef bint step_gx = _step_input_product(D, B, n_sl, I, P, nt, <double> D * TB * GH * I,
                                             (size_ih + size_hh + size_hr) * sizeof(floating),
                                             D * TB * GH * sizeof(floating))
-    cdef floating *bufs[7]
-    cdef Py_ssize_t sizes[7]
+    cdef floating *bufs[9]
+    cdef Py_ssize_t sizes[9]
     sizes[:] = [D * size_ih, D * size_hh, D * size_hr, D * (B if step_gx else TB) * GH, D * B * GH,
-                D * 2 * B * H if lstm else 1, D * B * H if proj and not training else 1]
-    _scratch(dtype, sizes, 7, <void **> bufs)
+                D * 2 * B * H if lstm else 1, D * B * H if proj and not training else 1,
+                3 * H if lstm and var.cells else 1, D * B * H if var.before else 1]
+    _scratch(dtype, sizes, 9, <void **> bufs)
     cdef floating *pWihP = bufs[0]
     cdef floating *pWhhP = bufs[1]
     cdef floating *pWhrP = bufs[2]
@@ -1064,6 +1452,8 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     cdef floating *pgh = bufs[4]
     cdef floating *pcbuf = bufs[5]
     cdef floating *pmbuf = bufs[6]
+    cdef floating *pzeros = bufs[7]                 # the peepholes of an LSTM variant without
+    memset(pzeros, 0, (3 * H if lstm and var.cells else 1) * sizeof(floating))     # them
 
     cdef Py_ssize_t n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
     cdef Py_ssize_t n_mat = 3 if proj else 2
@@ -1088,6 +1478,9 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     f.size_ih, f.size_hh, f.size_hr = size_ih, size_hh, size_hr
     f.proj, f.lstm, f.training, f.bs, f.blk = proj, lstm, training, pbs, pblk
     f.step_gx = step_gx
+    f.var, f.off_n, f.qbuf = var, off_n, bufs[8]
+    for d in range(D):
+        f.pp[d] = <void *> (wts[d][5] if var.peephole else pzeros)
     f.X, f.Y, f.h0, f.c0, f.hT, f.cT, f.Cs, f.S, f.M = pX, pY, ph0, pc0, phT, pcT, pCs, pS, pM
     f.WihP, f.WhhP, f.WhrP, f.Gx, f.gh, f.cbuf, f.mbuf = (pWihP, pWhhP, pWhrP, pGx, pgh, pcbuf,
                                                            pmbuf)
@@ -1115,27 +1508,30 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
 
 cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_ssize_t b0,
                           Py_ssize_t b1, Py_ssize_t H, Py_ssize_t P, Py_ssize_t DP,
-                          const int64_t *bs, const floating *WhhP, const floating *WhrP,
-                          const floating *h0,
+                          Py_ssize_t SWH, const int64_t *bs, const floating *WhhP,
+                          const floating *WhrP, const floating *h0,
                           const floating *c0, const floating *Y, const floating *Cs,
                           const floating *S, const floating *dY, const floating *dhT,
                           const floating *dcT, floating *dGx, floating *dGh, floating *dHr,
                           floating *dh0, floating *dc0, floating *dh, floating *dc,
-                          floating *dm, const floating *zeros) noexcept nogil:
+                          floating *dm, const floating *zeros, const mr_cell_variant *cv,
+                          const floating *pp, const floating *WhnP) noexcept nogil:
     """The reverse time loop of one direction over batch rows b0 <= b < b1.
 
-    IN   WhhP: W_hh packed as a (GH, P) right operand; WhrP: W_hr packed as a (P, H) right
-         operand (LSTM with projections) or NULL (then P = H); h0 (B, P), c0 (B, H); Y (this
-         direction's column block, as in _forward_slice); Cs (T, B, H), S (T, B, SW*H) from
-         the forward; dY (the gradient of Y, same layout); dhT (B, P), dcT (B, H) gradients of
-         the final states; zeros (B, H) of zeros (projections); bs (T,) batch sizes or NULL
+    IN   WhhP: W_hh packed as a (GH, P) right operand (GRU reset before the product: its
+         r, z rows (2H, P) only, and WhnP its n rows (H, P)); WhrP: W_hr packed as a (P, H)
+         right operand (LSTM with projections) or NULL (then P = H); h0 (B, P), c0 (B, H);
+         Y (this direction's column block, as in _forward_slice); Cs (T, B, H), S (T, B, SWH)
+         from the forward; dY (the gradient of Y, same layout); dhT (B, P), dcT (B, H)
+         gradients of the final states; zeros (B, H) of zeros (projections); bs (T,) batch
+         sizes or NULL (as in _forward_slice); cv the cell variant or NULL, pp its peepholes
          (as in _forward_slice)
     OUT  dGx, dGh (T, B, GH) gate gradients of every step (dGh is dGx except for GRU);
          dHr (T, B, P) dL/dh_t of every step (projections); dh0 (B, P), dc0 (B, H)
     SCRATCH  dh (B, P), dc (B, H): dh_next = dL/dh_t and dc_next = dL/dc_t carried to the step
-         before; dm (B, H): dL/dm_t (projections)
+         before; dm (B, H): dL/dm_t (projections), dL/dq (GRU reset before the product)
     """
-    cdef Py_ssize_t GH = GATES[mode] * H, SWH = SAVED_WIDTH[mode] * H
+    cdef Py_ssize_t GH = GATES[mode] * H
     cdef Py_ssize_t rows = b1 - b0, s, t, t_prev, row, b, j, n
     cdef floating *dh_next = dh + b0 * P
     cdef floating *dc_next = dc + b0 * H if dc != NULL else NULL
@@ -1144,7 +1540,9 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
     cdef const floating *dyr
     cdef const floating *h_prev
     cdef const floating *c_prev
-    cdef Py_ssize_t ldhp
+    cdef const floating *dy_cell
+    cdef const floating *dh_cell
+    cdef Py_ssize_t ldhp, lddy
     memcpy(dh_next, dhT + b0 * P, rows * P * sizeof(floating))
     if mode == MODE_LSTM:
         memcpy(dc_next, dcT + b0 * H, rows * H * sizeof(floating))
@@ -1173,7 +1571,10 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
             ldhp = DP
             c_prev = Cs + (t_prev * B + b0) * H if Cs != NULL else NULL
         if mode == MODE_RNN_TANH or mode == MODE_RNN_RELU:
-            if floating is float:
+            if cv != NULL:
+                k_elman_back_v(n, H, cv, dY + row * DP, DP, dh_next, Y + row * DP, DP,
+                               S + row * SWH if S != NULL else NULL, SWH, dGx + row * GH, GH)
+            elif floating is float:
                 elman_cell_backward_f(n, H, mode == MODE_RNN_RELU, dY + row * DP, DP, dh_next,
                                       Y + row * DP, DP, dGx + row * GH, GH)
             else:
@@ -1183,7 +1584,20 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
             k_gemm(n, H, GH, dGx + row * GH, GH, WhhP, dh_next, H, 0, NULL)
         elif mode == MODE_GRU:
             # writes the direct part dh * z into dh_next ...
-            if floating is float:
+            if WhnP != NULL:
+                # (the split product) ... z, n first; then dq = da_n W_hn ...
+                k_gru_back_v(n, H, cv, 0, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
+                             h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
+                k_gemm(n, H, H, dGh + row * GH + 2 * H, GH, WhnP, dmb, H, 0, NULL)
+                # ... r, and dh_next += dq * r; then dG_h[r,z] W_hh[r,z] is added
+                k_gru_back_r_v(n, H, cv, dmb, H, dh_next, S + row * SWH, SWH, h_prev, ldhp,
+                               dGx + row * GH, GH, dGh + row * GH, GH)
+                k_gemm(n, H, 2 * H, dGh + row * GH, GH, WhhP, dh_next, H, 1, NULL)
+                continue
+            if cv != NULL:
+                k_gru_back_v(n, H, cv, 1, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
+                             h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
+            elif floating is float:
                 gru_cell_backward_f(n, H, dY + row * DP, DP, dh_next, S + row * SWH, SWH,
                                     h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
             else:
@@ -1191,30 +1605,31 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
                                     h_prev, ldhp, dGx + row * GH, GH, dGh + row * GH, GH)
             # ... to which dG_h W_hh is added
             k_gemm(n, H, GH, dGh + row * GH, GH, WhhP, dh_next, H, 1, NULL)
-        elif WhrP == NULL:
-            if floating is float:
-                lstm_cell_backward_f(n, H, dY + row * DP, DP, dh_next, dc_next, S + row * SWH,
-                                     SWH, c_prev, H, dGx + row * GH, GH)
-            else:
-                lstm_cell_backward_d(n, H, dY + row * DP, DP, dh_next, dc_next, S + row * SWH,
-                                     SWH, c_prev, H, dGx + row * GH, GH)
-            k_gemm(n, H, GH, dGx + row * GH, GH, WhhP, dh_next, H, 0, NULL)
         else:
-            # h_t feeds the output and the next step: dh_t = dy_t + dh_next (kept for dW_hr)
-            dht = dHr + row * P
-            for b in range(n):
-                dyr = dY + (row + b) * DP
-                for j in range(P):
-                    dht[b * P + j] = dyr[j] + dh_next[b * P + j]
-            # backprop through h_t = m_t W_hr^T:  dm_t = dh_t W_hr      (n, H)
-            k_gemm(n, H, P, dht, P, WhrP, dmb, H, 0, NULL)
-            # the cell takes dL/dm_t as its "dy" (plus zeros: dm_t is the whole gradient)
-            if floating is float:
-                lstm_cell_backward_f(n, H, dmb, H, zeros, dc_next, S + row * SWH, SWH,
-                                     c_prev, H, dGx + row * GH, GH)
+            if WhrP == NULL:
+                # the cell's "dy" and "dh_next": dL/dh_t from the output and via step t+1
+                dy_cell, lddy, dh_cell = dY + row * DP, DP, dh_next
             else:
-                lstm_cell_backward_d(n, H, dmb, H, zeros, dc_next, S + row * SWH, SWH,
-                                     c_prev, H, dGx + row * GH, GH)
+                # h_t feeds the output and the next step: dh_t = dy_t + dh_next (kept for
+                # dW_hr)
+                dht = dHr + row * P
+                for b in range(n):
+                    dyr = dY + (row + b) * DP
+                    for j in range(P):
+                        dht[b * P + j] = dyr[j] + dh_next[b * P + j]
+                # backprop through h_t = m_t W_hr^T:  dm_t = dh_t W_hr      (n, H)
+                k_gemm(n, H, P, dht, P, WhrP, dmb, H, 0, NULL)
+                # the cell takes dL/dm_t as its "dy" (plus zeros: dm_t is the whole gradient)
+                dy_cell, lddy, dh_cell = dmb, H, zeros
+            if cv != NULL:
+                k_lstm_back_v(n, H, cv, pp, dy_cell, lddy, dh_cell, dc_next, S + row * SWH, SWH,
+                              c_prev, H, Cs + row * H, H, dGx + row * GH, GH)
+            elif floating is float:
+                lstm_cell_backward_f(n, H, dy_cell, lddy, dh_cell, dc_next, S + row * SWH,
+                                     SWH, c_prev, H, dGx + row * GH, GH)
+            else:
+                lstm_cell_backward_d(n, H, dy_cell, lddy, dh_cell, dc_next, S + row * SWH,
+                                     SWH, c_prev, H, dGx + row * GH, GH)
             # dh_{t-1} = dG_h W_hh                                       (n, P)
             k_gemm(n, P, GH, dGx + row * GH, GH, WhhP, dh_next, P, 0, NULL)
     memcpy(dh0 + b0 * P, dh_next, rows * P * sizeof(floating))
@@ -1271,6 +1686,14 @@ ctypedef struct _Bwd:
     void *dWhr[2]
     void *dbih[2]
     void *dbhh[2]
+    # the cell variant (as in _Fwd); the third left operand of the weight gradients, "M":
+    # with projections M itself ((D, T, B, H): ldM = H), with the reset before the product
+    # Q = r * h_{t-1}, S's 4th block (ldM = SWH); M_ds the distance between its directions
+    _Var var
+    Py_ssize_t ldM, M_ds
+    Py_ssize_t n_pp                # peepholes: units of their gradients, D * blocks of H
+    void *pp[2]
+    void *dpp[2]
 
 
 cdef void _pack_active_rows(floating *kind, const _Bwd *g, Py_ssize_t u) noexcept nogil:
@@ -1292,17 +1715,17 @@ cdef void _pack_active_rows(floating *kind, const _Bwd *g, Py_ssize_t u) noexcep
         elif u < til_I + g.D * til_P:
             d = (u - til_I) // til_P
             p = (u - til_I) % til_P
-            if (d == 0 and t == 0) or (d == 1 and t == T - 1):     # the direction's first step
-                src = h0 + d * B * P
+            if (not g.var.rev[d] and t == 0) or (g.var.rev[d] and t == T - 1):
+                src = h0 + d * B * P                                 # the direction's first step
                 ld = P
             else:                      # Y at the step before: t - 1 forward, t + 1 reverse
-                src = Y + (t - 1) * B * DP if d == 0 else Y + (t + 1) * B * DP + P
+                src = Y + (t + 1 if g.var.rev[d] else t - 1) * B * DP + d * P
                 ld = DP
             k_pack_tiles(K, P, src, ld, <floating *> g.Ht + d * g.size_Ht, k, k + n, p, p + 1)
         else:
             d = (u - til_I - g.D * til_P) // g.til_M
             p = (u - til_I - g.D * til_P) % g.til_M
-            k_pack_tiles(K, H, <floating *> g.M + (d * T + t) * B * H, H,
+            k_pack_tiles(K, H, <floating *> g.M + d * g.M_ds + t * B * g.ldM, g.ldM,
                          <floating *> g.Mt + d * g.size_M, k, k + n, p, p + 1)
         k += n
 
@@ -1334,7 +1757,13 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
     if phase == 0:
         # W_hh (K = GH, N = P), W_ih (K = GH, N = I), W_hr (K = P, N = H)
         d = u // g.n_mat
-        if u % g.n_mat == 0:
+        if u % g.n_mat == 0 and g.var.before:
+            # the split product: W_hh's r, z rows (K = 2H) and its n rows (K = H) apart
+            k_pack(2 * H, P, <floating *> g.Whh[d], P, 1, WhhP + d * g.size_hh, 0, 2 * H, 0,
+                   pan_P)
+            k_pack(H, P, <floating *> g.Whh[d] + 2 * H * P, P, 1,
+                   WhhP + d * g.size_hh + pan_P * k_panel_width(kind) * 2 * H, 0, H, 0, pan_P)
+        elif u % g.n_mat == 0:
             k_pack(GH, P, <floating *> g.Whh[d], P, 1, WhhP + d * g.size_hh, 0, GH, 0, pan_P)
         elif u % g.n_mat == 1:
             k_pack(GH, I, <floating *> g.Wih[d], I, 1, WihP + d * g.size_ih, 0, GH, 0, pan_I)
@@ -1345,7 +1774,8 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
         k = u % g.n_sl
         b0 = k * B // g.n_sl
         b1 = (k + 1) * B // g.n_sl
-        _backward_slice(g.mode, d == 1, g.T, B, b0, b1, H, P, DP, g.bs, WhhP + d * g.size_hh,
+        _backward_slice(g.mode, g.var.rev[d], g.T, B, b0, b1, H, P, DP, g.SWH, g.bs,
+                        WhhP + d * g.size_hh,
                         WhrP + d * g.size_hr if g.proj else NULL,
                         h0 + d * B * P, <floating *> g.c0 + d * B * H if g.lstm else NULL,
                         Y + d * P, <floating *> g.Cs + d * TB * H if g.lstm else NULL,
@@ -1358,8 +1788,11 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                         <floating *> g.dc0 + d * B * H if g.lstm else NULL,
                         <floating *> g.dh + d * B * P,
                         <floating *> g.dc + d * B * H if g.lstm else NULL,
-                        <floating *> g.dm + d * B * H if g.proj else NULL,
-                        <floating *> g.zeros)
+                        <floating *> g.dm + d * B * H if g.proj or g.var.before else NULL,
+                        <floating *> g.zeros, _cell_variant(&g.var, d),
+                        <floating *> g.pp[d],
+                        WhhP + d * g.size_hh + pan_P * k_panel_width(kind) * 2 * H
+                        if g.var.before else NULL)
     elif phase == 2:
         # X (T*B, I), H_prev (T*B, P) of each direction and, with projections, M (T*B, H) as
         # the left operands of the weight gradients (k_pack_tiles); the row (t, b) of H_prev is
@@ -1372,16 +1805,18 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
         elif u < til_I + D * til_P:
             d = (u - til_I) // til_P
             p = (u - til_I) % til_P
-            if d == 0:
-                k_pack_tiles(TB, P, h0, P, Ht, 0, B, p, p + 1)
-                k_pack_tiles(TB, P, Y, DP, Ht, B, TB, p, p + 1)
+            if not g.var.rev[d]:
+                k_pack_tiles(TB, P, h0 + d * B * P, P, Ht + d * g.size_Ht, 0, B, p, p + 1)
+                k_pack_tiles(TB, P, Y + d * P, DP, Ht + d * g.size_Ht, B, TB, p, p + 1)
             else:
-                k_pack_tiles(TB, P, Y + B * DP + P, DP, Ht + g.size_Ht, 0, TB - B, p, p + 1)
-                k_pack_tiles(TB, P, h0 + B * P, P, Ht + g.size_Ht, TB - B, TB, p, p + 1)
+                k_pack_tiles(TB, P, Y + B * DP + d * P, DP, Ht + d * g.size_Ht, 0, TB - B, p,
+                             p + 1)
+                k_pack_tiles(TB, P, h0 + d * B * P, P, Ht + d * g.size_Ht, TB - B, TB, p,
+                             p + 1)
         else:
             d = (u - til_I - D * til_P) // til_M
             p = (u - til_I - D * til_P) % til_M
-            k_pack_tiles(TB, H, <floating *> g.M + d * TB * H, H,
+            k_pack_tiles(TB, H, <floating *> g.M + d * g.M_ds, g.ldM,
                          <floating *> g.Mt + d * g.size_M, 0, TB, p, p + 1)
     else:
         # dW_ih += dG_x^T X;  dW_hh += dG_h^T H_prev;  db_ih += sum dG_x, db_hh += sum dG_h;
@@ -1427,9 +1862,11 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
             else:
                 g0 = g.S_b + (k - g.n_wsh * g.wsplit - g.n_wun) * WG_COLS
                 g1 = min(g0 + WG_COLS, GH)
+                # (the reset before the product: the n rows of W_hh multiplied q, not h_{t-1})
                 k_weight_grad(g.K_w, g1 - g0, dGh + d * TB * GH + g0, GH, g.rows,
-                              Ht + d * g.size_Ht, P, <floating *> g.dWhh[d] + g0 * P, NULL, 0,
-                              NULL, dbhh + g0 if dbhh else NULL, NULL, work)
+                              <floating *> g.Mt + d * g.size_M if g.var.before
+                              else Ht + d * g.size_Ht, P, <floating *> g.dWhh[d] + g0 * P,
+                              NULL, 0, NULL, dbhh + g0 if dbhh else NULL, NULL, work)
         elif u < n_w + n_r:
             # one block of at most WG_COLS columns of dH: its rows of dW_hr
             rest = u - n_w
@@ -1439,8 +1876,10 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                           g.rows, <floating *> g.Mt + d * g.size_M, H,
                           <floating *> g.dWhr[d] + g0 * H, NULL, 0, NULL, NULL, NULL,
                           <floating *> g.wg_work + tid * g.wg_size)
+        elif u < n_w + n_r + g.n_pp:
+            _peephole_grad(kind, g, u - n_w - n_r)
         else:
-            r0 = (u - n_w - n_r) * BLOCK_ROWS
+            r0 = (u - n_w - n_r - g.n_pp) * BLOCK_ROWS
             r1 = min(r0 + BLOCK_ROWS, TB)
             if g.bs == NULL:
                 _input_grad(kind, g, r0, r1)
@@ -1458,6 +1897,46 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                     if b1 > b0:
                         memset(<floating *> g.dX + b0 * I, 0, (b1 - b0) * I * sizeof(floating))
                     t += 1
+
+
+cdef void _peephole_grad(floating *kind, const _Bwd *g, Py_ssize_t u) noexcept nogil:
+    """Unit u of the peepholes' gradients: one direction d, one block of at most WG_COLS
+    columns [j0, j1) of H.  a_i, a_f saw p * c_{t-1} and a_o saw p_o * c_t, so
+
+        dp_i += sum over steps and rows of da_i * c_{t-1},  dp_f likewise with da_f,
+        dp_o += sum of da_o * c_t
+
+    (da = dG_x; c_{t-1} is Cs at the step before, c0 at the direction's first step), summed
+    in double in the order of the steps the forward took and of the rows, then added to dp."""
+    cdef Py_ssize_t nb = (g.H + WG_COLS - 1) // WG_COLS, T = g.T, B = g.B, H = g.H
+    cdef Py_ssize_t d = u // nb, TB = g.TB, GH = g.GH
+    cdef Py_ssize_t j0 = (u % nb) * WG_COLS, j1 = min(j0 + WG_COLS, H), j, t, b, s, nrow
+    cdef double acc[3 * MR_WG_COLS]
+    cdef const floating *dG
+    cdef const floating *cp
+    cdef const floating *ct
+    cdef const floating *Cs = <const floating *> g.Cs + d * TB * H
+    cdef floating *dp = <floating *> g.dpp[d]
+    for j in range(3 * WG_COLS):
+        acc[j] = 0
+    for s in range(T):
+        t = T - 1 - s if g.var.rev[d] else s
+        nrow = g.bs[t] if g.bs != NULL else B
+        for b in range(nrow):
+            dG = <const floating *> g.dGx + (d * TB + t * B + b) * GH
+            ct = Cs + (t * B + b) * H
+            if s == 0:
+                cp = <const floating *> g.c0 + (d * B + b) * H
+            else:
+                cp = Cs + ((t + 1 if g.var.rev[d] else t - 1) * B + b) * H
+            for j in range(j0, j1):
+                acc[j - j0] += <double> dG[LSTM_I * H + j] * cp[j]
+                acc[WG_COLS + j - j0] += <double> dG[LSTM_F * H + j] * cp[j]
+                acc[2 * WG_COLS + j - j0] += <double> dG[LSTM_O * H + j] * ct[j]
+    for j in range(j0, j1):
+        dp[j] += <floating> acc[j - j0]
+        dp[H + j] += <floating> acc[WG_COLS + j - j0]
+        dp[2 * H + j] += <floating> acc[2 * WG_COLS + j - j0]
 
 
 cdef inline void _input_grad(floating *kind, const _Bwd *g, Py_ssize_t r0,
@@ -1485,33 +1964,36 @@ cdef void _backward_phase(floating *kind, const _Bwd *g, int phase, Py_ssize_t u
 
 
 def backward_layer(int mode, X, tuple weights, h0, c0, Y, Cs, S, dY, dhT, dcT, dX, dh0, dc0,
-                   tuple grads, M=None, batch_sizes=None):
+                   tuple grads, M=None, batch_sizes=None, variant=None):
     """Backpropagate one layer (every direction) through time.
 
     X, weights, h0, c0, Y, Cs, S, M: as given to and written by forward_layer (training).
     dY (T, B, D*P) gradient of Y; dhT (D, B, P), dcT (D, B, H) gradients of the final states
     (dcT LSTM). OUT dX (T, B, I), dh0 (D, B, P), dc0 (D, B, H) (dc0 LSTM, else None).
-    grads: per direction (dW_ih, dW_hh, db_ih or None, db_hh or None[, dW_hr or None]),
-    ACCUMULATED into; dW_hr is given exactly when the weights have W_hr.
-    batch_sizes: as given to forward_layer. dX is zero at padded positions.
+    grads: per direction (dW_ih, dW_hh, db_ih or None, db_hh or None[, dW_hr or None[,
+    dW_peephole]]), ACCUMULATED into; dW_hr is given exactly when the weights have W_hr, and
+    dW_peephole exactly when they have W_peephole.
+    batch_sizes, variant: as given to forward_layer. dX is zero at padded positions.
     """
     dtype = _dtype_of(X)
     if dtype is _F32:
         _backward_layer(<float *> NULL, dtype, mode, X, weights, h0, c0, Y, Cs, S, dY, dhT, dcT,
-                        dX, dh0, dc0, grads, M, batch_sizes)
+                        dX, dh0, dc0, grads, M, batch_sizes, variant)
     else:
         _backward_layer(<double *> NULL, dtype, mode, X, weights, h0, c0, Y, Cs, S, dY, dhT,
-                        dcT, dX, dh0, dc0, grads, M, batch_sizes)
+                        dcT, dX, dh0, dc0, grads, M, batch_sizes, variant)
 
 
 cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple weights,
                          object h0, object c0, object Y, object Cs, object S, object dY,
                          object dhT, object dcT, object dX, object dh0, object dc0, tuple grads,
-                         object M, object batch_sizes) except -1:
+                         object M, object batch_sizes, object variant) except -1:
     cdef _Sizes z
     _layer_sizes(mode, X, weights, h0, c0, &z)
+    cdef _Var var
+    _parse_variant(mode, variant, z.D, _has_peepholes(weights, z.D), &var)
     cdef Py_ssize_t D = z.D, T = z.T, B = z.B, I = z.In, H = z.H, P = z.P
-    cdef Py_ssize_t GH = z.GH, DP = D * P, SWH = SAVED_WIDTH[mode] * H
+    cdef Py_ssize_t GH = z.GH, DP = D * P, SWH = _saved_width(mode, &var) * H
     cdef bint lstm = mode == MODE_LSTM, proj = z.proj
     cdef Py_ssize_t TB = T * B
     _check(len(grads) == D, "grads must hold one entry per direction")
@@ -1567,12 +2049,14 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         _check(M is None, "M is kept only with projections (W_hr)")
 
     # the arrays of each direction, W_ih, W_hh, b_ih, b_hh, W_hr, and their gradients
-    cdef floating *wts[2][5]
-    cdef floating *grd[2][5]
+    cdef floating *wts[2][6]
+    cdef floating *grd[2][6]
     cdef Py_ssize_t d
     for d in range(D):
-        _direction_arrays(weights[d], False, d, GH, I, P, H, proj, False, dtype, <void **> wts[d])
-        _direction_arrays(grads[d], True, d, GH, I, P, H, proj, True, dtype, <void **> grd[d])
+        _direction_arrays(weights[d], False, d, GH, I, P, H, proj, var.peephole, False, dtype,
+                          <void **> wts[d])
+        _direction_arrays(grads[d], True, d, GH, I, P, H, proj, var.peephole, True, dtype,
+                          <void **> grd[d])
         _check((grd[d][2] == NULL) == (grd[d][3] == NULL), "bias gradients come in pairs")
     cdef const floating *Wih[2]
     cdef const floating *Whh[2]
@@ -1602,7 +2086,8 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef Py_ssize_t til_I = (I + TR_I - 1) // TR_I, til_P = (P + TR_P - 1) // TR_P
     cdef Py_ssize_t size_X = til_I * TR_I * TB, size_Ht = til_P * TR_P * TB
     cdef Py_ssize_t TR_H = max(1, k_tile_rows(<floating *> NULL, H))
-    cdef Py_ssize_t til_M = (H + TR_H - 1) // TR_H if proj else 0    # M (projections)
+    # M (projections) or Q (the reset before the product)
+    cdef Py_ssize_t til_M = (H + TR_H - 1) // TR_H if proj or var.before else 0
     cdef Py_ssize_t size_M = til_M * TR_H * TB
     # a work buffer for k_weight_grad per thread, whole cache lines each
     cdef int nt = _num_threads, team
@@ -1612,8 +2097,8 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef Py_ssize_t sizes[14]
     sizes[:] = [D * size_hh, D * size_ih, D * size_hr, size_X, D * size_Ht, D * size_M,
                 D * TB * GH, D * TB * GH if mode == MODE_GRU else 1, D * TB * P if proj else 1,
-                D * B * P, D * B * H if lstm else 1, D * B * H if proj else 1,
-                B * H if proj else 1, nt * wg_size]
+                D * B * P, D * B * H if lstm else 1, D * B * H if proj or var.before else 1,
+                max(B * H if proj else 1, 3 * H if lstm and var.cells else 1), nt * wg_size]
     _scratch(dtype, sizes, 14, <void **> bufs)
     cdef floating *pWhhP = bufs[0]
     cdef floating *pWihP = bufs[1]
@@ -1629,7 +2114,8 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef floating *pdm = bufs[11]
     cdef floating *pzeros = bufs[12]
     cdef floating *pwork = bufs[13]
-    memset(pzeros, 0, (B * H if proj else 1) * sizeof(floating))
+    memset(pzeros, 0, max(B * H if proj else 1, 3 * H if lstm and var.cells else 1)
+           * sizeof(floating))
 
     cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
     cdef Py_ssize_t n_pblk = (P + WG_COLS - 1) // WG_COLS
@@ -1643,7 +2129,8 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef Py_ssize_t n_r = D * n_pblk if proj else 0
     cdef Py_ssize_t n_mat = 3 if proj else 2
     cdef Py_ssize_t n_pack = til_I + D * (til_P + til_M)
-    cdef Py_ssize_t n_big = n_w + n_r + n_rblk
+    cdef Py_ssize_t n_pp = D * ((H + WG_COLS - 1) // WG_COLS) if var.peephole else 0
+    cdef Py_ssize_t n_big = n_w + n_r + n_pp + n_rblk
     if B == 0:
         return 0
     global _largest_team
@@ -1661,6 +2148,12 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     g.K_w, g.rows = K_w, prows
     g.proj, g.lstm, g.bs = proj, lstm, pbs
     g.X, g.Y, g.h0, g.c0, g.Cs, g.S, g.M = pX, pY, ph0, pc0, pCs, pS, pM
+    g.var, g.n_pp, g.ldM, g.M_ds = var, n_pp, H, TB * H
+    if var.before:
+        g.M, g.ldM, g.M_ds = pS + 3 * H, SWH, TB * SWH       # Q: S's 4th block
+    for d in range(D):
+        g.pp[d] = <void *> (wts[d][5] if var.peephole else pzeros)
+        g.dpp[d] = <void *> grd[d][5]
     g.dY, g.dhT, g.dcT, g.dX, g.dh0, g.dc0 = pdY, pdhT, pdcT, pdX, pdh0, pdc0
     g.WhhP, g.WihP, g.WhrP, g.Xt, g.Ht, g.Mt = pWhhP, pWihP, pWhrP, pXt, pHt, pMt
     g.dGx, g.dGh, g.dHr, g.dh, g.dc, g.dm, g.zeros = pdGx, pdGh, pdHr, pdh, pdc, pdm, pzeros
