@@ -37,8 +37,8 @@ the latter, and the backward saves the pre-activations when a layer uses one of 
 
 How a backend receives a variant: ``functional.rnn_forward(..., variant=v)`` passes ``None``
 for PyTorch's cell (``v.is_default``) and calls ``_backend_c.rnn_forward(..., variant=v)``
-(keyword, with ``weights=None``) only for another one, after ``_backend_c.unsupported(mode,
-v)`` returned None. Peephole weights are ``params["weight_peephole_l{k}{_reverse}"]``
+(keyword) for another one, after ``_backend_c.unsupported(mode, v)`` returned None.
+Peephole weights are ``params["weight_peephole_l{k}{_reverse}"]``
 ``(3H,)``, blocks i, f, o; their gradients go to ``grads`` under the same key. A packed batch
 with empty sequences (``batch_sizes[0] < B``) never reaches a backend: ``functional`` runs
 the ``batch_sizes[0]`` non-empty rows as a batch of their own and keeps ``h0``/``c0`` for
