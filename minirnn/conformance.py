@@ -167,3 +167,119 @@ def run_case(path_or_case, backend=None, dtype=np.float64):
     if lstm:
         results.append(compare("grad_c0", gc0, a["grad_c0"], tol))
     return results
+
+
+# --------------------------------------------------------------------------- variant cases
+
+#: where the cell-variant references live (written by ``tools/make_variant_dumps.py``; format
+#: in ``minirnn/data/variants/README.md``)
+VARIANTS_DIR = os.path.join(DATA_DIR, "variants")
+
+#: normalized tolerance of a comparison, by (reference, dtype run): onnxruntime computes in
+#: float32 (measured agreement with float64 implementations: ~1e-6), ONNX's reference evaluator
+#: in float64, Keras (jax, floatx float64) to ~1e-7 (it differs that much from a float64 NumPy
+#: evaluation of its own equations); the gradients are float64 central differences (~1e-9)
+VARIANT_TOLERANCE = {
+    ("ort", np.dtype(np.float64)): 2e-5, ("ort", np.dtype(np.float32)): 1e-4,
+    ("ref", np.dtype(np.float64)): 1e-10, ("ref", np.dtype(np.float32)): 1e-4,
+    ("keras", np.dtype(np.float64)): 1e-6, ("keras", np.dtype(np.float32)): 1e-4,
+    ("fd", np.dtype(np.float64)): 1e-7, ("fd", np.dtype(np.float32)): 2e-3,
+}
+
+
+def variant_forward_backward(meta, a, backend=None, dtype=np.float64, backward=True):
+    """Run one variant case (``meta``, arrays ``a``) on ``backend`` in ``dtype``.
+
+    Returns {name: array}: the forward's ``output``, ``h_n`` (, ``c_n``) (cells: ``h`` (, ``c``),
+    every step), and with ``backward`` the gradients of the case's loss (``meta["loss"]``):
+    ``grad_input``, ``grad_h0`` (, ``grad_c0``) and ``grad.<param>``. A packed case packs
+    ``input`` with ``lengths`` (``allow_empty=True``, ``enforce_sorted=False``) and returns
+    the padded output and input gradient (``total_length = seq_len``)."""
+    dtype = np.dtype(dtype)
+    m = getattr(modules, meta["class"])(**meta["config"], dtype=dtype, backend=backend)
+    m.load_state_dict({name: a[name] for name in meta["param_names"]})
+    cast = lambda k: a[k].astype(dtype) if k in a else None      # noqa: E731
+    lstm = meta["mode"] == "LSTM"
+    res = {}
+    if meta["kind"] == "cell":
+        x, h, c = cast("input"), cast("h0"), cast("c0")
+        hs, cs = [], []
+        for t in range(meta["steps"]):
+            if lstm:
+                h, c = m(x[t], (h, c))
+                cs.append(c)
+            else:
+                h = m(x[t], h)
+            hs.append(h)
+        res["h"] = np.stack(hs)
+        if lstm:
+            res["c"] = np.stack(cs)
+        if not backward:
+            return res
+        grad_h, grad_c = cast("grad_h"), cast("grad_c")
+        gx = [None] * meta["steps"]
+        gh = np.zeros_like(hs[0])
+        gc = np.zeros_like(hs[0]) if lstm else None
+        for t in reversed(range(meta["steps"])):
+            if lstm:
+                gx[t], (gh, gc) = m.backward((grad_h[t] + gh, grad_c[t] + gc))
+            else:
+                gx[t], gh = m.backward(grad_h[t] + gh)
+        res["grad_input"], res["grad_h0"] = np.stack(gx), gh
+        if lstm:
+            res["grad_c0"] = gc
+    else:
+        h0, c0 = cast("h0"), cast("c0")
+        hx = (h0, c0) if lstm else h0
+        bf = meta["config"].get("batch_first", False)
+        x = cast("input")
+        if meta["kind"] == "packed":
+            x = pack_padded_sequence(x, meta["lengths"], batch_first=bf, enforce_sorted=False,
+                                     allow_empty=True)
+        out, state = m(x, hx)
+        h_n, c_n = state if lstm else (state, None)
+        if meta["kind"] == "packed":
+            packed_out = out
+            out, _ = pad_packed_sequence(out, batch_first=bf, total_length=meta["seq_len"])
+        res["output"], res["h_n"] = out, h_n
+        if lstm:
+            res["c_n"] = c_n
+        if not backward:
+            return res
+        go = cast("grad_output")
+        if meta["kind"] == "packed":
+            go = pack_padded_sequence(go, meta["lengths"], batch_first=bf, enforce_sorted=False,
+                                      allow_empty=True)
+            go = PackedSequence(go.data, packed_out.batch_sizes, packed_out.sorted_indices,
+                                packed_out.unsorted_indices)
+        gs = (cast("grad_h_n"), cast("grad_c_n")) if lstm else cast("grad_h_n")
+        gx, gst = m.backward(go, gs)
+        if meta["kind"] == "packed":
+            gx, _ = pad_packed_sequence(gx, batch_first=bf, total_length=meta["seq_len"])
+        res["grad_input"] = gx
+        res["grad_h0"], res["grad_c0"] = gst if lstm else (gst, None)
+        if not lstm:
+            del res["grad_c0"]
+    for name in meta["param_names"]:
+        res[f"grad.{name}"] = m.grads[name].copy()
+    return res
+
+
+def run_variant_case(path_or_case, backend=None, dtype=np.float64):
+    """Run one variant dump on ``backend`` in ``dtype``: the forward against every reference
+    the dump holds (``ort.*``, ``ref.*``, ``keras.*``), the gradients against the float64 central
+    differences (``grad.*``, ``grad_input``, ...). Returns Comparisons named ``<ref>:<key>``."""
+    meta, a = load_case(path_or_case) if isinstance(path_or_case, str) else path_or_case
+    dtype = np.dtype(dtype)
+    got = variant_forward_backward(meta, a, backend, dtype)
+    results = []
+    for key in sorted(a):
+        if "." in key and key.split(".", 1)[0] in ("ort", "ref", "keras"):
+            src, name = key.split(".", 1)
+            results.append(compare(f"{src}:{name}", got[name], a[key],
+                                   VARIANT_TOLERANCE[(src, dtype)]))
+    for name in got:
+        if name.startswith("grad"):
+            results.append(compare(f"fd:{name}", got[name], a[name],
+                                   VARIANT_TOLERANCE[("fd", dtype)]))
+    return results

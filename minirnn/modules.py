@@ -358,16 +358,16 @@ class _RNNBase(_Module):
                 self.generator, self.dropout, self.num_layers - 1,
                 (T, B, self.num_directions * self._h_width), self.dtype)
         record = is_grad_enabled()
-        variant = self.variant
-        if self.backend == "c" and variant.is_default:   # (what functional.rnn_forward calls)
+        variant = None if self.variant.is_default else self.variant
+        if self.backend == "c":         # (what functional.rnn_forward would call: the module
+            # checked at construction that the kernels compute its variant)
             out, h_n, c_n, tape = _backend_c.rnn_forward(
                 self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
-                record, masks, None, self._c_weights())
+                record, masks, None, self._c_weights(), variant=variant)
         else:
             out, h_n, c_n, tape = functional.rnn_forward(
                 self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
-                need_tape=record, backend=self.backend, dropout_masks=masks,
-                variant=None if variant.is_default else variant)
+                need_tape=record, backend=self.backend, dropout_masks=masks, variant=variant)
         if record:
             self._tape.append(dict(tape=tape, batched=batched, out_shape=out.shape,
                                    state_shape=h_n.shape,
@@ -418,7 +418,7 @@ class _RNNBase(_Module):
         out, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
             need_tape=record, backend=self.backend, dropout_masks=masks, batch_sizes=bs,
-            c_weights=self._c_weights() if variant is None else None, variant=variant)
+            c_weights=self._c_weights(), variant=variant)
         out = out.reshape(T * B, F)[rows]
         if record:
             self._tape.append(dict(tape=tape, packed=packed, rows=rows,
@@ -526,8 +526,8 @@ class _RNNBase(_Module):
         self._tape.pop()
         gx, gh0, gc0 = functional.rnn_backward(entry["tape"], padded_from_rows(go, rows, T, B),
                                                gh, gc, self.grads)
-        gx = PackedSequence(np.ascontiguousarray(gx.reshape(T * B, -1)[rows]), bs, order,
-                            inverse)
+        gx = gx.reshape(T * B, gx.shape[-1])
+        gx = PackedSequence(np.ascontiguousarray(gx[rows]), bs, order, inverse)
         if inverse is not None:                        # sorted -> caller's order
             gh0 = gh0[:, inverse]
             gc0 = None if gc0 is None else gc0[:, inverse]

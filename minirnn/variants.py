@@ -37,8 +37,8 @@ the latter, and the backward saves the pre-activations when a layer uses one of 
 
 How a backend receives a variant: ``functional.rnn_forward(..., variant=v)`` passes ``None``
 for PyTorch's cell (``v.is_default``) and calls ``_backend_c.rnn_forward(..., variant=v)``
-(keyword, with ``weights=None``) only for another one, after ``_backend_c.unsupported(mode,
-v)`` returned None. Peephole weights are ``params["weight_peephole_l{k}{_reverse}"]``
+(keyword) for another one, after ``_backend_c.unsupported(mode, v)`` returned None.
+Peephole weights are ``params["weight_peephole_l{k}{_reverse}"]``
 ``(3H,)``, blocks i, f, o; their gradients go to ``grads`` under the same key. A packed batch
 with empty sequences (``batch_sizes[0] < B``) never reaches a backend: ``functional`` runs
 the ``batch_sizes[0]`` non-empty rows as a batch of their own and keeps ``h0``/``c0`` for
@@ -323,10 +323,11 @@ def make_variant(mode: str, *, reset_after: Any = True, peephole: Any = False,
         if isinstance(cell_clip, bool) or not isinstance(cell_clip, numbers.Real):
             raise TypeError(f"cell_clip should be None or a positive float, got: "
                             f"{type(cell_clip).__name__}")
-        if not (cell_clip > 0 and math.isfinite(cell_clip)):
+        value = float(cell_clip)
+        if not (value > 0 and math.isfinite(value)):
             raise ValueError(f"cell_clip must be None or a positive finite number, got "
                              f"{cell_clip!r}")
-        cell_clip = float(cell_clip)
+        cell_clip = value
     acts = None
     if activations is not None:
         if isinstance(activations, (str, Activation)) or not isinstance(
