@@ -20,10 +20,12 @@ _LAYER_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
 def _c(a):
-    """``a`` as a C-contiguous array (itself when it already is: the usual case)."""
-    if a is None or a.flags.c_contiguous:
+    """``a`` as a C-contiguous array aligned to its item size (itself when it already is: the
+    usual case). An unaligned array (``numpy.frombuffer`` at an odd offset) is copied: the
+    kernels' loads assume aligned items."""
+    if a is None or (a.flags.c_contiguous and a.flags.aligned):
         return a
-    return np.ascontiguousarray(a)
+    return np.array(a, order="C")
 
 
 # Buffers a call allocates and a later call can reuse: what the forward saves for the backward
