@@ -326,3 +326,57 @@ def test_the_kernels_reject_unaligned_arrays():
         _kernels.forward_layer(_kernels.MODES["GRU"], x, w, h0, None,
                                np.empty((2, 1, 4), np.float32), np.empty_like(h0), None, None,
                                None)
+
+
+# ------------------------------------------------------------------------------------- the pool
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_the_buffer_pool_stays_within_its_bound_over_varying_lengths(packed):
+    """Training on batches of 40 different lengths keeps at most POOL_FACTOR times what the
+    largest call takes (the pool once kept up to 4 buffers of every shape ever seen)."""
+    B, I, H, longest = 4, 3, 16, 120
+    m = minirnn.GRU(I, H, num_layers=2, seed=0)
+    rng = np.random.default_rng(0)
+    minirnn.release_buffers()
+    # what one call of the longest length needs, from the shapes: layer 0's output and the
+    # saved gates of both layers (forward), the gradient passed from layer 1 down (backward)
+    item = np.dtype(np.float32).itemsize
+    need = longest * B * H * item * (1 + 2 * 4 + 1)
+    lengths = rng.permutation(np.arange(longest - 39, longest + 1))
+    for T in lengths:
+        x = rng.standard_normal((T, B, I)).astype(np.float32)
+        if packed:
+            lens = np.sort(rng.integers(1, T + 1, size=B))[::-1].copy()
+            lens[0] = T
+            x = minirnn.pack_padded_sequence(x, lens)
+        out, _ = m(x)
+        g = out._replace(data=np.ones_like(out.data)) if packed else np.ones_like(out)
+        m.backward(g)
+        stats = _backend_c.pool_stats()
+        assert stats["bytes"] <= stats["bound"]
+        # each taken buffer is at most twice what was asked for
+        assert stats["bound"] <= _backend_c.POOL_FACTOR * 2 * need
+    assert stats["buffers"] > 0                      # and the pool is still used
+    minirnn.release_buffers()
+    assert _backend_c.pool_stats()["bytes"] == 0
+
+
+def test_a_pooled_buffer_of_another_length_gives_the_same_results():
+    m = minirnn.LSTM(3, 6, num_layers=3, bidirectional=True, seed=2)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((9, 5, 3)).astype(np.float32)
+
+    def step():
+        m.zero_grad()
+        out, _ = m(x)
+        gx, _ = m.backward(np.ones_like(out))
+        return [out, gx] + [g.copy() for g in m.grads.values()]
+
+    minirnn.release_buffers()
+    cold = step()
+    # fill the pool with buffers of a longer length, then reuse them (views of their start)
+    out, _ = m(np.ones((14, 5, 3), np.float32))
+    m.backward(np.ones_like(out))
+    warm = step()
+    for a, b in zip(cold, warm):
+        assert np.array_equal(a, b)
