@@ -7,6 +7,8 @@ dropout masks between them (drawn by :func:`minirnn.functional.draw_dropout_mask
 masks as the NumPy path) and keeps the tape; the time loops, with the GIL released, are in
 ``_kernels``.
 """
+import ctypes
+import sys
 import threading
 
 import numpy as np
@@ -20,40 +22,150 @@ _LAYER_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "w
 
 
 def _c(a):
-    """``a`` as a C-contiguous array (itself when it already is: the usual case)."""
-    if a is None or a.flags.c_contiguous:
+    """``a`` as a C-contiguous array aligned to its item size (itself when it already is: the
+    usual case). An unaligned array (``numpy.frombuffer`` at an odd offset) is copied: the
+    kernels' loads assume aligned items."""
+    if a is None or (a.flags.c_contiguous and a.flags.aligned):
         return a
-    return np.ascontiguousarray(a)
+    return np.array(a, order="C")
 
 
 # Buffers a call allocates and a later call can reuse: what the forward saves for the backward
 # (S, Cs, M), the outputs of the layers below the last, and the gradients passed between
-# layers. Each Python thread keeps the ones its latest backward (or inference) freed, by shape
-# and dtype, and hands them to the next call that asks for that shape: a new buffer of this
-# size costs a page fault and a zeroed page per 4 KiB on first touch (35% of a seed-size
-# training step, measured with perf). Arrays a caller can see (the returned output, h_n,
-# grad_input ...) are never recycled.
+# layers. Each Python thread keeps the ones its latest calls freed and hands one to the next
+# call that asks for an array of its dtype and of at least its size (at most twice: a view of
+# its first elements): a new buffer of this size costs a page fault and a zeroed page per
+# 4 KiB on first touch (35% of a seed-size training step, measured with perf). Arrays a caller
+# can see (the returned output, h_n, grad_input ...) are never recycled.
+#
+# The bound: the buffers kept never hold more than POOL_FACTOR times the bytes the largest of
+# the thread's latest POOL_WINDOW calls took (a forward and its backward are two calls); when a
+# freed buffer would pass it, the oldest kept buffers are let go first. So a training loop
+# whose batches vary in length keeps about one call's buffers of its longest recent length,
+# not one set per length ever seen.
+POOL_FACTOR = 2
+POOL_WINDOW = 16
+
+
+class _Pool:
+    __slots__ = ("free", "nbytes", "taken", "recent")
+
+    def __init__(self):
+        self.free = []           # buffers to reuse, oldest first
+        self.nbytes = 0          # the bytes they hold
+        self.taken = 0           # bytes taken by the current call
+        self.recent = []         # bytes taken by each of the latest POOL_WINDOW calls
+
+    def bound(self):
+        return POOL_FACTOR * max(max(self.recent, default=0), self.taken)
+
+
 _pools = threading.local()
-_POOL_KEEP = 4                    # at most this many free buffers of one shape and dtype
+
+
+def _pool():
+    p = _pools.__dict__.get("pool")
+    if p is None:
+        p = _pools.pool = _Pool()
+    return p
+
+
+def _begin_call():
+    """A forward or a backward starts: what the previous one took joins the recent calls."""
+    p = _pool()
+    if p.taken:
+        p.recent.append(p.taken)
+        if len(p.recent) > POOL_WINDOW:
+            del p.recent[0]
+        p.taken = 0
+    return p
+
+
+def _root(a):
+    """The array that owns ``a``'s memory (``a`` itself, or the buffer it is a view of)."""
+    return a if a.base is None else a.base
 
 
 def _take(shape, dtype):
-    free = _pools.__dict__.get((shape, np.dtype(dtype).char))
-    return free.pop() if free else np.empty(shape, dtype)
+    p = _pool()
+    free = p.free
+    dt = np.dtype(dtype)
+    best = -1
+    if free:
+        n = 1
+        for d in shape:
+            n *= d
+        best_size = 2 * n + 1
+        for i, a in enumerate(free):
+            if a.dtype == dt:
+                if a.shape == shape:                   # the usual case: the same call again
+                    best, best_size = i, -1
+                    break
+                size = _root(a).size
+                if n <= size < best_size:
+                    best, best_size = i, size
+    if best < 0:
+        a = np.empty(shape, dt)
+        p.taken += a.nbytes
+        return a
+    a = free.pop(best)
+    root = _root(a)
+    p.nbytes -= root.nbytes
+    p.taken += root.nbytes
+    if best_size < 0:
+        return a
+    return root.reshape(-1)[:n].reshape(shape)
 
 
 def _give(*arrays):
+    p = _pool()
+    bound = p.bound()
     for a in arrays:
-        if a is not None:
-            free = _pools.__dict__.setdefault((a.shape, a.dtype.char), [])
-            if len(free) < _POOL_KEEP:
-                free.append(a)
+        if a is None:
+            continue
+        size = _root(a).nbytes
+        if size > bound:
+            continue
+        while p.free and p.nbytes + size > bound:      # let the oldest go
+            p.nbytes -= _root(p.free.pop(0)).nbytes
+        p.free.append(a)
+        p.nbytes += size
+
+
+def pool_stats():
+    """This thread's pool: ``{"buffers", "bytes", "bound"}`` (for tests and benchmarks)."""
+    p = _pool()
+    return dict(buffers=len(p.free), bytes=p.nbytes, bound=p.bound())
+
+
+_malloc_trim = None
+
+
+def _trim_heap():
+    """Give the C heap's free pages back to the OS where the allocator can (glibc's
+    ``malloc_trim``; elsewhere nothing). NumPy's buffers below glibc's mmap threshold (which
+    rises up to 32 MiB as big blocks are freed) live in the heap, and freeing them alone leaves
+    the process's resident size where it was."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = False
+        if sys.platform.startswith("linux"):
+            try:
+                f = ctypes.CDLL(None).malloc_trim
+                f.argtypes, f.restype = [ctypes.c_size_t], ctypes.c_int
+                _malloc_trim = f
+            except (OSError, AttributeError):      # not glibc (musl has no malloc_trim)
+                pass
+    if _malloc_trim:
+        _malloc_trim(0)
 
 
 def release_buffers():
-    """Free the buffers this thread keeps for reuse (and the kernels' scratch memory)."""
+    """Free the buffers this thread keeps for reuse and the kernels' scratch memory, and give
+    the freed memory back to the operating system where the allocator allows it (glibc)."""
     _pools.__dict__.clear()
     _kernels.release_workspace()
+    _trim_heap()
 
 
 _KEYS = {}                        # (layer, D) -> the parameter names of each direction
@@ -133,6 +245,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
                                _layer_weights(params, 0, D), h0, c0, Y, h_n, c_n, None, None,
                                None, batch_sizes, kv)
         return Y, h_n, c_n, None
+    _begin_call()
     H = c0.shape[2] if lstm else P                      # the width of c and of each gate
     proj = lstm and P != H
     layers = []
@@ -170,6 +283,7 @@ def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
     mode, D, num_layers = tape["mode"], tape["D"], tape["num_layers"]
     masks = tape["dropout_masks"]
     code = _kernels.MODES[mode]
+    _begin_call()
     lstm = mode == "LSTM"
     grad_h_n, grad_c_n = _c(grad_h_n), _c(grad_c_n)
     grad_h0 = np.empty_like(grad_h_n)

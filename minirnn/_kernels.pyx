@@ -63,8 +63,11 @@ Rules for this file:
 - Why not BLAS: see csrc/gemm.h (call overhead at one step's size, threads inside our threads,
   row results that depend on where a slice starts).
 """
+import numbers
 import os
+import signal as _signal
 import threading
+import warnings
 
 import numpy as np
 
@@ -75,6 +78,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
+from cpython.exc cimport PyErr_CheckSignals
 
 cdef extern from * nogil:
     """
@@ -110,12 +114,61 @@ cdef extern from * nogil:
     #ifndef MINIRNN_COMPILE_ARGS
     #define MINIRNN_COMPILE_ARGS "unknown"
     #endif
+
+    /* Ctrl-C during a long call (see "interrupts" below). While a watched call runs, SIGINT
+       goes to minirnn_on_sigint, which raises minirnn_sigint and then calls the handler it
+       replaced (Python's, which records the signal for the interpreter); the time loops and
+       the phases' work units read the flag and stop early. POSIX only. */
+    #include <signal.h>
+    #include <string.h>
+    static volatile sig_atomic_t minirnn_sigint = 0;
+    #if defined(__unix__) || defined(__APPLE__)
+    static struct sigaction minirnn_prev_sigint;
+    static void minirnn_on_sigint(int sig, siginfo_t *info, void *ctx) {
+        minirnn_sigint = 1;
+        if (minirnn_prev_sigint.sa_flags & SA_SIGINFO) {
+            if (minirnn_prev_sigint.sa_sigaction) minirnn_prev_sigint.sa_sigaction(sig, info, ctx);
+        } else if (minirnn_prev_sigint.sa_handler != SIG_DFL
+                   && minirnn_prev_sigint.sa_handler != SIG_IGN) {
+            minirnn_prev_sigint.sa_handler(sig);
+        }
+    }
+    /* Install minirnn_on_sigint in front of the current handler; 1 when done. */
+    static int minirnn_watch_sigint(void) {
+        struct sigaction sa;
+        if (sigaction(SIGINT, NULL, &minirnn_prev_sigint) != 0) return 0;
+        if (!(minirnn_prev_sigint.sa_flags & SA_SIGINFO)
+            && (minirnn_prev_sigint.sa_handler == SIG_DFL
+                || minirnn_prev_sigint.sa_handler == SIG_IGN)) return 0;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = minirnn_on_sigint;
+        sa.sa_flags = SA_SIGINFO | (minirnn_prev_sigint.sa_flags & SA_RESTART);
+        sigemptyset(&sa.sa_mask);
+        minirnn_sigint = 0;
+        return sigaction(SIGINT, &sa, NULL) == 0;
+    }
+    /* Put the replaced handler back; 1 when SIGINT came while watching. */
+    static int minirnn_unwatch_sigint(void) {
+        int got;
+        sigaction(SIGINT, &minirnn_prev_sigint, NULL);
+        got = minirnn_sigint;
+        minirnn_sigint = 0;
+        return got;
+    }
+    #else
+    static int minirnn_watch_sigint(void) { return 0; }
+    static int minirnn_unwatch_sigint(void) { return 0; }
+    #endif
+    static int minirnn_interrupted(void) { return minirnn_sigint != 0; }
     """
     int MINIRNN_OPENMP_VERSION
     int MINIRNN_BUILT_WITH_OPENMP
     const char *MINIRNN_COMPILE_ARGS
     int minirnn_omp_max_threads() noexcept
     int minirnn_omp_threads_used(int num_threads) noexcept
+    int minirnn_watch_sigint() noexcept
+    int minirnn_unwatch_sigint() noexcept
+    int minirnn_interrupted() noexcept
 
 
 cdef extern from "minirnn.h" nogil:
@@ -503,22 +556,66 @@ cdef Py_ssize_t BLOCK_ROWS = 64
 cdef Py_ssize_t WG_COLS = MR_WG_COLS  # gate columns of a weight-gradient unit (csrc/gemm.h)
 cdef Py_ssize_t WG_UNITS = 4         # fewer blocks of them: W_ih and W_hh in separate units
 
-def _default_num_threads():
-    """OMP_NUM_THREADS when it is a positive integer, else the cores this process may run on
-    (1 in a serial build). Not omp_get_max_threads(): another library in the process (torch's
-    set_num_threads) may have changed it before minirnn was imported."""
-    if not MINIRNN_OPENMP_VERSION:
-        return 1
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+def _cores():
+    """The cores this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
 
 
+#: the most threads set_num_threads (and OMP_NUM_THREADS) may ask for: more start that many OS
+#: threads for no gain (they share the cores) and can exhaust the process's address space
+MAX_NUM_THREADS = max(256, _cores())
+
+
+def _default_num_threads():
+    """OMP_NUM_THREADS when it is a positive integer (at most MAX_NUM_THREADS: a larger value
+    is clamped, with a warning), else the cores this process may run on (1 in a serial build).
+    Not omp_get_max_threads(): another library in the process (torch's set_num_threads) may
+    have changed it before minirnn was imported."""
+    if not MINIRNN_OPENMP_VERSION:
+        return 1
+    raw = os.environ.get("OMP_NUM_THREADS", "")
+    env = raw.split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        if int(env) > MAX_NUM_THREADS:
+            warnings.warn(f"minirnn: OMP_NUM_THREADS={env} is more than the {MAX_NUM_THREADS} "
+                          f"threads minirnn allows; using {MAX_NUM_THREADS}", RuntimeWarning,
+                          stacklevel=2)
+            return MAX_NUM_THREADS
+        return int(env)
+    if env:
+        warnings.warn(f"minirnn: OMP_NUM_THREADS={raw!r} is not a positive integer; ignored "
+                      f"(using the {_cores()} cores this process may run on)", RuntimeWarning,
+                      stacklevel=2)
+    return _cores()
+
+
 cdef int _num_threads = _default_num_threads()
+
+# fork: libgomp's threads do not survive it, and a child that enters a parallel region after
+# its parent ran one blocks forever. So once a team of more than one thread has run
+# (_teams_started), a child made by os.fork (multiprocessing's 'fork' start method included)
+# runs every phase on one thread (_forked_serial): the same results, since they never depend
+# on the thread count.
+cdef bint _teams_started = False
+cdef bint _forked_serial = False
+
+
+def _after_fork_in_child():
+    global _forked_serial
+    if _teams_started:
+        _forked_serial = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+cdef inline int _threads() noexcept:
+    """The threads a call may use: 1 in a child forked after a team ran, else _num_threads."""
+    return 1 if _forked_serial else _num_threads
 
 # A phase whose work is small runs on one thread: waking the others (and, on a busy machine,
 # waiting for each to be scheduled) costs more than it saves. Work is counted in multiply-adds
@@ -535,8 +632,11 @@ cdef inline int _team(int nt, Py_ssize_t units, double work) noexcept nogil:
     """Threads for a phase of `units` work units and `work` multiply-adds in all."""
     global _largest_team
     cdef int n = 1
+    global _teams_started
     if work >= PARALLEL_MIN_WORK and units >= 2:
         n = <int> min(<Py_ssize_t> nt, units)
+        if n > 1:
+            _teams_started = True
     if n > _largest_team:
         _largest_team = n
     return n
@@ -581,19 +681,25 @@ cdef inline Py_ssize_t _n_slices(Py_ssize_t B, Py_ssize_t D,
 
 
 def set_num_threads(n):
-    """Use ``n`` threads (>= 1) in the kernels from now on. Results do not depend on it."""
+    """Use ``n`` threads (1 <= n <= MAX_NUM_THREADS) in the kernels from now on. Results do not
+    depend on it. In a child forked after the kernels ran a team, the kernels run on one thread
+    whatever ``n`` says (see get_num_threads)."""
     global _num_threads
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
         raise TypeError(f"num_threads must be an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"num_threads must be >= 1, got {n}")
+    n = int(n)
+    if not 1 <= n <= MAX_NUM_THREADS:
+        raise ValueError(f"num_threads must be between 1 and {MAX_NUM_THREADS} (the most threads "
+                         f"minirnn allows), got {n}")
     _num_threads = n
 
 
 def get_num_threads():
     """The number of threads the kernels use: set_num_threads(n), else OMP_NUM_THREADS, else
-    the cores this process may run on. A serial build runs on one thread whatever this says."""
-    return _num_threads
+    the cores this process may run on; 1 in a child forked after the kernels ran a team of
+    threads (libgomp's threads do not survive fork). A serial build runs on one thread whatever
+    this says."""
+    return _threads()
 
 
 #: the compiled variants, in the order of mr_set_isa's codes (csrc/minirnn.h)
@@ -622,6 +728,37 @@ def available_isas():
 
 
 mr_set_isa(mr_best_isa())
+
+
+# --------------------------------------------------------------------------- interrupts
+
+# Ctrl-C. A call with the GIL released cannot run Python's SIGINT handler, so a long one used
+# to answer Ctrl-C only when it returned. A call of at least WATCH_MIN_WORK multiply-adds, made
+# from the main thread while Python's default SIGINT handler is in place, is "watched": it puts
+# minirnn_on_sigint (C, above) in front of that handler for its duration; the time loops check
+# the flag it raises before every step, the phases before every work unit, and stop early.
+# The call then restores the handler and raises KeyboardInterrupt, its outputs (and, in a
+# backward, the gradients accumulated into) partly written. Smaller calls, and calls from other
+# threads (Python delivers signals to the main thread only), are not watched: they cost no
+# system call more.
+cdef double WATCH_MIN_WORK = 1 << 24
+
+
+cdef bint _watch(double work) except -1:
+    """Watch Ctrl-C during a call of `work` multiply-adds? Installs the handler if so."""
+    if work < WATCH_MIN_WORK:
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler:
+        return False
+    return minirnn_watch_sigint() != 0
+
+
+cdef int _interrupted() except -1:
+    """A watched call stopped early on SIGINT: let Python run its handler, which raises."""
+    PyErr_CheckSignals()
+    raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -676,6 +813,9 @@ cdef int _data(object a, object name, object dtype, bint writable, void **out,
                          f"{_shape(dims, ndim)}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
         raise ValueError(f"minirnn._kernels: {name} must be C-contiguous")
+    if not cnp.PyArray_ISALIGNED(arr):
+        raise ValueError(f"minirnn._kernels: {name} is not aligned to its item size (e.g. "
+                         f"numpy.frombuffer at an odd offset): copy it with numpy.array({name})")
     if writable and not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"minirnn._kernels: {name} is read-only")
     out[0] = cnp.PyArray_DATA(arr)
@@ -1031,7 +1171,7 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
                          const floating *c0, floating *Y, floating *hT, floating *cT,
                          floating *Cs, floating *S, floating *M, floating *gh, floating *cbuf,
                          floating *mbuf, const mr_cell_variant *cv, const floating *pp,
-                         const floating *WhnP, floating *qbuf) noexcept nogil:
+                         const floating *WhnP, floating *qbuf, bint watch) noexcept nogil:
     """The time loop of one direction over batch rows b0 <= b < b1.
 
     IN   Gx (T, B, GH) = X W_ih^T + b_ih, or, when WihP is not NULL, a scratch (B, GH): then
@@ -1073,6 +1213,8 @@ cdef void _forward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py_
         if mode == MODE_LSTM:
             _fill_rows(cT + e * H, H, H, b1 - e, c0 + e * H, H)
     for s in range(T):
+        if watch and minirnn_interrupted():
+            return                                       # Ctrl-C: see "interrupts"
         t = T - 1 - s if reverse else s
         row = t * B + b0                                 # first row of this slice at step t
         e = _active_end(bs, t, b0, b1)                   # rows b0 <= b < e have a step t
@@ -1187,6 +1329,7 @@ ctypedef struct _Fwd:
     Py_ssize_t size_ih, size_hh, size_hr
     bint proj, lstm, training
     bint step_gx            # each time loop computes its own G_x rows (see "input product")
+    bint watch              # stop early on Ctrl-C (see "interrupts")
     const int64_t *bs
     const int64_t *blk      # with batch_sizes: (first row, rows) of each block of G_x, else NULL
     void *X
@@ -1274,7 +1417,8 @@ cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) 
                        <floating *> f.mbuf + d * B * H if f.proj and not f.training else NULL,
                        _cell_variant(&f.var, d), <floating *> f.pp[d],
                        WhhP + d * f.size_hh + f.off_n if f.var.before else NULL,
-                       <floating *> f.qbuf + d * B * H if f.var.before else NULL)
+                       <floating *> f.qbuf + d * B * H if f.var.before else NULL,
+                       f.watch)
 
 
 cdef void _forward_phase(floating *kind, const _Fwd *f, int phase, Py_ssize_t units,
@@ -1285,10 +1429,12 @@ cdef void _forward_phase(floating *kind, const _Fwd *f, int phase, Py_ssize_t un
     cdef Py_ssize_t u
     if team > 1:
         for u in prange(units, schedule="dynamic", num_threads=team):
-            _forward_unit(kind, f, phase, u)
+            if not (f.watch and minirnn_interrupted()):
+                _forward_unit(kind, f, phase, u)
     else:
         for u in range(units):
-            _forward_unit(kind, f, phase, u)
+            if not (f.watch and minirnn_interrupted()):
+                _forward_unit(kind, f, phase, u)
 
 
 cdef int _check_lstm_shapes(Py_ssize_t D, tuple weights, bint lstm, object c0, Py_ssize_t P,
@@ -1435,7 +1581,7 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
         off_n = (2 * H + NR - 1) // NR * NR * P
         size_hh = off_n + (H + NR - 1) // NR * NR * P
     cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
-    cdef int nt = _num_threads, team
+    cdef int nt = _threads(), team
     cdef bint step_gx = _step_input_product(D, B, n_sl, I, P, nt, <double> D * TB * GH * I,
                                             (size_ih + size_hh + size_hr) * sizeof(floating),
                                             D * TB * GH * sizeof(floating))
@@ -1481,6 +1627,7 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     f.var, f.off_n, f.qbuf = var, off_n, bufs[8]
     for d in range(D):
         f.pp[d] = <void *> (wts[d][5] if var.peephole else pzeros)
+    f.watch = _watch(<double> D * TB * GH * (I + P))
     f.X, f.Y, f.h0, f.c0, f.hT, f.cT, f.Cs, f.S, f.M = pX, pY, ph0, pc0, phT, pcT, pCs, pS, pM
     f.WihP, f.WhhP, f.WhrP, f.Gx, f.gh, f.cbuf, f.mbuf = (pWihP, pWhhP, pWhrP, pGx, pgh, pcbuf,
                                                            pmbuf)
@@ -1501,6 +1648,8 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
         _forward_phase(<floating *> NULL, &f, 2, D * n_sl,
                        _team(nt, D * n_sl, <double> D * TB * ((GH + H) * P
                                                               + (GH * I if step_gx else 0))))
+    if f.watch and minirnn_unwatch_sigint():
+        _interrupted()
     return 0
 
 
@@ -1515,7 +1664,7 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
                           const floating *dcT, floating *dGx, floating *dGh, floating *dHr,
                           floating *dh0, floating *dc0, floating *dh, floating *dc,
                           floating *dm, const floating *zeros, const mr_cell_variant *cv,
-                          const floating *pp, const floating *WhnP) noexcept nogil:
+                          const floating *pp, const floating *WhnP, bint watch) noexcept nogil:
     """The reverse time loop of one direction over batch rows b0 <= b < b1.
 
     IN   WhhP: W_hh packed as a (GH, P) right operand (GRU reset before the product: its
@@ -1547,6 +1696,8 @@ cdef void _backward_slice(int mode, bint reverse, Py_ssize_t T, Py_ssize_t B, Py
     if mode == MODE_LSTM:
         memcpy(dc_next, dcT + b0 * H, rows * H * sizeof(floating))
     for s in range(T):
+        if watch and minirnn_interrupted():
+            return                                       # Ctrl-C: see "interrupts"
         # steps in the reverse of the forward's order
         t = s if reverse else T - 1 - s
         t_prev = t + 1 if reverse else t - 1          # the step the forward did before t
@@ -1646,6 +1797,7 @@ ctypedef struct _Bwd:
     Py_ssize_t S_b, n_wsh, n_wun   # weight gradients: shared columns, their blocks, the others
     Py_ssize_t wsplit              # units per shared block: 1, or 2 (W_ih and W_hh apart)
     Py_ssize_t wg_size             # elements of each thread's work buffer for them
+    bint watch                     # stop early on Ctrl-C (see "interrupts")
     Py_ssize_t K_w                 # rows of their sums: T*B, or those taking a step (packed)
     const Py_ssize_t *rows         # NULL, or (packed) the rows (t*B + b) taking a step
     bint bias
@@ -1792,7 +1944,7 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                         <floating *> g.zeros, _cell_variant(&g.var, d),
                         <floating *> g.pp[d],
                         WhhP + d * g.size_hh + pan_P * k_panel_width(kind) * 2 * H
-                        if g.var.before else NULL)
+                        if g.var.before else NULL, g.watch)
     elif phase == 2:
         # X (T*B, I), H_prev (T*B, P) of each direction and, with projections, M (T*B, H) as
         # the left operands of the weight gradients (k_pack_tiles); the row (t, b) of H_prev is
@@ -1957,10 +2109,12 @@ cdef void _backward_phase(floating *kind, const _Bwd *g, int phase, Py_ssize_t u
     cdef Py_ssize_t u
     if team > 1:
         for u in prange(units, schedule="dynamic", num_threads=team):
-            _backward_unit(kind, g, phase, u, threadid())
+            if not (g.watch and minirnn_interrupted()):
+                _backward_unit(kind, g, phase, u, threadid())
     else:
         for u in range(units):
-            _backward_unit(kind, g, phase, u, 0)
+            if not (g.watch and minirnn_interrupted()):
+                _backward_unit(kind, g, phase, u, 0)
 
 
 def backward_layer(int mode, X, tuple weights, h0, c0, Y, Cs, S, dY, dhT, dcT, dX, dh0, dc0,
@@ -2090,15 +2244,34 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef Py_ssize_t til_M = (H + TR_H - 1) // TR_H if proj or var.before else 0
     cdef Py_ssize_t size_M = til_M * TR_H * TB
     # a work buffer for k_weight_grad per thread, whole cache lines each
-    cdef int nt = _num_threads, team
+    cdef int nt = _threads(), team
     cdef Py_ssize_t wg_size = (max(k_weight_grad_work(<floating *> NULL, I, P),
                                    k_weight_grad_work(<floating *> NULL, H, 0)) + 15) // 16 * 16
+    cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
+    cdef Py_ssize_t n_pblk = (P + WG_COLS - 1) // WG_COLS
+    cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t S_b = 2 * H if mode == MODE_GRU else GH    # see "bias gradients" there
+    cdef Py_ssize_t n_wsh = (S_b + WG_COLS - 1) // WG_COLS
+    cdef Py_ssize_t n_wun = (GH - S_b + WG_COLS - 1) // WG_COLS
+    # few blocks (small G*H): the products of a shared block in two units, for the team
+    cdef Py_ssize_t wsplit = 2 if D * (n_wsh + 2 * n_wun) < WG_UNITS else 1
+    cdef Py_ssize_t n_w = D * (n_wsh * wsplit + 2 * n_wun)
+    cdef Py_ssize_t n_r = D * n_pblk if proj else 0
+    cdef Py_ssize_t n_mat = 3 if proj else 2
+    cdef Py_ssize_t n_pack = til_I + D * (til_P + til_M)
+    cdef Py_ssize_t n_pp = D * ((H + WG_COLS - 1) // WG_COLS) if var.peephole else 0
+    cdef Py_ssize_t n_big = n_w + n_r + n_pp + n_rblk
+    global _largest_team
+    _largest_team = 0
+    # the work buffers of phase 4: one per thread of the team it actually runs on
+    cdef int team_big = _team(nt, n_big, <double> D * TB * GH * (2 * I + P + H))
     cdef floating *bufs[14]
     cdef Py_ssize_t sizes[14]
     sizes[:] = [D * size_hh, D * size_ih, D * size_hr, size_X, D * size_Ht, D * size_M,
                 D * TB * GH, D * TB * GH if mode == MODE_GRU else 1, D * TB * P if proj else 1,
                 D * B * P, D * B * H if lstm else 1, D * B * H if proj or var.before else 1,
-                max(B * H if proj else 1, 3 * H if lstm and var.cells else 1), nt * wg_size]
+                max(B * H if proj else 1, 3 * H if lstm and var.cells else 1),
+                team_big * wg_size]
     _scratch(dtype, sizes, 14, <void **> bufs)
     cdef floating *pWhhP = bufs[0]
     cdef floating *pWihP = bufs[1]
@@ -2117,24 +2290,8 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     memset(pzeros, 0, max(B * H if proj else 1, 3 * H if lstm and var.cells else 1)
            * sizeof(floating))
 
-    cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
-    cdef Py_ssize_t n_pblk = (P + WG_COLS - 1) // WG_COLS
-    cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
-    cdef Py_ssize_t S_b = GH if pdGh == pdGx else 2 * H        # see "bias gradients" there
-    cdef Py_ssize_t n_wsh = (S_b + WG_COLS - 1) // WG_COLS
-    cdef Py_ssize_t n_wun = (GH - S_b + WG_COLS - 1) // WG_COLS
-    # few blocks (small G*H): the products of a shared block in two units, for the team
-    cdef Py_ssize_t wsplit = 2 if D * (n_wsh + 2 * n_wun) < WG_UNITS else 1
-    cdef Py_ssize_t n_w = D * (n_wsh * wsplit + 2 * n_wun)
-    cdef Py_ssize_t n_r = D * n_pblk if proj else 0
-    cdef Py_ssize_t n_mat = 3 if proj else 2
-    cdef Py_ssize_t n_pack = til_I + D * (til_P + til_M)
-    cdef Py_ssize_t n_pp = D * ((H + WG_COLS - 1) // WG_COLS) if var.peephole else 0
-    cdef Py_ssize_t n_big = n_w + n_r + n_pp + n_rblk
     if B == 0:
         return 0
-    global _largest_team
-    _largest_team = 0
     # what the four phases need, for _backward_unit (as in forward_layer)
     cdef _Bwd g
     g.mode, g.D, g.T, g.B, g.In, g.H, g.P = mode, D, T, B, I, H, P
@@ -2145,6 +2302,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     g.til_I, g.til_P, g.til_M, g.n_pblk, g.n_w, g.n_r = til_I, til_P, til_M, n_pblk, n_w, n_r
     g.S_b, g.n_wsh, g.n_wun, g.wsplit, g.bias = S_b, n_wsh, n_wun, wsplit, has_bias
     g.wg_size, g.wg_work = wg_size, pwork
+    g.watch = _watch(<double> D * TB * GH * 2 * (I + P))
     g.K_w, g.rows = K_w, prows
     g.proj, g.lstm, g.bs = proj, lstm, pbs
     g.X, g.Y, g.h0, g.c0, g.Cs, g.S, g.M = pX, pY, ph0, pc0, pCs, pS, pM
@@ -2172,8 +2330,9 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         _backward_phase(<floating *> NULL, &g, 2, n_pack,
                         _team(nt, n_pack, PACK_COST * TB * (I + D * (P + H))))
         # 4. the big products and sums after the loop        units: blocks of result rows
-        _backward_phase(<floating *> NULL, &g, 3, n_big,
-                        _team(nt, n_big, <double> D * TB * GH * (2 * I + P + H)))
+        _backward_phase(<floating *> NULL, &g, 3, n_big, team_big)
+    if g.watch and minirnn_unwatch_sigint():
+        _interrupted()
     return 0
 
 
@@ -2205,6 +2364,9 @@ def _threads_used(int num_threads):
     (1 in a serial build). A test uses it to catch a build that silently lost OpenMP."""
     if num_threads < 1:
         raise ValueError("num_threads must be >= 1, got %d" % num_threads)
+    global _teams_started
+    num_threads = 1 if _forked_serial else num_threads      # see "fork" above
+    _teams_started = _teams_started or num_threads > 1
     cdef int used
     with nogil:
         used = minirnn_omp_threads_used(num_threads)
@@ -2235,6 +2397,9 @@ def _parallel_sum(const double[::1] x, int num_threads=1):
     """
     if num_threads < 1:
         raise ValueError("num_threads must be >= 1, got %d" % num_threads)
+    global _teams_started
+    num_threads = 1 if _forked_serial else num_threads      # see "fork" above
+    _teams_started = _teams_started or num_threads > 1
     cdef Py_ssize_t n = x.shape[0]
     if n == 0:
         return 0.0
