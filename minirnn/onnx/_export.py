@@ -53,7 +53,7 @@ def _as_module(cell: modules._CellBase) -> modules._RNNBase:
     if v.cell_clip is not None:
         kw["cell_clip"] = v.cell_clip
     if v.activations is not None:
-        kw["activations"] = [tuple(a) for a in v.activations[0]]
+        kw["activations"] = list(v.activations[0])
     m = cls(cell.input_size, cell.hidden_size, bias=cell.bias, dtype=cell.dtype, **kw)
     m.load_state_dict({k + "_l0": a for k, a in cell.state_dict().items()})
     return m

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .. import modules
+from .. import modules as _modules
 from . import _layers
 from ._ops import GLUE_OPS, ONNX_DTYPES
 
@@ -55,7 +55,7 @@ class ONNXLayer:
         slots = SLOTS[node.op_type]
         self.inputs = {s: n for s, n in zip(slots, node.input) if n}
         self.outputs = {s: n for s, n in zip(("Y", "Y_h", "Y_c"), node.output) if n}
-        self.module: Optional[modules._RNNBase] = None
+        self.module: Optional[_modules._RNNBase] = None
         self.weight_inputs: List[str] = []
 
     @property
@@ -159,12 +159,12 @@ class ONNXModel:
 
     # -- the modules ----------------------------------------------------------------------
     @property
-    def modules(self) -> List[Optional[modules._RNNBase]]:
+    def modules(self) -> List[Optional[_modules._RNNBase]]:
         """The minirnn module of every recurrent node, in graph order (None for a node whose
         weights are graph inputs that were not given to :func:`load`)."""
         return [layer.module for layer in self.layers]
 
-    def to_module(self, batch_first: Optional[bool] = None) -> modules._RNNBase:
+    def to_module(self, batch_first: Optional[bool] = None) -> _modules._RNNBase:
         """The recurrent nodes as *one* minirnn module of ``len(layers)`` layers: what a
         stack exported from ``torch.nn.LSTM(num_layers=k)`` (or by :func:`export`) is.
 
@@ -201,14 +201,14 @@ class ONNXModel:
                                  f"node {self.layers[k - 1].name!r}'s output Y")
         cls = type(m0)
         kw: Dict[str, Any] = {}
-        if cls is modules.RNN:
+        if cls is _modules.RNN:
             kw["nonlinearity"] = m0.nonlinearity
         for key in ("reset_after", "peephole", "coupled_input_forget", "cell_clip",
                     "reverse"):
             if key in first.spec.variant_kwargs or (key == "peephole" and m0.variant.peephole):
                 kw[key] = getattr(m0.variant, key)
         if m0.variant.activations is not None:
-            kw["activations"] = [tuple(a) for d in m0.variant.activations for a in d]
+            kw["activations"] = [a for d in m0.variant.activations for a in d]
         out = cls(m0.input_size, m0.hidden_size, num_layers=len(self.layers), bias=m0.bias,
                   batch_first=first.layout == 1 if batch_first is None else batch_first,
                   bidirectional=m0.bidirectional, dtype=m0.dtype, **kw)

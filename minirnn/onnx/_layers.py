@@ -11,8 +11,8 @@ An ONNX recurrent node is one layer, one or both directions::
 with ``G`` = 1, 3, 4 gates, directions stacked forward first. The gate blocks of ``W``, ``R``
 and each half of ``B`` are in ONNX's order, which is not PyTorch's:
 
-    LSTM  ONNX i, o, f, c    minirnn/PyTorch i, f, g, o   (minirnn block k = ONNX block [0, 2, 3, 1][k])
-    GRU   ONNX z, r, h       minirnn/PyTorch r, z, n      (minirnn block k = ONNX block [1, 0, 2][k])
+    LSTM  ONNX i, o, f, c    minirnn/PyTorch i, f, g, o   (minirnn block k: ONNX's [0, 2, 3, 1][k])
+    GRU   ONNX z, r, h       minirnn/PyTorch r, z, n      (minirnn block k: ONNX's [1, 0, 2][k])
     P     ONNX i, o, f       minirnn weight_peephole i, f, o
 
 The attributes map onto a minirnn :class:`~minirnn.variants.Variant`: ``direction="reverse"``
@@ -150,7 +150,7 @@ def layer_spec(op: str, attrs: Dict[str, Any], where: str) -> LayerSpec:
             mode = "RNN_RELU"                          # PyTorch's relu RNN
         elif [a for a in acts] != [make_activation(n) for n in PYTORCH_ACTIVATIONS[mode]] * (
                 len(acts) // SLOTS[mode]):
-            kw["activations"] = [tuple(a) for a in acts]
+            kw["activations"] = list(acts)
     elif alphas or betas:
         raise ValueError(f"{where}: activation_alpha/activation_beta given without activations")
     return LayerSpec(op=op, hidden_size=None if hidden is None else int(hidden),
@@ -249,23 +249,18 @@ def onnx_attributes(module: modules._RNNBase) -> Dict[str, Any]:
         attrs["linear_before_reset"] = 1 if v.reset_after else 0
     if v.coupled_input_forget:
         attrs["input_forget"] = 1
+    # clip, alpha and beta are float32 attributes in ONNX: a value float32 cannot hold is
+    # written as its nearest float32 (what onnxruntime computes with in any case)
     if v.cell_clip is not None:
-        c32 = float(np.float32(v.cell_clip))
-        if c32 != v.cell_clip:
-            raise ValueError(f"ONNX stores clip as a float32: cell_clip={v.cell_clip!r} is not "
-                             f"a float32 value (the nearest is {c32!r}); use that one")
-        attrs["clip"] = c32
+        attrs["clip"] = float(np.float32(v.cell_clip))
     if v.activations is not None or mode == "RNN_RELU":
         flat = [a for d in range(D) for a in v.acts(mode, d)]
         attrs["activations"] = [a.name for a in flat]
         alphas = [a.alpha for a in flat if DEFAULT_ALPHA_BETA[a.name][0] is not None]
         betas = [a.beta for a in flat if DEFAULT_ALPHA_BETA[a.name][1] is not None]
         for key, vals in (("activation_alpha", alphas), ("activation_beta", betas)):
-            bad = [x for x in vals if float(np.float32(x)) != x]
-            if bad:
-                raise ValueError(f"ONNX stores {key} as float32: {bad} are not float32 values")
             if vals:
-                attrs[key] = vals
+                attrs[key] = [float(np.float32(x)) for x in vals]
     return attrs
 
 
@@ -297,8 +292,8 @@ def run_layer(spec: LayerSpec, m: modules._RNNBase, X: Any, sequence_lens: Any =
     """
     X = np.asarray(X)
     if X.ndim != 3:
-        raise ValueError(f"{where}: input X must be 3-D ({'[N, T, I]' if spec.layout else '[T, N, I]'}), "
-                         f"got shape {list(X.shape)}")
+        want = "[N, T, I]" if spec.layout else "[T, N, I]"
+        raise ValueError(f"{where}: input X must be 3-D {want}, got shape {list(X.shape)}")
     if X.dtype != m.dtype:
         raise TypeError(f"{where}: input X has dtype {X.dtype}, expected {np.dtype(m.dtype)} "
                         "(the weights' type)")

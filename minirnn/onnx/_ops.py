@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-Inputs = List[Optional[np.ndarray]]
+Inputs = List[Any]          # arrays, None for an omitted optional input
 Attrs = Dict[str, Any]
 
 #: ONNX TensorProto element types -> NumPy dtypes (the ones shape glue and RNNs use)
@@ -174,7 +174,7 @@ def _split(x: Inputs, attrs: Attrs, opset: int) -> list:
     axis = _axes([int(attrs.get("axis", 0))], data.ndim, "Split")[0]
     split = attrs.get("split") if opset < 13 else (x[1] if len(x) > 1 else None)
     if split is None:
-        n = int(attrs.get("num_outputs", attrs.get("_num_outputs", 1)))
+        n = int(attrs.get("num_outputs") or attrs.get("_num_outputs") or 1)
         size = -(-data.shape[axis] // n)              # ceil, as opset 18 specifies
         split = [min(size, data.shape[axis] - k * size) for k in range(n)]
     bounds = np.cumsum(_ints(np.asarray(split)))[:-1]
