@@ -198,6 +198,14 @@ def test_export_errors():
 def test_import_minirnn_does_not_import_onnx():
     code = "import sys, minirnn; assert 'onnx' not in sys.modules, 'onnx imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    # without onnx, minirnn.onnx imports and its functions say what to install
+    code = ("import sys; sys.modules['onnx'] = None\n"
+            "import minirnn, minirnn.onnx as mo\n"
+            "for f in (lambda: mo.load('m.onnx'), lambda: mo.export(minirnn.GRU(2, 3))):\n"
+            "    try:\n        f()\n    except ModuleNotFoundError as e:\n"
+            "        assert e.name == 'onnx' and 'minirnn[onnx]' in str(e), e\n"
+            "    else:\n        raise AssertionError('no error')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 # --------------------------------------------------------------------------- load

@@ -1,5 +1,8 @@
-"""ONNX import and export for minirnn's recurrent modules (needs the ``onnx`` package:
-``pip install "minirnn[onnx]"``; ``import minirnn`` itself never imports it).
+"""ONNX import and export for minirnn's recurrent modules.
+
+Needs the ``onnx`` package (``pip install "minirnn[onnx]"``) when :func:`load` or
+:func:`export` runs; ``import minirnn`` never imports it, and importing this module does
+not either.
 
 - :func:`load` reads an ONNX model: every ``RNN``/``GRU``/``LSTM`` node becomes a one-layer
   minirnn module (every attribute ONNX defines: ``direction``, ``layout``, ``hidden_size``,
@@ -17,15 +20,42 @@ module, given an empty packed sequence, returns its ``h0``).
 """
 from __future__ import annotations
 
-try:
-    import onnx as _onnx  # noqa: F401
-except ImportError as e:      # the optional extra
-    raise ModuleNotFoundError(
-        "minirnn.onnx needs the onnx package: pip install onnx (or "
-        "pip install \"minirnn[onnx]\")", name="onnx") from e
+from typing import Any, Optional
 
-from ._export import export
 from ._graph import ONNXLayer, ONNXModel, load
 from ._ops import GLUE_OPS
 
 __all__ = ["load", "export", "ONNXModel", "ONNXLayer", "GLUE_OPS"]
+
+
+def export(module: Any, path: Optional[Any] = None, *, opset: int = 17,
+           sequence_lens: bool = False, initial_states: bool = True,
+           graph_name: Optional[str] = None) -> Any:
+    """Write a minirnn ``RNN``/``GRU``/``LSTM`` (or a cell) as an ONNX model.
+
+    Returns the ``onnx.ModelProto`` (checked by ``onnx.checker``), and saves it to ``path``
+    when one is given. The graph (a module):
+
+    - inputs ``input`` ``[T, N, I]`` (``[N, T, I]`` with ``batch_first``), ``h0``
+      ``[L*D, N, H]`` (and ``c0`` for an LSTM) unless ``initial_states=False`` (zeros),
+      and with ``sequence_lens=True`` an int32 ``sequence_lens`` ``[N]``: what a
+      PackedSequence carries (feed the padded batch and its lengths; ``output`` is 0 past
+      each length, as minirnn's ``pad_packed_sequence`` pads it);
+    - one ``RNN``/``GRU``/``LSTM`` node per layer (weights as initializers, PyTorch's gate
+      blocks reordered to ONNX's), ``layout=0``, joined as PyTorch's exporter joins them:
+      ``Y [T, D, N, H]`` -> ``Transpose(0, 2, 1, 3)`` -> ``Reshape [T, N, D*H]``
+      (``Squeeze`` of axis 1 when unidirectional), a ``Slice`` of ``h0`` per layer;
+    - outputs ``output`` ``[T, N, D*H]`` (``[N, T, D*H]`` with ``batch_first``), ``h_n``
+      ``[L*D, N, H]`` (and ``c_n``): minirnn's results.
+
+    A cell becomes inputs ``input`` ``[N, I]``, ``h`` (and ``c``) ``[N, H]``, one node of one
+    step, outputs ``h_next`` (and ``c_next``). The variant is written as attributes:
+    ``reset_after`` as ``linear_before_reset``, ``peephole`` as ``P``,
+    ``coupled_input_forget`` as ``input_forget``, ``cell_clip`` as ``clip``, ``activations``
+    (with ``activation_alpha``/``activation_beta``), ``reverse`` as ``direction``. Dropout is
+    not exported (inference). An LSTM with ``proj_size`` is a ValueError: ONNX's LSTM has no
+    projection. ``opset`` must lie in ``[14, onnx.defs.onnx_opset_version()]``.
+    """
+    from . import _export
+    return _export.export(module, path, opset=opset, sequence_lens=sequence_lens,
+                          initial_states=initial_states, graph_name=graph_name)

@@ -5,11 +5,13 @@ import os
 from typing import Any, List, Optional
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from .. import modules
 from . import _layers
+from ._dep import require_onnx
+
+onnx = require_onnx()             # this module is imported by minirnn.onnx.export only
+TensorProto, helper, numpy_helper = onnx.TensorProto, onnx.helper, onnx.numpy_helper
 
 #: the oldest opset written (``layout`` and Squeeze/Unsqueeze axes as inputs need >= 14)
 MIN_OPSET = 14
@@ -62,31 +64,7 @@ def _as_module(cell: modules._CellBase) -> modules._RNNBase:
 def export(module: Any, path: Optional[Any] = None, *, opset: int = DEFAULT_OPSET,
            sequence_lens: bool = False, initial_states: bool = True,
            graph_name: Optional[str] = None) -> Any:
-    """Write a minirnn ``RNN``/``GRU``/``LSTM`` (or a cell) as an ONNX model.
-
-    Returns the ``onnx.ModelProto`` (checked by ``onnx.checker``), and saves it to ``path``
-    when one is given. The graph (a module):
-
-    - inputs ``input`` ``[T, N, I]`` (``[N, T, I]`` with ``batch_first``), ``h0``
-      ``[L*D, N, H]`` (and ``c0`` for an LSTM) unless ``initial_states=False`` (zeros),
-      and with ``sequence_lens=True`` an int32 ``sequence_lens`` ``[N]``: what a
-      PackedSequence carries (feed the padded batch and its lengths; ``output`` is 0 past
-      each length, as minirnn's ``pad_packed_sequence`` pads it);
-    - one ``RNN``/``GRU``/``LSTM`` node per layer (weights as initializers, PyTorch's gate
-      blocks reordered to ONNX's), ``layout=0``, joined as PyTorch's exporter joins them:
-      ``Y [T, D, N, H]`` -> ``Transpose(0, 2, 1, 3)`` -> ``Reshape [T, N, D*H]``
-      (``Squeeze`` of axis 1 when unidirectional), a ``Slice`` of ``h0`` per layer;
-    - outputs ``output`` ``[T, N, D*H]`` (``[N, T, D*H]`` with ``batch_first``), ``h_n``
-      ``[L*D, N, H]`` (and ``c_n``): minirnn's results.
-
-    A cell becomes inputs ``input`` ``[N, I]``, ``h`` (and ``c``) ``[N, H]``, one node of one
-    step, outputs ``h_next`` (and ``c_next``). The variant is written as attributes:
-    ``reset_after`` as ``linear_before_reset``, ``peephole`` as ``P``,
-    ``coupled_input_forget`` as ``input_forget``, ``cell_clip`` as ``clip``, ``activations``
-    (with ``activation_alpha``/``activation_beta``), ``reverse`` as ``direction``. Dropout is
-    not exported (inference). An LSTM with ``proj_size`` is a ValueError: ONNX's LSTM has no
-    projection. ``opset`` must lie in ``[14, onnx.defs.onnx_opset_version()]``.
-    """
+    """See :func:`minirnn.onnx.export`."""
     latest = onnx.defs.onnx_opset_version()
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= latest:
         raise ValueError(f"export: opset must be an int in [{MIN_OPSET}, {latest}] (the "

@@ -5,11 +5,10 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Set
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
 
 from .. import modules as _modules
 from . import _layers
+from ._dep import require_onnx
 from ._ops import GLUE_OPS, ONNX_DTYPES
 
 RECURRENT_OPS = ("RNN", "GRU", "LSTM")
@@ -21,11 +20,12 @@ WEIGHT_SLOTS = ("W", "R", "B", "P")
 
 
 def _attrs(node: Any) -> Dict[str, Any]:
+    onnx = require_onnx()
     out = {}
     for a in node.attribute:
-        v = helper.get_attribute_value(a)
+        v = onnx.helper.get_attribute_value(a)
         if a.type == onnx.AttributeProto.TENSOR:
-            v = numpy_helper.to_array(v)
+            v = onnx.numpy_helper.to_array(v)
         elif isinstance(v, bytes):
             v = v.decode()
         elif isinstance(v, list) and v and isinstance(v[0], bytes):
@@ -80,6 +80,7 @@ class ONNXModel:
     """
 
     def __init__(self, model: Any, weights: Optional[Dict[str, Any]] = None) -> None:
+        to_array = require_onnx().numpy_helper.to_array
         graph = model.graph
         self.model = model
         self.opset = next((o.version for o in model.opset_import
@@ -94,7 +95,7 @@ class ONNXModel:
         self._constants: Dict[str, np.ndarray] = {}
         for t in graph.initializer:
             (self._defaults if t.name in listed else self._constants)[t.name] = \
-                numpy_helper.to_array(t)
+                to_array(t)
         self.output_names = [o.name for o in graph.output]
         self.unsupported_ops = sorted({
             (n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}")
@@ -336,6 +337,7 @@ def load(model_or_path: Any, *, weights: Optional[Dict[str, Any]] = None) -> ONN
     at load; weights that are *graph inputs* are fed at each call, or given here as
     ``weights={input_name: array}`` to build the modules now.
     """
+    onnx = require_onnx()
     if isinstance(model_or_path, (str, os.PathLike)):
         model = onnx.load(os.fspath(model_or_path))
     elif isinstance(model_or_path, (bytes, bytearray)):
