@@ -195,6 +195,12 @@ def test_export_errors():
         mo.export(object())
 
 
+def test_api_docs_list_every_glue_op():
+    with open(os.path.join(ROOT, "docs", "api.md"), encoding="utf-8") as f:
+        text = f.read()
+    assert all(f"`{op}`" in text for op in mo.GLUE_OPS)
+
+
 def test_import_minirnn_does_not_import_onnx():
     code = "import sys, minirnn; assert 'onnx' not in sys.modules, 'onnx imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
