@@ -274,6 +274,22 @@ def test_weights_as_graph_inputs_must_be_fed():
         mo.load(model, weights={"Q": w["W"]})
 
 
+def test_initializers_listed_as_graph_inputs_are_overridable_weights():
+    # IR < 4 models list every initializer among the graph inputs too: a default value
+    m, m2 = make("LSTM", {}), make("LSTM", {})
+    m2.load_state_dict({k: 0.5 * v for k, v in m.state_dict().items()})
+    model = mo.export(m, initial_states=False)
+    model.graph.input.extend([helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                              for t in model.graph.initializer])
+    loaded = mo.load(model)
+    assert loaded.input_names == ["input"] and loaded.modules[0] is not None
+    x = inputs(m)[0]
+    assert rel(loaded(x)[0], m(x)[0]) < 1e-6
+    w = minirnn.onnx._layers.onnx_weights(m2, 0)
+    assert rel(loaded(x, W_l0=w["W"], R_l0=w["R"], B_l0=w["B"])[0], m2(x)[0]) < 1e-6
+    assert rel(loaded(x)[0], m(x)[0]) < 1e-6        # the module loaded is unchanged
+
+
 def test_weights_from_constant_nodes_and_glue():
     # W computed in the graph from Constant nodes (an exporter without constant folding)
     m = make("RNN", {})

@@ -118,7 +118,9 @@ class ONNXModel:
             spec = _layers.layer_spec(node.op_type, _attrs(node),
                                       f"{node.op_type} node {node.name or '#' + str(k)!r}")
             layer = ONNXLayer(node, k, spec)
-            known = dict(self._constants, **{n: np.asarray(v) for n, v in given.items()})
+            known = dict(self._constants)
+            known.update(self._defaults)           # initializers a feed may override
+            known.update({n: np.asarray(v) for n, v in given.items()})
             for s in WEIGHT_SLOTS:
                 n = layer.inputs.get(s)
                 if n is not None and n not in self._constants:
@@ -267,7 +269,7 @@ class ONNXModel:
                 raise TypeError(f"input {n!r} has dtype {a.dtype}, the graph declares "
                                 f"{np.dtype(want)}")
             values[n] = a
-        fed_weights = set(feeds) | set(self._defaults)
+        fed_weights = set(feeds)
         layer_of = {id(la.node): la for la in self.layers}
         for k, node in enumerate(self._nodes):
             if k in self._folded:
