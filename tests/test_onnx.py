@@ -124,6 +124,20 @@ def test_round_trip_is_bit_exact(cls, kw, dtype):
         assert rel(g, w) < (1e-12 if dtype == np.float64 else 1e-6)
 
 
+@pytest.mark.parametrize("cls, kw", [("RNN", dict(num_layers=2, bidirectional=True)),
+                                     ("GRU", dict(num_layers=2, batch_first=True)),
+                                     ("GRU", dict(reset_after=False, bidirectional=True)),
+                                     ("LSTM", dict(num_layers=2, bidirectional=True)),
+                                     ("LSTM", dict(peephole=True, reverse=True, bias=False))])
+def test_export_float64_against_reference_evaluator(cls, kw):
+    # onnx's reference evaluator computes float64 (onnxruntime's RNN kernels are float32 only)
+    m = make(cls, kw, np.float64)
+    x, h0, c0 = inputs(m)
+    got = ReferenceEvaluator(mo.export(m)).run(None, feeds_of(m, x, h0, c0))
+    for g, w in zip(got, forward(m, x, h0, c0)):
+        assert rel(g, w) < 1e-12
+
+
 def test_export_writes_a_file(tmp_path):
     m = make("GRU", dict(num_layers=2))
     path = tmp_path / "gru.onnx"
