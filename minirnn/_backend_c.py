@@ -170,7 +170,7 @@ def release_buffers():
     _trim_heap()
 
 
-_KEYS = {}                        # (layer, D) -> the parameter names of each direction
+_KEYS: dict = {}                        # (layer, D) -> the parameter names of each direction
 
 
 def _layer_keys(layer, D):
@@ -201,7 +201,7 @@ def unsupported(mode, variant):
     return None if _kernels is not None else _extension.missing_reason()
 
 
-_VARIANTS = {}                    # (mode, Variant) -> (the kernels' variant argument, SW)
+_VARIANTS: dict = {}                    # (mode, Variant) -> (the kernels' variant argument, SW)
 
 
 def _kernel_variant(mode, variant):

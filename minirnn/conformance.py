@@ -83,7 +83,8 @@ def _build(meta, dtype, backend):
 
 
 def run_case(path_or_case, backend=None, dtype=np.float64):
-    """Run one dump on ``backend`` in ``dtype``; return the list of Comparisons in dataflow order."""
+    """Run one dump on ``backend`` in ``dtype``; return the list of Comparisons in dataflow
+    order."""
     meta, a = load_case(path_or_case) if isinstance(path_or_case, str) else path_or_case
     dtype = np.dtype(dtype)
     tol = TOLERANCE[dtype]

@@ -86,7 +86,7 @@ class _Module:
         return z
 
     # -- parameters -------------------------------------------------------------------------
-    _absent_parameters = ()     # names that read as None when the parameter does not exist
+    _absent_parameters: tuple = ()     # names that read as None when the parameter does not exist
 
     def __getattr__(self, name):
         # PyTorch-style attribute access to parameters: m.weight_ih_l0, cell.weight_hh

@@ -65,7 +65,7 @@ def _check_permutation(name, p, B):
                          f"(batch_sizes[0] = {B}), got {p.tolist()}")
 
 
-_Fields = namedtuple("PackedSequence", ["data", "batch_sizes", "sorted_indices",
+_Fields = namedtuple("PackedSequence", [  # type: ignore[name-match]  # PyTorch's repr"data", "batch_sizes", "sorted_indices",
                                         "unsorted_indices"])
 
 
