@@ -19,7 +19,7 @@ import zipfile
 TOP = {"pyproject.toml", "setup.py", "LICENSE", "CHANGELOG.md", "README.md", "MANIFEST.in"}
 # what setuptools adds to every sdist
 GENERATED = {"PKG-INFO", "setup.cfg"}
-NOT_IN_WHEEL = (".pyx", ".pxd", ".c", ".h")
+NOT_IN_WHEEL = (".pyx", ".pxd", ".pxi", ".c", ".h")
 
 
 def tracked(*paths):
