@@ -8,6 +8,8 @@ from ._grad_mode import is_grad_enabled, no_grad
 from ._backend_c import release_buffers
 from ._kernels import get_num_threads, openmp_enabled, set_num_threads
 from .modules import BACKENDS, GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .layers import Embedding, Linear
+from .losses import cross_entropy, mse_loss
 from .packed import (PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence,
                      pad_sequence, unpack_sequence, unpad_sequence)
 
@@ -16,4 +18,5 @@ __version__ = "0.1.0"
 __all__ = ["RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell", "no_grad",
            "is_grad_enabled", "BACKENDS", "openmp_enabled", "get_num_threads", "set_num_threads",
            "release_buffers", "PackedSequence", "pack_padded_sequence", "pad_packed_sequence",
-           "pack_sequence", "pad_sequence", "unpack_sequence", "unpad_sequence", "__version__"]
+           "pack_sequence", "pad_sequence", "unpack_sequence", "unpad_sequence",
+           "Linear", "Embedding", "cross_entropy", "mse_loss", "__version__"]
