@@ -51,8 +51,9 @@ class GradcheckResult:
         head = "gradcheck passed" if self.passed else "gradcheck FAILED"
         if self.worst_name is None:
             return f"{head} (nothing to check)"
+        where = f"{self.worst_name}{list(self.worst_index or ())}"
         return (f"{head}: {self.checked} entries; worst relative error {self.max_rel_error:.3g} "
-                f"(absolute {self.max_abs_error:.3g}) at {self.worst_name}{list(self.worst_index or ())}"
+                f"(absolute {self.max_abs_error:.3g}) at {where}"
                 f": analytic {self.analytic!r}, numerical {self.numerical!r}")
 
 
