@@ -163,8 +163,8 @@ def main() -> int:
         minirnn.clip_grad_norm_(model.modules, max_norm=1.0)
         opt.step()
         losses.append(loss)
-        update(1)
         show(f"loss {loss:.3f}")
+        update(1)
         if (step + 1) % (steps // 4) == 0:
             text_out = "".join(vocab[c] for c in model.sample(rng, x[:, 0], 200))
             write(f"--- sample after {step + 1} steps (loss {loss:.3f}) ---\n{text_out}\n---")
