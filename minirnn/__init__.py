@@ -14,6 +14,10 @@ else:                   # not built: the NumPy path only (import warns, backend=
     from ._extension import get_num_threads, openmp_enabled, set_num_threads  # type: ignore[no-redef]
     _extension.warn_if_missing()
 from .modules import BACKENDS, GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .layers import Embedding, Linear
+from .losses import cross_entropy, mse_loss
+from .clip import clip_grad_norm_, clip_grad_value_
+from . import optim
 from .packed import (PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence,
                      pad_sequence, unpack_sequence, unpad_sequence)
 
@@ -21,4 +25,6 @@ from .packed import (PackedSequence, pack_padded_sequence, pack_sequence, pad_pa
 __all__ = ["RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell", "no_grad",
            "is_grad_enabled", "BACKENDS", "openmp_enabled", "get_num_threads", "set_num_threads",
            "release_buffers", "PackedSequence", "pack_padded_sequence", "pad_packed_sequence",
-           "pack_sequence", "pad_sequence", "unpack_sequence", "unpad_sequence", "__version__"]
+           "pack_sequence", "pad_sequence", "unpack_sequence", "unpad_sequence",
+           "Linear", "Embedding", "cross_entropy", "mse_loss", "optim", "clip_grad_norm_",
+           "clip_grad_value_", "__version__"]
