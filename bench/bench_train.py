@@ -46,7 +46,6 @@ def minirnn_worker(args, out):
     import numpy as np
 
     import minirnn
-    import minirnn.optim
 
     minirnn.set_num_threads(args.threads)
     embed = minirnn.Embedding(VOCAB, EMBED, seed=args.seed)
@@ -148,10 +147,6 @@ def main() -> int:
         (minirnn_worker if args.worker == "minirnn" else torch_worker)(args, sys.stdout)
         return 0
 
-    try:
-        import minirnn.optim  # noqa: F401  (only to fail early; the workers do the work)
-    except ImportError:
-        raise SystemExit("this minirnn has no training toolkit (minirnn.optim) installed")
     has_torch = importlib.util.find_spec("torch") is not None
     runs = {"minirnn": [], "torch": []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -125,15 +125,10 @@ def main() -> int:
     p.add_argument("--text", help="train on this UTF-8 file instead")
     p.add_argument("--plot", default="char_lm_loss.png", help="where the loss curve goes")
     args = p.parse_args()
-    try:
-        import minirnn.optim  # noqa: F401  (the training toolkit: optimizers, losses, layers)
-    except ImportError:
-        print("skipped: this minirnn has no training toolkit (minirnn.optim) installed")
-        return 0
     if args.quick:
         max_chars, hidden, T, B, steps, lr = 30_000, 64, 32, 16, 120, 1e-2
     else:
-        max_chars, hidden, T, B, steps, lr = 400_000, 128, 64, 32, 1500, 3e-3
+        max_chars, hidden, T, B, steps, lr = 400_000, 128, 64, 32, 1000, 3e-3
 
     text = load_text(args.text, max_chars)
     vocab = sorted(set(text))

@@ -37,11 +37,6 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="a few seconds of training")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    try:
-        import minirnn.optim  # noqa: F401  (the training toolkit: optimizers, losses, layers)
-    except ImportError:
-        print("skipped: this minirnn has no training toolkit (minirnn.optim) installed")
-        return 0
     steps = 60 if args.quick else 1000
     rng = np.random.default_rng(args.seed)
 
