@@ -194,3 +194,38 @@ def test_sphinx_build_without_warnings(tmp_path):
                         "-d", str(tmp_path / "doctrees"), DOCS, str(tmp_path / "html")],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    html = tmp_path / "html"
+    pages = sorted(html.glob("*.html"))
+    assert len(pages) > len(CHAPTERS)          # the chapters, genindex, search
+    for page in pages:
+        remote = remote_assets(page.read_text(encoding="utf-8"))
+        assert not remote, f"{page.name} loads over the network: {remote}"
+    # the math renderer is the book's own copy, and the chapters with equations load it
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").stat().st_size > 100_000
+    for chapter in ("lstm", "bptt", "gru", "elman"):
+        text = (html / f"{chapter}.html").read_text(encoding="utf-8")
+        assert 'src="_static/mathjax/tex-chtml.js"' in text, chapter
+        assert 'class="math' in text, chapter
+
+
+def remote_assets(page):
+    """The scripts, stylesheets, fonts and images a page would fetch over http(s)://.
+    (Links a reader clicks, ``<a href="https://...">``, are not fetched and are allowed.)"""
+    found = re.findall(r"<script\b[^>]*\bsrc=[\"']((?:https?:)?//[^\"']+)", page)
+    for tag in re.findall(r"<link\b[^>]*>", page):
+        href = re.search(r"\bhref=[\"']((?:https?:)?//[^\"']+)", tag)
+        if href and re.search(r"\brel=[\"'][^\"']*(stylesheet|preload|icon|font)", tag):
+            found.append(href.group(1))
+    found += re.findall(r"<img\b[^>]*\bsrc=[\"']((?:https?:)?//[^\"']+)", page)
+    found += re.findall(r"@import\s+(?:url\()?[\"']?((?:https?:)?//[^\"')]+)", page)
+    return found
+
+
+def test_remote_asset_finder_can_fail():
+    page = ('<script src="https://cdn.example.org/mathjax/tex-chtml.js"></script>'
+            '<script src="_static/doctools.js"></script>'
+            '<link rel="stylesheet" href="//fonts.example.org/a.css">'
+            '<link rel="stylesheet" href="_static/book.css">'
+            '<a href="https://pytorch.org">PyTorch</a>')
+    assert remote_assets(page) == ["https://cdn.example.org/mathjax/tex-chtml.js",
+                                   "//fonts.example.org/a.css"]
