@@ -229,3 +229,32 @@ def test_remote_asset_finder_can_fail():
             '<a href="https://pytorch.org">PyTorch</a>')
     assert remote_assets(page) == ["https://cdn.example.org/mathjax/tex-chtml.js",
                                    "//fonts.example.org/a.css"]
+
+
+# ------------------------------------------------------------------ code fits the page
+
+#: longest line of a code block the book's layout shows whole (docs/_static/book.css)
+CODE_WIDTH = 88
+
+
+def long_code_lines(text):
+    """(line number, length) of every line longer than CODE_WIDTH inside a fenced code block
+    (the options of a ```{directive} block are not shown as code)."""
+    found, fenced, directive = [], False, False
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            fenced, directive = not fenced, line.startswith("```{")
+        elif fenced and not directive and len(line) > CODE_WIDTH:
+            found.append((number, len(line)))
+    return found
+
+
+@pytest.mark.parametrize("path", FILES[1:])
+def test_code_lines_fit_the_page(path):
+    assert not long_code_lines(read(path)), f"{path}: lines (number, length) too long to show"
+
+
+def test_long_line_finder_can_fail():
+    text = ("x" * 100 + "\n```python\n" + "y" * 89 + "\n" + "z" * 88 + "\n```\n"
+            + "```{figure} a.png\n" + "w" * 100 + "\n```\n" + "```text\n" + "v" * 90 + "\n```\n")
+    assert long_code_lines(text) == [(3, 89), (10, 90)]
