@@ -53,3 +53,19 @@ html_css_files = ["book.css"]
 html_theme_options = {"navigation_with_keys": True}
 pygments_style = "sphinx"
 pygments_dark_style = "monokai"
+
+
+# Signatures show defaults as a reader would type them: ``dtype=np.float32``, not
+# ``<class 'numpy.float32'>``; RNN and GRU take ``proj_size`` only to refuse it (as PyTorch
+# does), so their default says so instead of printing the sentinel object's address.
+def _readable_defaults(app, what, name, obj, options, signature, return_annotation):
+    import re
+
+    if signature:
+        signature = re.sub(r"<class 'numpy\.(\w+)'>", r"np.\1", signature)
+        signature = re.sub(r"<object object at 0x[0-9a-f]+>", "<LSTM only>", signature)
+    return signature, return_annotation
+
+
+def setup(app):
+    app.connect("autodoc-process-signature", _readable_defaults)

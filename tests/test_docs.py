@@ -152,11 +152,28 @@ def test_section_finder_can_fail():
     assert section(text, "C") is None
 
 
+#: the book's parts, in the order of the menu
+PARTS = ["Learning recurrent networks", "Inside minirnn", "Reference"]
+
+
+def toctrees(text):
+    """{caption: [page, ...]} of every ```{toctree} block of ``text``."""
+    found = {}
+    for body in re.findall(r"```\{toctree\}\n(.*?)```", text, flags=re.S):
+        caption = re.search(r"^:caption:[ \t]*(.*)$", body, flags=re.M)
+        found[caption.group(1).strip() if caption else None] = [
+            line.strip() for line in body.splitlines()
+            if line.strip() and not line.startswith(":")]
+    return found
+
+
 def test_toctree_lists_every_chapter():
-    toctree = re.search(r"```\{toctree\}\n(.*?)```", read("docs/index.md"), flags=re.S).group(1)
-    listed = {line.strip() for line in toctree.splitlines()
-              if line.strip() and not line.startswith(":")}
-    assert listed == {f[:-3] for f in CHAPTERS if f != "index.md"}
+    parts = toctrees(read("docs/index.md"))
+    assert list(parts) == PARTS
+    listed = [page for pages in parts.values() for page in pages]
+    assert sorted(listed) == sorted(f[:-3] for f in CHAPTERS if f != "index.md")
+    assert "api" in parts["Reference"] and "performance" in parts["Inside minirnn"]
+    assert "bptt" in parts["Learning recurrent networks"]
 
 
 # ------------------------------------------------------------------ figures
@@ -206,6 +223,12 @@ def test_sphinx_build_without_warnings(tmp_path):
         text = (html / f"{chapter}.html").read_text(encoding="utf-8")
         assert 'src="_static/mathjax/tex-chtml.js"' in text, chapter
         assert 'class="math' in text, chapter
+    # previous/next links, and signatures with defaults a reader can type
+    assert 'class="prev-page"' in (html / "lstm.html").read_text(encoding="utf-8")
+    assert 'class="next-page"' in (html / "lstm.html").read_text(encoding="utf-8")
+    api = (html / "api.html").read_text(encoding="utf-8")
+    assert "object object" not in api and "numpy.float32&#39;&gt;" not in api
+    assert "np.float32" in api
 
 
 def remote_assets(page):
