@@ -41,6 +41,50 @@ def test_code_blocks_run(path):
         exec(compile(block, f"{path}[block {i}]", "exec"), namespace)
 
 
+#: the learner chapters: a reader arriving from a link at any section can paste and run it
+LEARNER_CHAPTERS = ["notation.md", "elman.md", "output-and-h_n.md", "gru.md", "lstm.md",
+                    "bptt.md", "variable-length.md"]
+
+
+def section_first_blocks(text):
+    """(heading, code) of the first python block under each ``#``/``##`` heading of ``text``.
+    Deeper headings (``###``) belong to their section."""
+    found, heading, taken, fenced, block = [], None, False, False, None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```"):
+            if not fenced:
+                fenced, block = True, ("" if line.strip() == "```python" else None)
+            else:
+                fenced = False
+                if block is not None and not taken:
+                    found.append((heading, block))
+                    taken = True
+                block = None
+        elif fenced:
+            if block is not None:
+                block += line
+        elif re.match(r"#{1,2} ", line):
+            heading, taken = line.strip("# \n"), False
+    return found
+
+
+@pytest.mark.parametrize("chapter", LEARNER_CHAPTERS)
+def test_every_section_starts_runnable(chapter):
+    sections = section_first_blocks(read(os.path.join("docs", chapter)))
+    assert sections
+    for heading, block in sections:
+        exec(compile(block, f"docs/{chapter}, '{heading}' (first block, alone)", "exec"),
+             {"__name__": "__docs__"})
+
+
+def test_section_blocks_finder_can_fail():
+    text = ("# A\n```python\nx = 1\n```\n```python\ny = x\n```\n## B\n```text\nz\n```\n"
+            "```python\nprint(y)\n```\n### C\n```python\nw = 2\n```\n")
+    assert section_first_blocks(text) == [("A", "x = 1\n"), ("B", "print(y)\n")]
+    with pytest.raises(NameError):
+        exec(section_first_blocks(text)[1][1], {})
+
+
 # ------------------------------------------------------------------ quoted code exists
 
 def literalincludes():
