@@ -282,7 +282,7 @@ def from_onnx(W: np.ndarray, R: np.ndarray, B: Optional[np.ndarray] = None,
     if W.shape[1] % G or W.shape[1] == 0:
         raise ValueError(f"W has shape {W.shape}: axis 1 must be {G} gate blocks of "
                          f"hidden_size rows (mode {m})")
-    H, I = W.shape[1] // G, W.shape[2]
+    H = W.shape[1] // G
     _shape("R", R, (D, G * H, H), "[num_directions, G*hidden_size, hidden_size]")
     if B is not None:
         B = _array("B", B, 2)
