@@ -13,7 +13,8 @@ import threading
 
 import numpy as np
 
-from . import _kernels
+from . import _extension
+from ._extension import kernels as _kernels     # None when the extension is not built
 
 _SAVED_WIDTH = {"RNN_TANH": 0, "RNN_RELU": 0, "GRU": 4, "LSTM": 5}
 _SUFFIXES = ("", "_reverse")
@@ -164,7 +165,8 @@ def release_buffers():
     """Free the buffers this thread keeps for reuse and the kernels' scratch memory, and give
     the freed memory back to the operating system where the allocator allows it (glibc)."""
     _pools.__dict__.clear()
-    _kernels.release_workspace()
+    if _kernels is not None:
+        _kernels.release_workspace()
     _trim_heap()
 
 
@@ -194,8 +196,9 @@ def unsupported(mode, variant):
     """A reason (a sentence) when the compiled kernels cannot compute ``variant``
     (:class:`minirnn.variants.Variant`) of ``mode``, else None. The modules raise
     ``NotImplementedError`` with it for ``backend="c"``, naming ``backend="numpy"``.
-    The kernels compute every variant, forward and backward: always None."""
-    return None
+    The kernels compute every variant, forward and backward: None, unless the extension is
+    not built."""
+    return None if _kernels is not None else _extension.missing_reason()
 
 
 _VARIANTS = {}                    # (mode, Variant) -> (the kernels' variant argument, SW)
@@ -224,6 +227,8 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
     layers' weight tuples of ``params`` (:func:`model_weights`), or None to build them.
     ``variant``: a :class:`minirnn.variants.Variant`, or None for PyTorch's cell.
     (Kept short: at tiny sizes each line here costs about 1% of the call.)"""
+    if _kernels is None:
+        raise _extension.missing_error()
     code = _kernels.MODES[mode]
     if variant is None:
         kv, SW = None, _SAVED_WIDTH[mode]

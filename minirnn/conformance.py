@@ -169,6 +169,65 @@ def run_case(path_or_case, backend=None, dtype=np.float64):
     return results
 
 
+#: the modes of the dumps (``meta["mode"]``), in the order summaries list them
+MODES = ("RNN_TANH", "RNN_RELU", "GRU", "LSTM")
+
+class CaseResult(namedtuple("CaseResult", "name mode kind backend dtype comparisons")):
+    """One dump run on one backend in one dtype; ``comparisons`` is what :func:`run_case`
+    returned, in dataflow order."""
+    __slots__ = ()
+
+    @property
+    def ok(self):
+        """Every comparison within its tolerance."""
+        return all(c.ok for c in self.comparisons)
+
+    @property
+    def error(self):
+        """The worst normalized error of the case."""
+        return max((c.error for c in self.comparisons), default=0.0)
+
+    @property
+    def first_failure(self):
+        """The first comparison out of tolerance (dataflow order: it points at the bug), or
+        None."""
+        return next((c for c in self.comparisons if not c.ok), None)
+
+
+def run_cases(paths, backends=None, dtypes=(np.float64, np.float32)):
+    """Run every dump in ``paths`` on every backend of ``backends`` (default: all) in every
+    dtype of ``dtypes``; return the list of :class:`CaseResult`, case by case."""
+    backends = modules.BACKENDS if backends is None else backends
+    results = []
+    for path in paths:
+        case = load_case(path)
+        meta = case[0]
+        name = os.path.basename(path)[:-len(".npz")]
+        for backend in backends:
+            for dtype in map(np.dtype, dtypes):
+                results.append(CaseResult(name, meta["mode"], meta["kind"], backend, dtype,
+                                          run_case(case, backend=backend, dtype=dtype)))
+    return results
+
+
+SummaryRow = namedtuple("SummaryRow", "mode backend dtype cases passed worst tolerance")
+
+
+def summarize(results):
+    """One :class:`SummaryRow` per (mode, backend, dtype) present in ``results``: the number of
+    cases, how many passed, the worst normalized error and the dtype's tolerance."""
+    groups = {}
+    for r in results:
+        groups.setdefault((r.mode, r.backend, r.dtype.name), []).append(r)
+    order = {m: i for i, m in enumerate(MODES)}
+    rows = []
+    for (mode, backend, dtype), rs in sorted(groups.items(), key=lambda kv: (
+            order.get(kv[0][0], len(order)), kv[0][0], kv[0][1], kv[0][2] != "float64")):
+        rows.append(SummaryRow(mode, backend, dtype, len(rs), sum(r.ok for r in rs),
+                               max(r.error for r in rs), TOLERANCE[np.dtype(dtype)]))
+    return rows
+
+
 # --------------------------------------------------------------------------- variant cases
 
 #: where the cell-variant references live (written by ``tools/make_variant_dumps.py``; format

@@ -1,0 +1,92 @@
+"""Packaging: minirnn without its compiled extension still imports and runs on the NumPy path
+(with a warning, and an error for backend="c" that says how to build); the version has one
+source."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import minirnn
+from minirnn.conformance import DATA_DIR
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PKG = os.path.dirname(os.path.abspath(minirnn.__file__))
+
+
+@pytest.fixture(scope="module")
+def no_kernels(tmp_path_factory):
+    """A copy of the package without the compiled extension (as after an install on a machine
+    without a C compiler, or a checkout that was not built)."""
+    root = tmp_path_factory.mktemp("nokernels")
+    shutil.copytree(PKG, root / "minirnn", ignore=shutil.ignore_patterns(
+        "_kernels*.so", "_kernels*.pyd", "_kernels.c", "__pycache__", "data"))
+    return str(root)
+
+
+def _python(where, code, *args):
+    env = dict(os.environ, PYTHONPATH=where)
+    return subprocess.run([sys.executable, *args] if not code else
+                          [sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          cwd=where, env=env, timeout=300)
+
+
+def test_without_the_extension_the_numpy_path_works(no_kernels):
+    r = _python(no_kernels, """
+import warnings
+import numpy as np
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    import minirnn
+assert minirnn.__file__.startswith(%r), minirnn.__file__
+assert [x.category.__name__ for x in w] == ["KernelsNotBuiltWarning"], [str(x.message) for x in w]
+print("WARNING:", w[0].message)
+m = minirnn.LSTM(3, 4, num_layers=2, bidirectional=True, seed=0)
+assert m.backend == "numpy", m.backend
+out, (h, c) = m(np.ones((5, 2, 3), np.float32))
+assert out.shape == (5, 2, 8) and h.shape == (4, 2, 4)
+m.backward(np.ones_like(out), (None, None))
+assert minirnn.GRUCell(3, 4).backend == "numpy"
+assert minirnn.get_num_threads() == 1 and minirnn.openmp_enabled() is False
+minirnn.set_num_threads(2)
+minirnn.release_buffers()
+for make in (lambda: minirnn.GRU(3, 4, backend="c"), lambda: minirnn.RNNCell(3, 4, backend="c")):
+    try:
+        make()
+    except ImportError as e:
+        print("ERROR:", e)
+    else:
+        raise AssertionError("backend='c' without kernels did not raise")
+""" % no_kernels)
+    assert r.returncode == 0, r.stdout + r.stderr
+    warning = r.stdout.split("WARNING:")[1].split("\n")[0]
+    errors = [line for line in r.stdout.splitlines() if line.startswith("ERROR:")]
+    assert "minirnn._kernels" in warning and "NumPy" in warning and "pip install" in warning
+    assert len(errors) == 2
+    assert errors[0].startswith("ERROR: GRU: backend='c' needs the compiled kernels")
+    assert errors[1].startswith("ERROR: RNNCell: backend='c' needs the compiled kernels")
+    for e in errors:
+        assert "C compiler" in e and "pip install" in e and "backend='numpy'" in e
+
+
+def test_without_the_extension_the_main_job_checks_the_numpy_path(no_kernels):
+    r = _python(no_kernels, None, "-W", "ignore", "-m", "minirnn", "--dumps", DATA_DIR)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "NumPy path only: the compiled kernels are not built" in r.stdout
+    assert "cases pass on numpy, in float64 and float32" in r.stdout
+
+
+def test_the_version_has_one_source():
+    from minirnn import _version
+    assert minirnn.__version__ == _version.__version__
+    assert re.fullmatch(r"\d+\.\d+\.\d+(\.dev\d+|rc\d+)?", minirnn.__version__)
+    with open(os.path.join(ROOT, "pyproject.toml")) as f:
+        pyproject = f.read()
+    assert 'dynamic = ["version"]' in pyproject
+    assert 'version = { attr = "minirnn._version.__version__" }' in pyproject
+    assert not re.search(r"^version\s*=\s*\"", pyproject, flags=re.M)
+    with open(os.path.join(ROOT, "CHANGELOG.md")) as f:
+        changelog = f.read()
+    assert f"## {minirnn.__version__}" in changelog
