@@ -293,8 +293,8 @@ def add_arguments(p: Any) -> None:
                    help="the adapter factory of the implementation to check "
                    "(e.g. examples.torch_adapter:make_adapter)")
     # its own dest: the top level's --dumps default would otherwise replace it
-    p.add_argument("--dumps", default=DATA_DIR, dest="impl_dumps", help="folder of reference dumps (default: "
-                   "the cases installed with minirnn)")
+    p.add_argument("--dumps", default=DATA_DIR, dest="impl_dumps",
+                   help="folder of reference dumps (default: the cases installed with minirnn)")
     p.add_argument("--only", default=None, metavar="PATTERN",
                    help="only the cases whose name matches this glob (e.g. 'lstm_*')")
     p.add_argument("--dtype", action="append", choices=["float64", "float32"], dest="dtypes",

@@ -283,7 +283,7 @@ def from_onnx(W: np.ndarray, R: np.ndarray, B: Optional[np.ndarray] = None,
     if W.shape[1] % G or W.shape[1] == 0:
         raise ValueError(f"W has shape {W.shape}: axis 1 must be {G} gate blocks of "
                          f"hidden_size rows (mode {m})")
-    H, I = W.shape[1] // G, W.shape[2]
+    H = W.shape[1] // G
     _shape("R", R, (D, G * H, H), "[num_directions, G*hidden_size, hidden_size]")
     if B is not None:
         B = _array("B", B, 2)
@@ -330,14 +330,13 @@ def to_keras(params: Mapping[str, np.ndarray], mode: str, layer: int = 0, *,
     """One layer of a minirnn/PyTorch state dict -> the weight list of a Keras 3 layer
     (``layer.set_weights(...)``; the order of ``layer.get_weights()``).
 
-    ================  ==========================  ===============================  ==============
-    mode              ``kernel``                  ``recurrent_kernel``             ``bias``
-    ================  ==========================  ===============================  ==============
-    ``LSTM``          ``W_ih.T`` ``(I, 4H)``      ``W_hh.T`` ``(H, 4H)``           ``b_ih + b_hh`` ``(4H,)``
-    ``GRU``           ``blocks(W_ih, zrh).T``     ``blocks(W_hh, zrh).T``          ``(2, 3H)``: ``[b_ih; b_hh]``
-    ``GRU``, r_a=F    the same                    the same                         ``blocks(b_ih + b_hh, zrh)`` ``(3H,)``
-    ``RNN_*``         ``W_ih.T`` ``(I, H)``       ``W_hh.T`` ``(H, H)``            ``b_ih + b_hh`` ``(H,)``
-    ================  ==========================  ===============================  ==============
+    - ``LSTM``: ``kernel = W_ih.T`` ``(I, 4H)``, ``recurrent_kernel = W_hh.T`` ``(H, 4H)``,
+      ``bias = b_ih + b_hh`` ``(4H,)``;
+    - ``GRU``: ``kernel = blocks(W_ih, zrh).T`` ``(I, 3H)``, ``recurrent_kernel =
+      blocks(W_hh, zrh).T`` ``(H, 3H)``, ``bias = [blocks(b_ih, zrh); blocks(b_hh, zrh)]``
+      ``(2, 3H)``; with ``reset_after=False`` ``bias = blocks(b_ih + b_hh, zrh)`` ``(3H,)``;
+    - ``RNN_*``: ``kernel = W_ih.T`` ``(I, H)``, ``recurrent_kernel = W_hh.T`` ``(H, H)``,
+      ``bias = b_ih + b_hh`` ``(H,)``.
 
     Keras' columns are gate blocks of ``H``: LSTM i, f, c, o (PyTorch's order), GRU z, r, h
     (PyTorch's blocks ``[1, 0, 2]``). ``RNN_*`` is ``keras.layers.SimpleRNN`` with
