@@ -11,7 +11,7 @@ from . import _extension
 if _extension.kernels is not None:
     from ._kernels import get_num_threads, openmp_enabled, set_num_threads
 else:                   # not built: the NumPy path only (import warns, backend="c" explains)
-    from ._extension import get_num_threads, openmp_enabled, set_num_threads  # type: ignore[no-redef]
+    from ._extension import get_num_threads, openmp_enabled, set_num_threads
     _extension.warn_if_missing()
 from .modules import BACKENDS, GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .packed import (PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence,

@@ -54,9 +54,11 @@ def demo(seed=0):
         ("output[:, 0, H:]", out[:, 0, H:], "h_n[-1]  (last layer, reverse)", hv[-1, 1], True),
         ("output[:, -1, H:]", out[:, -1, H:], "h_n[-1]  (reverse: NOT at the last step)", hv[-1, 1],
          False),
-        ("output[:, -1, :H]", out[:, -1, :H], "h_n[0]   (layer 0 is not in output)", hv[0, 0], False),
+        ("output[:, -1, :H]", out[:, -1, :H], "h_n[0]   (layer 0 is not in output)", hv[0, 0],
+         False),
     ]
-    print(f"\n  {'slice of output':<20} {'slice of h_n':<42} {'max|diff|':>10}  {'equal?':<6} verdict")
+    print(f"\n  {'slice of output':<20} {'slice of h_n':<42} {'max|diff|':>10}  {'equal?':<6} "
+          "verdict")
     ok = True
     for a_name, a, b_name, b, expect in checks:
         diff = float(np.abs(a - b).max())

@@ -89,11 +89,11 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
     m = build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, dtype,
               seed, backend, proj_size)
     H, D, NL, L, N, I = hidden_size, m.num_directions, num_layers, seq, batch, input_size
-    P = proj_size or H                                   # the width of h (and of output per direction)
+    P = proj_size or H                            # the width of h (and of output per direction)
     G = len(GATES[mode])
     is_lstm = mode == "lstm"
     gate_letters = ", ".join(g for g, _ in GATES[mode] if g)
-    bf = batch_first and not unbatched                   # batch_first is ignored for unbatched input
+    bf = batch_first and not unbatched            # batch_first is ignored for unbatched input
 
     # ---------------------------------------------------------------- shapes
     rng = np.random.default_rng(seed + 1)
@@ -150,7 +150,7 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
         f"numbers, each from U(-1/sqrt({H}), 1/sqrt({H})) = U(-{1 / np.sqrt(H):.4g}, "
         f"{1 / np.sqrt(H):.4g}))")
     if G > 1:
-        out(f"  rows k*H:(k+1)*H of every array are gate k, in PyTorch's order: "
+        out("  rows k*H:(k+1)*H of every array are gate k, in PyTorch's order: "
             + ", ".join(f"{g} = {desc}" for g, desc in GATES[mode]))
     else:
         out(f"  one block of H rows: {GATES[mode][0][1]}")
@@ -166,7 +166,7 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
             for k, (gate, torch_sym, paper, desc) in enumerate(gate_blocks(mode, kind)))
         out(f"  {name:<22} {str(v.shape):<12} {blocks}")
     if NL > 1:
-        out(f"  weight_ih_l1 and above read the layer below: "
+        out("  weight_ih_l1 and above read the layer below: "
             + (f"columns 0:{P} its forward output, {P}:{2 * P} its reverse output"
                if D == 2 else f"its {P} outputs"))
     if D == 2:
@@ -205,7 +205,8 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
                             backend, proj_size)
                 sub.load_state_dict({n: v for n, v in sd.items() if n in sub.state_dict()})
                 sub_cache[layer] = _run(sub, x)[0]
-            ref, what = take(sub_cache[layer]), (f"output{expr} of layer{f's 0..{layer}' if layer else ' 0'} "
+            layers_run = f"s 0..{layer}" if layer else " 0"
+            ref, what = take(sub_cache[layer]), (f"output{expr} of layer{layers_run} "
                                                "run alone")
         diff = float(np.abs(ref - h_n[k]).max())
         good = np.array_equal(ref, h_n[k])
@@ -224,7 +225,8 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
                 "states)")
     if NL > 1:
         below = (NL - 1) * D
-        out(f"  h_n{'[0]' if below == 1 else f'[0:{below}]'} (layers below the last) appear nowhere "
+        rows_below = "[0]" if below == 1 else f"[0:{below}]"
+        out(f"  h_n{rows_below} (layers below the last) appear nowhere "
             "in output: output is the last layer only")
     if is_lstm:
         out("  c_n: the cell state is never output; only h = o * tanh(c) is"
