@@ -418,14 +418,14 @@ def from_keras(weights: Sequence[np.ndarray], mode: str, layer: int = 0, *,
     G = GATES[m]
     back = _inverse(gate_order("keras", m))
     out: Dict[str, np.ndarray] = {}
-    H = I = None
+    I, H = 0, 0
     for d in range(D):
         s = f"_l{layer}{_sfx(d)}"
         k = _array(f"weights[{d * per}] (kernel)", weights[d * per], 2)
         if k.shape[1] % G or k.shape[1] == 0:
             raise ValueError(f"weights[{d * per}] (kernel) has shape {k.shape}: its columns "
                              f"must be {G} gate blocks of units (mode {m})")
-        if H is None:
+        if d == 0:
             I, H = k.shape[0], k.shape[1] // G
         _shape(f"weights[{d * per}] (kernel)", k, (I, G * H), "(input_dim, G*units)")
         rk = _array(f"weights[{d * per + 1}] (recurrent_kernel)", weights[d * per + 1], 2)

@@ -5,11 +5,15 @@
   in NumPy here, and the live framework when installed) give minirnn's outputs.
 - Bad arguments raise errors naming the argument.
 """
+import glob
+import os
+
 import numpy as np
 import pytest
 
 import minirnn
 from minirnn import convert
+from minirnn.conformance import compare, format_comparison, load_case
 
 MODES = [("RNN_TANH", minirnn.RNN, {}), ("RNN_RELU", minirnn.RNN, {"nonlinearity": "relu"}),
          ("GRU", minirnn.GRU, {}), ("LSTM", minirnn.LSTM, {}),
@@ -322,3 +326,81 @@ def test_onednn_stacked_round_trip(fmt, bidirectional):
     with pytest.raises(ValueError, match="layer 1 reads 8 features but layer 0 reads 3"):
         convert.to_onednn(minirnn.GRU(3, 4, num_layers=2, bidirectional=True).state_dict(),
                           "GRU")
+
+
+# --------------------------------------------------------------------------- live references
+
+CONVERT_DIR = os.path.join(os.path.dirname(minirnn.__file__), "data", "convert")
+KERAS_DUMPS = sorted(glob.glob(os.path.join(CONVERT_DIR, "keras_*.npz")))
+
+
+def test_keras_dumps_exist():
+    # one per layer type, one direction and Bidirectional
+    assert len(KERAS_DUMPS) == 10
+
+
+@pytest.mark.parametrize("path", KERAS_DUMPS, ids=os.path.basename)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_keras_reference_dumps(path, dtype):
+    """Weights of a live Keras 3 layer (tools/check_converters_keras.py --write-dumps)
+    converted into minirnn give Keras' output; converting back gives Keras' weights."""
+    meta, a = load_case(path)
+    cfg = meta["config"]
+    mode = meta["mode"]
+    weights = [a[f"weight.{j}"].astype(dtype) for j in range(meta["n_weights"])]
+    sd = convert.from_keras(weights, mode, bidirectional=cfg["bidirectional"],
+                            reset_after=meta["reset_after"])
+    cls = {"RNN_TANH": minirnn.RNN, "RNN_RELU": minirnn.RNN, "GRU": minirnn.GRU,
+           "LSTM": minirnn.LSTM}[mode]
+    kw = {k: v for k, v in cfg.items() if k not in ("input_size", "hidden_size")}
+    if mode == "RNN_RELU":
+        kw["nonlinearity"] = "relu"
+    m = cls(cfg["input_size"], cfg["hidden_size"], dtype=dtype, **kw)
+    m.load_state_dict(sd)
+    out, _ = m(a["input"].astype(dtype))
+    c = compare("output", out, a["output"], 1e-12 if dtype == np.float64 else 1e-5)
+    assert c.ok, format_comparison(c)
+    back = convert.to_keras(sd, mode, reset_after=meta["reset_after"])
+    assert len(back) == len(weights)
+    for w, b in zip(weights, back):
+        assert np.array_equal(w, b)
+
+
+def test_live_keras():
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    pytest.importorskip("jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip("Keras runs on another backend")
+    m = minirnn.GRU(3, 4, bidirectional=True, batch_first=True, dtype=np.float32, seed=8)
+    lay = keras.layers.Bidirectional(keras.layers.GRU(4, return_sequences=True))
+    x = np.random.default_rng(9).standard_normal((2, 5, 3)).astype(np.float32)
+    lay.build((None, 5, 3))
+    lay.set_weights(convert.to_keras(m.state_dict(), "GRU"))
+    c = compare("output", np.asarray(lay(x)), m(x)[0], 1e-5)
+    assert c.ok, format_comparison(c)
+
+
+def test_live_onnxruntime():
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+    H = 4
+    m = minirnn.LSTM(3, H, bidirectional=True, peephole=True, dtype=np.float32, seed=10)
+    t = convert.to_onnx(m.state_dict(), "LSTM")
+    node = helper.make_node("LSTM", ["X", "W", "R", "B", "", "", "", "P"], ["Y", "Y_h", "Y_c"],
+                            hidden_size=H, direction="bidirectional")
+    g = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [5, 2, 3])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ("Y", "Y_h", "Y_c")],
+        [numpy_helper.from_array(t[k], k) for k in ("W", "R", "B", "P")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    x = np.random.default_rng(11).standard_normal((5, 2, 3)).astype(np.float32)
+    Y, Y_h, Y_c = ort.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"]).run(None, {"X": x})
+    out, (h_n, c_n) = m(x)
+    for name, got, ref in (("output", Y.transpose(0, 2, 1, 3).reshape(5, 2, 2 * H), out),
+                           ("h_n", Y_h, h_n), ("c_n", Y_c, c_n)):
+        c = compare(name, got, ref, 1e-5)
+        assert c.ok, format_comparison(c)
+    assert onnx.__version__

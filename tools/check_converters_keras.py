@@ -95,7 +95,7 @@ def keras_model(factory, layers, bidirectional, bias, dtype, seed):
     keras.config.set_floatx(dtype)
     inp = keras.Input((L, I), dtype=dtype)
     x, states = inp, None
-    for k in range(layers):
+    for _ in range(layers):
         lay = factory(return_sequences=True, return_state=(layers == 1 and not bidirectional),
                       use_bias=bias, dtype=dtype)
         if bidirectional:
