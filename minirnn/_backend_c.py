@@ -13,7 +13,8 @@ import threading
 
 import numpy as np
 
-from . import _kernels
+from . import _extension
+from ._extension import kernels as _kernels     # None when the extension is not built
 
 _SAVED_WIDTH = {"RNN_TANH": 0, "RNN_RELU": 0, "GRU": 4, "LSTM": 5}
 _SUFFIXES = ("", "_reverse")
@@ -164,11 +165,12 @@ def release_buffers():
     """Free the buffers this thread keeps for reuse and the kernels' scratch memory, and give
     the freed memory back to the operating system where the allocator allows it (glibc)."""
     _pools.__dict__.clear()
-    _kernels.release_workspace()
+    if _kernels is not None:
+        _kernels.release_workspace()
     _trim_heap()
 
 
-_KEYS = {}                        # (layer, D) -> the parameter names of each direction
+_KEYS: dict = {}                        # (layer, D) -> the parameter names of each direction
 
 
 def _layer_keys(layer, D):
@@ -194,11 +196,12 @@ def unsupported(mode, variant):
     """A reason (a sentence) when the compiled kernels cannot compute ``variant``
     (:class:`minirnn.variants.Variant`) of ``mode``, else None. The modules raise
     ``NotImplementedError`` with it for ``backend="c"``, naming ``backend="numpy"``.
-    The kernels compute every variant, forward and backward: always None."""
-    return None
+    The kernels compute every variant, forward and backward: None, unless the extension is
+    not built."""
+    return None if _kernels is not None else _extension.missing_reason()
 
 
-_VARIANTS = {}                    # (mode, Variant) -> (the kernels' variant argument, SW)
+_VARIANTS: dict = {}                    # (mode, Variant) -> (the kernels' variant argument, SW)
 
 
 def _kernel_variant(mode, variant):
@@ -234,6 +237,8 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
     ``packs``: the layers' packed-weight lists (:func:`model_packs`), or None to pack the
     weights in every call.
     (Kept short: at tiny sizes each line here costs about 1% of the call.)"""
+    if _kernels is None:
+        raise _extension.missing_error()
     code = _kernels.MODES[mode]
     if variant is None:
         kv, SW = None, _SAVED_WIDTH[mode]

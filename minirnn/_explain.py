@@ -82,18 +82,18 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
             seed=0, backend=None, out=print, proj_size=0):
     """Print the explanation of one configuration through ``out``; return True if every
     identity between ``output`` and ``h_n`` held on the real numbers."""
-    mode = mode.lower()
+    mode = MODE_ALIASES.get(mode.lower(), mode.lower())
     if mode not in MODES:
         raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
     dtype = np.dtype(dtype)
     m = build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, dtype,
               seed, backend, proj_size)
     H, D, NL, L, N, I = hidden_size, m.num_directions, num_layers, seq, batch, input_size
-    P = proj_size or H                                   # the width of h (and of output per direction)
+    P = proj_size or H                            # the width of h (and of output per direction)
     G = len(GATES[mode])
     is_lstm = mode == "lstm"
     gate_letters = ", ".join(g for g, _ in GATES[mode] if g)
-    bf = batch_first and not unbatched                   # batch_first is ignored for unbatched input
+    bf = batch_first and not unbatched            # batch_first is ignored for unbatched input
 
     # ---------------------------------------------------------------- shapes
     rng = np.random.default_rng(seed + 1)
@@ -150,7 +150,7 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
         f"numbers, each from U(-1/sqrt({H}), 1/sqrt({H})) = U(-{1 / np.sqrt(H):.4g}, "
         f"{1 / np.sqrt(H):.4g}))")
     if G > 1:
-        out(f"  rows k*H:(k+1)*H of every array are gate k, in PyTorch's order: "
+        out("  rows k*H:(k+1)*H of every array are gate k, in PyTorch's order: "
             + ", ".join(f"{g} = {desc}" for g, desc in GATES[mode]))
     else:
         out(f"  one block of H rows: {GATES[mode][0][1]}")
@@ -166,7 +166,7 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
             for k, (gate, torch_sym, paper, desc) in enumerate(gate_blocks(mode, kind)))
         out(f"  {name:<22} {str(v.shape):<12} {blocks}")
     if NL > 1:
-        out(f"  weight_ih_l1 and above read the layer below: "
+        out("  weight_ih_l1 and above read the layer below: "
             + (f"columns 0:{P} its forward output, {P}:{2 * P} its reverse output"
                if D == 2 else f"its {P} outputs"))
     if D == 2:
@@ -205,7 +205,8 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
                             backend, proj_size)
                 sub.load_state_dict({n: v for n, v in sd.items() if n in sub.state_dict()})
                 sub_cache[layer] = _run(sub, x)[0]
-            ref, what = take(sub_cache[layer]), (f"output{expr} of layer{f's 0..{layer}' if layer else ' 0'} "
+            layers_run = f"s 0..{layer}" if layer else " 0"
+            ref, what = take(sub_cache[layer]), (f"output{expr} of layer{layers_run} "
                                                "run alone")
         diff = float(np.abs(ref - h_n[k]).max())
         good = np.array_equal(ref, h_n[k])
@@ -224,7 +225,8 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
                 "states)")
     if NL > 1:
         below = (NL - 1) * D
-        out(f"  h_n{'[0]' if below == 1 else f'[0:{below}]'} (layers below the last) appear nowhere "
+        rows_below = "[0]" if below == 1 else f"[0:{below}]"
+        out(f"  h_n{rows_below} (layers below the last) appear nowhere "
             "in output: output is the last layer only")
     if is_lstm:
         out("  c_n: the cell state is never output; only h = o * tanh(c) is"
@@ -245,42 +247,74 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
 
 
 def add_arguments(p):
-    """The ``explain`` subcommand's options."""
-    p.add_argument("--mode", default="gru", type=str.lower, choices=sorted(MODES),
-                   help="cell type (default gru)")
-    p.add_argument("--layers", type=int, default=1, help="num_layers (default 1)")
-    p.add_argument("--bidirectional", action="store_true")
-    p.add_argument("--batch-first", action="store_true")
-    p.add_argument("--unbatched", action="store_true", help="2-D input (L, H_in), no batch axis")
-    p.add_argument("--no-bias", action="store_true", help="bias=False")
-    p.add_argument("--proj", type=int, default=0,
-                   help="LSTM only: proj_size P, 0 < P < hidden (default 0: no projection)")
-    p.add_argument("--hidden", type=int, default=50, help="hidden_size (default 50)")
-    p.add_argument("--input", type=int, default=8, help="input_size (default 8)")
-    p.add_argument("--batch", type=int, default=4, help="batch size N (default 4)")
-    p.add_argument("--seq", type=int, default=7, help="sequence length L (default 7)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and data")
-    p.add_argument("--backend", choices=BACKENDS, default=None,
-                   help="compute path (default: the modules' default)")
+    """The ``explain`` subcommand's options: the constructors' names (``--num-layers``,
+    ``--hidden-size`` ...; ``_`` or ``-`` between words), with the short forms kept as
+    aliases."""
+    def add(*names, **kw):
+        # every long name also with underscores: --hidden_size as the constructor spells it
+        names = names + tuple("--" + n[2:].replace("-", "_") for n in names[1:] if "-" in n[2:])
+        return p.add_argument(*names[1:], dest=names[0], **kw)
+    add("mode", "--mode", default="gru", type=_mode, metavar="MODE",
+        help="cell type: rnn (= rnn_tanh), rnn_tanh, rnn_relu, gru or lstm (default gru)")
+    add("input_size", "--input-size", "--input", type=int, default=8, metavar="N",
+        help="input_size: features per step, H_in (default 8)")
+    add("hidden_size", "--hidden-size", "--hidden", type=int, default=50, metavar="N",
+        help="hidden_size: features of the hidden state, H (default 50)")
+    add("num_layers", "--num-layers", "--layers", type=int, default=1, metavar="N",
+        help="num_layers: stacked layers (default 1)")
+    add("bidirectional", "--bidirectional", action="store_true",
+        help="bidirectional=True: a forward and a reverse direction per layer")
+    add("batch_first", "--batch-first", action="store_true",
+        help="batch_first=True: input and output are (N, L, ...)")
+    add("no_bias", "--no-bias", action="store_true", help="bias=False")
+    add("proj_size", "--proj-size", "--proj", type=int, default=0, metavar="P",
+        help="LSTM only: proj_size, 0 < P < hidden_size (default 0: no projection)")
+    add("unbatched", "--unbatched", action="store_true",
+        help="2-D input (L, H_in), no batch axis")
+    add("batch", "--batch", "--batch-size", type=int, default=4, metavar="N",
+        help="batch size N of the example input (default 4)")
+    add("seq_len", "--seq-len", "--seq", type=int, default=7, metavar="L",
+        help="sequence length L of the example input (default 7)")
+    add("dtype", "--dtype", choices=["float32", "float64"], default="float32")
+    add("seed", "--seed", type=int, default=0, metavar="N",
+        help="seed of the weights and data (default 0)")
+    add("backend", "--backend", choices=BACKENDS, default=None,
+        help="compute path: c (compiled) or numpy (default: the modules' default)")
     return p
+
+
+#: --mode's accepted names: the module's (rnn = RNN's default nonlinearity, tanh)
+MODE_ALIASES = {"rnn": "rnn_tanh"}
+
+
+def _mode(text):
+    mode = MODE_ALIASES.get(text.lower(), text.lower())
+    if mode not in MODES:
+        raise argparse.ArgumentTypeError(
+            f"invalid mode {text!r}: choose from rnn, {', '.join(sorted(MODES))}")
+    return mode
 
 
 def run(args):
     """Run ``explain`` from parsed arguments; return the exit status."""
-    for name in ("layers", "hidden", "input", "batch", "seq"):
+    for name, option in (("num_layers", "--num-layers"), ("hidden_size", "--hidden-size"),
+                         ("input_size", "--input-size"), ("batch", "--batch"),
+                         ("seq_len", "--seq-len")):
         if getattr(args, name) < 1:
-            raise SystemExit(f"python -m minirnn explain: --{name} must be at least 1")
-    if args.proj and (args.mode != "lstm" or not 0 < args.proj < args.hidden):
-        raise SystemExit("python -m minirnn explain: --proj needs --mode lstm and "
-                         f"0 < proj < hidden, got --proj {args.proj} with --mode {args.mode} "
-                         f"--hidden {args.hidden}")
-    ok = explain(args.mode, args.input, args.hidden, args.layers, args.bidirectional,
-                 args.batch_first, args.batch, args.seq, not args.no_bias, args.unbatched,
-                 np.dtype(args.dtype), args.seed, args.backend, proj_size=args.proj)
+            raise SystemExit(f"python -m minirnn explain: {option} must be at least 1, got "
+                             f"{getattr(args, name)}")
+    if args.proj_size and (args.mode != "lstm" or not 0 < args.proj_size < args.hidden_size):
+        raise SystemExit("python -m minirnn explain: --proj-size needs --mode lstm and "
+                         f"0 < proj_size < hidden_size, got --proj-size {args.proj_size} with "
+                         f"--mode {args.mode} --hidden-size {args.hidden_size}")
+    ok = explain(args.mode, args.input_size, args.hidden_size, args.num_layers,
+                 args.bidirectional, args.batch_first, args.batch, args.seq_len,
+                 not args.no_bias, args.unbatched, np.dtype(args.dtype), args.seed, args.backend,
+                 proj_size=args.proj_size)
     return 0 if ok else 1
 
 
 if __name__ == "__main__":                                 # pragma: no cover
     import sys
-    sys.exit(run(add_arguments(argparse.ArgumentParser()).parse_args()))
+    sys.exit(run(add_arguments(argparse.ArgumentParser(prog="python -m minirnn explain"))
+                 .parse_args()))

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from . import _backend_c, functional
+from . import _backend_c, _extension, functional
 from .variants import make_variant
 from ._grad_mode import is_grad_enabled
 from ._validation import (check_array, check_bool, check_dropout, check_dtype, check_shape,
@@ -48,6 +48,8 @@ def _variant_backend(owner, backend, mode, variant):
     if backend is None and reason is not None:
         return "numpy"
     backend = _check_backend(backend)
+    if backend == "c" and _backend_c._kernels is None:
+        raise _extension.missing_error(f"{owner}: backend='c'")
     if backend == "c" and reason is not None:
         raise NotImplementedError(f"{owner}: backend='c': {reason}; use backend='numpy' (or "
                                   "leave backend=None, which picks it)")
@@ -84,7 +86,7 @@ class _Module:
         return z
 
     # -- parameters -------------------------------------------------------------------------
-    _absent_parameters = ()     # names that read as None when the parameter does not exist
+    _absent_parameters: tuple = ()     # names that read as None when the parameter does not exist
 
     def __getattr__(self, name):
         # PyTorch-style attribute access to parameters: m.weight_ih_l0, cell.weight_hh

@@ -163,7 +163,7 @@ def test_without_a_command_the_demo_and_conformance_still_run(capsys):
     status = main(["--backend", "numpy"])
     out = capsys.readouterr().out
     assert status == 0
-    assert "output[:, 0, H:]" in out and "conformance against PyTorch reference dumps" in out
+    assert "output[:, 0, H:]" in out and "conformance: minirnn against PyTorch" in out
 
 
 PROJ_OPTIONS = list(itertools.product([1, 2], [False, True], [False, True], [False, True]))
@@ -201,7 +201,7 @@ def test_lstm_with_projections(capsys, layers, bidirectional, batch_first, unbat
 def test_proj_needs_lstm_and_a_size_below_hidden(capsys):
     for argv in (["--mode", "gru", "--proj", "2"], ["--mode", "lstm", "--hidden", "4",
                                                     "--proj", "4"]):
-        with pytest.raises(SystemExit, match="--proj needs --mode lstm and 0 < proj < hidden"):
+        with pytest.raises(SystemExit, match="--proj-size needs --mode lstm and 0 < proj_size < hidden_size"):
             main(["explain", *argv])
 
 
