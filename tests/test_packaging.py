@@ -23,6 +23,13 @@ def no_kernels(tmp_path_factory):
     root = tmp_path_factory.mktemp("nokernels")
     shutil.copytree(PKG, root / "minirnn", ignore=shutil.ignore_patterns(
         "_kernels*.so", "_kernels*.pyd", "_kernels.c", "__pycache__", "data"))
+    # An editable install (`pip install -e .`, as the README and CI do) adds an import hook that
+    # maps `minirnn._kernels` to the checkout's build even when `minirnn` itself comes from this
+    # copy; drop such hooks at start-up so the copy really has no extension.
+    (root / "sitecustomize.py").write_text(
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path\n"
+        "                    if 'editable' not in str(getattr(f, '__module__', '')).lower()]\n")
     return str(root)
 
 
