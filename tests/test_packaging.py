@@ -33,25 +33,11 @@ def no_kernels(tmp_path_factory):
     return str(root)
 
 
-# An editable install (pip install -e) puts a finder on sys.meta_path that maps `minirnn` to
-# the source tree ahead of PYTHONPATH: drop it so the copy without the extension is imported.
-PRELUDE = """
-import sys
-sys.meta_path = [f for f in sys.meta_path if "editable" not in repr(f).lower()
-                 and "editable" not in getattr(f, "__module__", "").lower()
-                 and "editable" not in getattr(type(f), "__module__", "").lower()]
-"""
-
-
 def _python(where, code, *args):
     env = dict(os.environ, PYTHONPATH=where)
-    if code is None:                    # python -m minirnn ARGS, through the prelude
-        code = PRELUDE + "import runpy\nsys.argv = ['minirnn', *sys.argv[1:]]\n" \
-            "runpy.run_module('minirnn', run_name='__main__', alter_sys=True)"
-    else:
-        code = PRELUDE + code
-    return subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", code, *args],
-                          capture_output=True, text=True, cwd=where, env=env, timeout=300)
+    return subprocess.run([sys.executable, *args] if not code else
+                          [sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          cwd=where, env=env, timeout=300)
 
 
 def test_without_the_extension_the_numpy_path_works(no_kernels):
@@ -93,7 +79,7 @@ for make in (lambda: minirnn.GRU(3, 4, backend="c"), lambda: minirnn.RNNCell(3, 
 
 
 def test_without_the_extension_the_main_job_checks_the_numpy_path(no_kernels):
-    r = _python(no_kernels, None, "--dumps", DATA_DIR)
+    r = _python(no_kernels, None, "-W", "ignore", "-m", "minirnn", "--dumps", DATA_DIR)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "NumPy path only: the compiled kernels are not built" in r.stdout
     assert "cases pass on numpy, in float64 and float32" in r.stdout
