@@ -554,7 +554,6 @@ def _stream_weights(I, H, seed=0):
 def _onnx_lstm(sd, I, H):
     """An ONNX LSTM node with minirnn's weights (gates reordered i,f,g,o -> i,o,f,c)."""
     import numpy
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
     order = [0, 3, 1, 2]
     def reorder(w):

@@ -102,7 +102,7 @@ def test_the_version_has_one_source():
 @pytest.mark.skipif(not os.path.exists(os.path.join(ROOT, "setup.py")), reason="no source tree")
 def test_a_build_without_a_c_compiler_says_so(tmp_path):
     pytest.importorskip("Cython")
-    pytest.importorskip("setuptools")
+    pytest.importorskip("setuptools", minversion="77")       # reads pyproject's SPDX license
     cmd = [sys.executable, "setup.py", "-q", "build_ext", "-b", str(tmp_path / "lib"),
            "-t", str(tmp_path / "tmp")]
     env = dict(os.environ, CC="no-such-c-compiler-xyz")
