@@ -10,6 +10,16 @@ truncated BPTT backpropagate in the natural reverse order.
 
 Parameters must not be modified in place between a forward and its backward:
 the tape holds references to them, not copies.
+
+Changing a parameter: assign it (``m.weight_hh_l0 = arr``, ``cell.weight_ih = arr``),
+call ``load_state_dict``, or use an optimizer. Assignment makes the checks of
+``load_state_dict`` (the parameter's shape, real numbers cast to the module's dtype) and
+copies the values *into* the existing array, so every reference to it (an optimizer's, or
+``m.parameters()``) sees the new values; it never rebinds the name. Each of these paths
+calls ``m._parameters_changed()``, which increments the integer ``m._param_version``;
+code that keeps something derived from the parameters (packed weight panels) compares
+versions to know it is stale. Whoever writes into a parameter array in place by other
+means calls ``m._parameters_changed()`` afterwards.
 """
 import math
 import warnings
@@ -67,6 +77,8 @@ class _Module:
         self.grads = {name: np.zeros_like(p) for name, p in self._params.items()}
         self._tape = []
         self._zeros = {}            # shape -> a read-only zero state, see _zero_state
+        #: incremented by every API path that changes a parameter (see _parameters_changed)
+        self._param_version = 0
         self.training = True
         return rng
 
@@ -95,9 +107,55 @@ class _Module:
             return None
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def __setattr__(self, name, value):
+        # m.weight_hh_l0 = arr copies into the live parameter (as load_state_dict does for one
+        # key); it never creates an instance attribute hiding the parameter.
+        params = self.__dict__.get("_params")
+        if params is not None:
+            if name in params:
+                v = self._checked_parameter_value(
+                    name, value, params[name], f"{type(self).__name__}: assigning {name}")
+                np.copyto(params[name], v, casting="unsafe")
+                self._parameters_changed()
+                return
+            if name in self._absent_parameters:
+                if value is None:
+                    return
+                raise ValueError(
+                    f"{type(self).__name__}: cannot assign {name!r}: this module was built with "
+                    f"bias=False, so it has no {name} parameter (construct it with bias=True)")
+        object.__setattr__(self, name, value)
+
+    @staticmethod
+    def _checked_parameter_value(name, value, p, where):
+        """``value`` as an array that may be copied into the parameter ``name`` (array ``p``):
+        the checks of ``load_state_dict`` and of assignment; messages start with ``where``."""
+        if value is None:
+            raise TypeError(f"{where}: expected an array of shape {p.shape}, got None "
+                            "(parameters cannot be removed)")
+        try:
+            v = np.asarray(value)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}: expected an array of shape {p.shape}, got a "
+                             f"{type(value).__name__} NumPy cannot turn into one ({e})") from None
+        if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
+            raise TypeError(f"{where}: expected real numbers (cast to {p.dtype}), got dtype "
+                            f"{v.dtype}")
+        if v.shape != p.shape:
+            raise ValueError(f"{where}: size mismatch for {name}: expected shape {p.shape}, "
+                             f"got {v.shape}")
+        return v
+
+    def _parameters_changed(self):
+        """Record that parameter values changed (increments ``_param_version``). Assignment,
+        ``load_state_dict`` and optimizers call it; call it after writing into a parameter
+        array in place by any other means."""
+        self.__dict__["_param_version"] = self.__dict__.get("_param_version", 0) + 1
+
     def named_parameters(self):
         """(name, array) pairs in PyTorch's order. The arrays are the live parameters:
-        updating them in place (``p -= lr * m.grads[name]``) updates the module."""
+        updating them in place (``p -= lr * m.grads[name]``) updates the module; call
+        ``m._parameters_changed()`` after such a write."""
         return iter(self._params.items())
 
     def parameters(self):
@@ -124,16 +182,12 @@ class _Module:
                 f"missing key(s): {missing}; unexpected key(s): {unexpected}")
         values = {}
         for name, p in self._params.items():
-            v = np.asarray(state_dict[name])
-            if v.shape != p.shape:
-                raise ValueError(
-                    f"Error(s) in loading state_dict for {type(self).__name__}: size mismatch for "
-                    f"{name}: expected shape {p.shape}, got {v.shape}")
-            if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
-                raise TypeError(f"state_dict[{name!r}] must hold real numbers, got dtype {v.dtype}")
-            values[name] = v
+            values[name] = self._checked_parameter_value(
+                name, state_dict[name], p,
+                f"Error(s) in loading state_dict for {type(self).__name__}: state_dict[{name!r}]")
         for name, v in values.items():
             np.copyto(self._params[name], v, casting="unsafe")
+        self._parameters_changed()
 
     # -- gradients and tape -----------------------------------------------------------------
     def zero_grad(self):
