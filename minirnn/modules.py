@@ -8,8 +8,10 @@ outside :class:`minirnn.no_grad` pushes what its backward needs; ``backward``
 pops the latest one (last in, first out), so a loop of cell steps or chunks of
 truncated BPTT backpropagate in the natural reverse order.
 
-Parameters must not be modified in place between a forward and its backward:
-the tape holds references to them, not copies.
+The tape keeps private copies of the input, h0 and c0, and the caller gets a copy of the
+output, so editing those in place between a forward and its backward changes no gradient.
+Parameters must not be modified between a forward and its backward: the tape holds
+references to them, not copies.
 
 Changing a parameter: assign it (``m.weight_hh_l0 = arr``, ``cell.weight_ih = arr``),
 call ``load_state_dict``, or use an optimizer. Assignment makes the checks of
@@ -29,8 +31,8 @@ import numpy as np
 from . import _backend_c, functional
 from .variants import make_variant
 from ._grad_mode import is_grad_enabled
-from ._validation import (check_array, check_bool, check_dropout, check_dtype, check_shape,
-                          check_size)
+from ._validation import (check_array, check_bool, check_dropout, check_dtype,
+                          check_parameter_bytes, check_shape, check_size)
 from .cells import CELLS
 from .packed import PackedSequence, packed_rows, padded_from_rows
 
@@ -70,7 +72,11 @@ class _Module:
     def _init_parameters(self, shapes, hidden_size, dtype, seed):
         # Every parameter ~ U(-1/sqrt(hidden_size), +1/sqrt(hidden_size)), drawn in
         # PyTorch's parameter order from numpy.random.default_rng(seed).
-        rng = np.random.default_rng(seed)
+        try:
+            rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{type(self).__name__}: seed must be None, a non-negative int or a "
+                          f"numpy.random.Generator, got {seed!r} ({e})") from None
         k = 1.0 / math.sqrt(hidden_size)
         self._params = {name: rng.uniform(-k, k, size=shape).astype(dtype)
                         for name, shape in shapes.items()}
@@ -190,6 +196,31 @@ class _Module:
         self._parameters_changed()
 
     # -- gradients and tape -----------------------------------------------------------------
+    def _check_grads(self):
+        """Before a backward: ``self.grads`` still holds, for every parameter, a writeable
+        C-contiguous array of its shape and dtype (backward accumulates into them)."""
+        grads = self.grads
+        for name, p in self._params.items():
+            g = grads.get(name) if isinstance(grads, dict) else None
+            if (type(g) is np.ndarray and g.shape == p.shape and g.dtype == p.dtype
+                    and g.flags.c_contiguous and g.flags.writeable):
+                continue
+            if not isinstance(grads, dict):
+                got = f"grads is a {type(grads).__name__}, not a dict"
+            elif g is None:
+                got = "it is missing" if name not in grads else "it is None"
+            elif not isinstance(g, np.ndarray):
+                got = f"got a {type(g).__name__}"
+            else:
+                got = (f"got shape {g.shape}, dtype {g.dtype}, "
+                       f"{'C-contiguous' if g.flags.c_contiguous else 'not C-contiguous'}, "
+                       f"{'writeable' if g.flags.writeable else 'read-only'}")
+            raise ValueError(
+                f"{type(self).__name__}.backward: grads[{name!r}] must be a writeable "
+                f"C-contiguous numpy.ndarray of shape {p.shape} and dtype {p.dtype} (backward "
+                f"accumulates into it); {got}. Restore it: m.grads[{name!r}] = "
+                f"numpy.zeros_like(m.{name})")
+
     def zero_grad(self):
         """Set every accumulated gradient in ``grads`` to zero (in place)."""
         for g in self.grads.values():
@@ -206,6 +237,7 @@ class _Module:
 
     def _latest_tape_entry(self):
         """The entry backward will use (popped only once the incoming gradients pass their checks)."""
+        self._check_grads()
         if not self._tape:
             raise RuntimeError(
                 f"{type(self).__name__}.backward() called with nothing to backpropagate: every "
@@ -285,6 +317,15 @@ class _RNNBase(_Module):
             setattr(self, k, getattr(self.variant, k))
         self.backend = _variant_backend(name, backend, mode, self.variant)
         self._name = name
+        G, H, P, D = CELLS[mode].gates, self.hidden_size, self._h_width, self.num_directions
+        per_dir = G * H * (P + 2 * self.bias) + (P * H if self.proj_size else 0) + \
+            (3 * H if self.variant.peephole else 0)           # all but W_ih
+        count = D * (G * H * self.input_size + (self.num_layers - 1) * G * H * D * P +
+                     self.num_layers * per_dir)
+        sizes = [("input_size", self.input_size), ("hidden_size", H),
+                 ("num_layers", self.num_layers)]
+        check_parameter_bytes(name, sizes + ([("proj_size", P)] if self.proj_size else []),
+                              count, self.dtype)
         shapes = functional.param_shapes(CELLS[mode].gates, self.input_size, self.hidden_size,
                                          self.num_layers, self.bidirectional, self.bias,
                                          self.proj_size, peephole=self.variant.peephole)
@@ -816,6 +857,10 @@ class _CellBase(_Module):
             setattr(self, k, getattr(self.variant, k))
         self.backend = _variant_backend(type(self).__name__, backend, mode, self.variant)
         G, H = CELLS[mode].gates, self.hidden_size
+        check_parameter_bytes(
+            type(self).__name__, [("input_size", self.input_size), ("hidden_size", H)],
+            G * H * (self.input_size + H + 2 * self.bias) + (3 * H if self.variant.peephole else 0),
+            self.dtype)
         shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
