@@ -4,14 +4,19 @@ Behaves like PyTorch's ``torch.nn.RNN/GRU/LSTM`` and ``RNNCell/GRUCell/LSTMCell`
 same parameter names, shapes, order and initialization, same outputs and
 gradients, with NumPy arrays in and out.
 """
+from ._version import __version__
 from ._grad_mode import is_grad_enabled, no_grad
 from ._backend_c import release_buffers
-from ._kernels import get_num_threads, openmp_enabled, set_num_threads
+from . import _extension
+if _extension.kernels is not None:
+    from ._kernels import get_num_threads, openmp_enabled, set_num_threads
+else:                   # not built: the NumPy path only (import warns, backend="c" explains)
+    from ._extension import get_num_threads, openmp_enabled, set_num_threads
+    _extension.warn_if_missing()
 from .modules import BACKENDS, GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .packed import (PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence,
                      pad_sequence, unpack_sequence, unpad_sequence)
 
-__version__ = "0.1.0"
 
 __all__ = ["RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell", "no_grad",
            "is_grad_enabled", "BACKENDS", "openmp_enabled", "get_num_threads", "set_num_threads",

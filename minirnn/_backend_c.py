@@ -13,14 +13,8 @@ import threading
 
 import numpy as np
 
-try:
-    from . import _kernels
-except ImportError as e:                    # a source tree whose extension was never built
-    raise ImportError(
-        "minirnn's compiled kernels (minirnn._kernels) are not built, or do not load (the "
-        "cause is chained below). "
-        "Build them: `pip install -e .` from the source tree, or `python setup.py build_ext "
-        "--inplace`; backend='numpy' is the pure-NumPy path") from e
+from . import _extension
+from ._extension import kernels as _kernels     # None when the extension is not built
 
 _SAVED_WIDTH = {"RNN_TANH": 0, "RNN_RELU": 0, "GRU": 4, "LSTM": 5}
 _SUFFIXES = ("", "_reverse")
@@ -171,11 +165,12 @@ def release_buffers():
     """Free the buffers this thread keeps for reuse and the kernels' scratch memory, and give
     the freed memory back to the operating system where the allocator allows it (glibc)."""
     _pools.__dict__.clear()
-    _kernels.release_workspace()
+    if _kernels is not None:
+        _kernels.release_workspace()
     _trim_heap()
 
 
-_KEYS = {}                        # (layer, D) -> the parameter names of each direction
+_KEYS: dict = {}                        # (layer, D) -> the parameter names of each direction
 
 
 def _layer_keys(layer, D):
@@ -201,11 +196,12 @@ def unsupported(mode, variant):
     """A reason (a sentence) when the compiled kernels cannot compute ``variant``
     (:class:`minirnn.variants.Variant`) of ``mode``, else None. The modules raise
     ``NotImplementedError`` with it for ``backend="c"``, naming ``backend="numpy"``.
-    The kernels compute every variant, forward and backward: always None."""
-    return None
+    The kernels compute every variant, forward and backward: None, unless the extension is
+    not built."""
+    return None if _kernels is not None else _extension.missing_reason()
 
 
-_VARIANTS = {}                    # (mode, Variant) -> (the kernels' variant argument, SW)
+_VARIANTS: dict = {}                    # (mode, Variant) -> (the kernels' variant argument, SW)
 
 
 def _kernel_variant(mode, variant):
@@ -225,12 +221,24 @@ def _kernel_variant(mode, variant):
     return kv
 
 
+def model_packs(num_layers):
+    """Where the kernels keep each layer's packed weights between calls (``packs`` of
+    :func:`rnn_forward`): one list per layer, empty until the first call fills it. A module
+    keeps them with its parameters; the kernels check on every call that the weights are the
+    ones the panels were packed from (see ``forward_layer``'s ``pack``)."""
+    return tuple([] for _ in range(num_layers))
+
+
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
-                dropout_masks=None, batch_sizes=None, weights=None, variant=None):
+                dropout_masks=None, batch_sizes=None, weights=None, variant=None, packs=None):
     """As :func:`minirnn.functional.rnn_forward`, on the compiled kernels. ``weights``: the
     layers' weight tuples of ``params`` (:func:`model_weights`), or None to build them.
     ``variant``: a :class:`minirnn.variants.Variant`, or None for PyTorch's cell.
+    ``packs``: the layers' packed-weight lists (:func:`model_packs`), or None to pack the
+    weights in every call.
     (Kept short: at tiny sizes each line here costs about 1% of the call.)"""
+    if _kernels is None:
+        raise _extension.missing_error()
     code = _kernels.MODES[mode]
     if variant is None:
         kv, SW = None, _SAVED_WIDTH[mode]
@@ -250,7 +258,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         Y = np.empty((T, B, D * P), dtype)
         _kernels.forward_layer(code, x, weights[0] if weights is not None else
                                _layer_weights(params, 0, D), h0, c0, Y, h_n, c_n, None, None,
-                               None, batch_sizes, kv)
+                               None, batch_sizes, kv, None if packs is None else packs[0])
         return Y, h_n, c_n, None
     _begin_call()
     H = c0.shape[2] if lstm else P                      # the width of c and of each gate
@@ -283,7 +291,8 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         Cs = _take((D, T, B, H), dtype) if need_tape and lstm else None
         S = _take((D, T, B, SW * H), dtype) if need_tape and SW else None
         M = _take((D, T, B, H), dtype) if need_tape and proj else None
-        _kernels.forward_layer(code, x, w, h0_l, c0_l, Y, hn_l, cn_l, Cs, S, M, batch_sizes, kv)
+        _kernels.forward_layer(code, x, w, h0_l, c0_l, Y, hn_l, cn_l, Cs, S, M, batch_sizes, kv,
+                               None if packs is None else packs[layer])
         if need_tape:
             layers.append(dict(X=x, w=w, h0=h0_l, c0=c0_l, Y=Y, Cs=Cs, S=S, M=M))
         # dropout between layers: the next layer reads Y * mask (Y itself stays in the tape)

@@ -38,7 +38,16 @@ def test_code_blocks_run(path):
     assert blocks, f"{path} has no python example"
     namespace = {"__name__": "__docs__"}
     for i, block in enumerate(blocks):
-        exec(compile(block, f"{path}[block {i}]", "exec"), namespace)
+        try:
+            exec(compile(block, f"{path}[block {i}]", "exec"), namespace)
+        except ModuleNotFoundError as e:
+            if e.name not in OPTIONAL_MODULES:
+                raise
+            pytest.skip(f"{path} needs the optional package {e.name}")
+
+
+#: packages of optional extras a chapter may need (its examples skip without them)
+OPTIONAL_MODULES = ("onnx", "onnxruntime")
 
 
 # ------------------------------------------------------------------ quoted code exists
