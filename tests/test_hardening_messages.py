@@ -64,7 +64,7 @@ def test_bad_grads_entry_of_a_cell():
         cell = minirnn.GRUCell(2, 3, backend=backend)
         cell(np.zeros((1, 2), np.float32))
         del cell.grads["weight_hh"]
-        msg = _message(lambda: cell.backward(None), ValueError)
+        msg = _message(lambda c=cell: c.backward(None), ValueError)
         assert "grads['weight_hh']" in msg and "missing" in msg
 
 
@@ -88,7 +88,7 @@ def test_matrix_and_masked_input(backend):
 def test_unsupported_input_dtype_hint(dtype):
     for backend in BACKENDS:
         m = minirnn.GRU(2, 3, backend=backend)
-        msg = _message(lambda: m(np.zeros((3, 1, 2), dtype)), TypeError)
+        msg = _message(lambda m=m: m(np.zeros((3, 1, 2), dtype)), TypeError)
         assert np.dtype(dtype).name in msg and "float32 or float64" in msg
         assert f"dtype=numpy.{np.dtype(dtype).name}" not in msg   # a dtype the module refuses
 
@@ -110,7 +110,7 @@ def test_packed_sequence_given_to_a_cell(backend):
         data = batch_sizes = None
     TorchLike.__name__ = "PackedSequence"
     for target in (cell, minirnn.LSTM(2, 3, backend=backend)):
-        msg = _message(lambda: target(TorchLike()), TypeError)
+        msg = _message(lambda t=target: t(TorchLike()), TypeError)
         assert "torch.nn.utils.rnn PackedSequence" in msg and "minirnn.PackedSequence(" in msg
 
 
