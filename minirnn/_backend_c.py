@@ -263,6 +263,16 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
     _begin_call()
     H = c0.shape[2] if lstm else P                      # the width of c and of each gate
     proj = lstm and P != H
+    # The tape keeps private copies of what the caller can reach (the input, h0, c0, the
+    # output): editing them in place between forward and backward changes no gradient.
+    # (A read-only state, the module's zeros for hx=None, needs no copy.)
+    if need_tape:
+        if x is X:
+            x = X.copy()
+        if h0.flags.writeable:
+            h0 = h0.copy()
+        if c0 is not None and c0.flags.writeable:
+            c0 = c0.copy()
     layers = []
     for layer in range(num_layers):
         # this layer's rows of h0, c0, h_n, c_n (one layer: all of them, no views to make)
@@ -274,8 +284,10 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
             c0_l, cn_l = (c0[k], c_n[k]) if lstm else (None, None)
         w = weights[layer] if weights is not None else _layer_weights(params, layer, D)
         last = layer == num_layers - 1
-        # the last layer's output goes to the caller: never a recycled buffer
-        Y = np.empty((T, B, D * P), dtype) if last else _take((T, B, D * P), dtype)
+        # the last layer's output goes to the caller: never a recycled buffer (with a tape,
+        # the tape keeps it and the caller gets a copy)
+        Y = np.empty((T, B, D * P), dtype) if last and not need_tape else \
+            _take((T, B, D * P), dtype)
         Cs = _take((D, T, B, H), dtype) if need_tape and lstm else None
         S = _take((D, T, B, SW * H), dtype) if need_tape and SW else None
         M = _take((D, T, B, H), dtype) if need_tape and proj else None
@@ -291,7 +303,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
     tape = dict(backend="c", mode=mode, num_layers=num_layers, D=D, layers=layers,
                 dropout_masks=dropout_masks, batch_sizes=batch_sizes,
                 variant=kv) if need_tape else None
-    return x, h_n, c_n, tape
+    return (x.copy() if need_tape else x), h_n, c_n, tape
 
 
 def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
@@ -319,8 +331,8 @@ def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
                                 tape["batch_sizes"], tape["variant"])
         # this layer's saved buffers are spent; so are its output (unless it is the caller's
         # output) and the gradient that came from the layer above
-        _give(lt["Cs"], lt["S"], lt["M"])
+        _give(lt["Cs"], lt["S"], lt["M"], lt["Y"])
         if layer < num_layers - 1:
-            _give(lt["Y"], dY)
+            _give(dY)
         dY = dX
     return dY, grad_h0, grad_c0

@@ -2,6 +2,7 @@
 before any computation starts; messages name the argument, what was received
 and what was expected."""
 import numbers
+import os
 
 import numpy as np
 
@@ -18,6 +19,45 @@ def check_size(name, value, *, allow_zero=False):
         bound = "greater than or equal to zero" if allow_zero else "greater than zero"
         raise ValueError(f"{name} must be {bound}, got {value}")
     return value
+
+
+#: the most bytes a module's parameters and their gradients may take: far more than any RNN
+#: trained on a CPU (2**32 float32 numbers, each with its gradient), and a clear ValueError,
+#: before any allocation, for a size typed with one digit too many. A program that means it
+#: can raise it (``minirnn._validation.MAX_PARAMETER_BYTES = ...``). The available physical
+#: memory, where the OS tells it, is a second bound.
+MAX_PARAMETER_BYTES = 2 ** 35
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _human(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+
+
+def check_parameter_bytes(owner, sizes, count, dtype):
+    """Refuse, before allocating, a model whose ``count`` parameters of ``dtype`` (and as many
+    gradients) would need more than MAX_PARAMETER_BYTES or the physical memory. ``sizes``:
+    the (argument, value) pairs that decide ``count``, named in the message, largest first."""
+    need = 2 * count * np.dtype(dtype).itemsize
+    limit, what = MAX_PARAMETER_BYTES, "minirnn's limit MAX_PARAMETER_BYTES"
+    phys = _physical_memory()
+    if phys is not None and phys < limit:
+        limit, what = phys, "this machine's physical memory"
+    if need <= limit:
+        return
+    args = ", ".join(f"{k}={v}" for k, v in sorted(sizes, key=lambda kv: -kv[1]))
+    raise ValueError(f"{owner}: {args}: the parameters and their gradients would need "
+                     f"{_human(need)} ({need} bytes, {count} {np.dtype(dtype).name} parameters), "
+                     f"more than {what} ({_human(limit)}); check these sizes")
 
 
 def check_bool(name, value):
@@ -47,14 +87,32 @@ def check_dropout(dropout):
 def check_array(owner, name, x, dtype):
     """``x`` must be a NumPy array of exactly the module's dtype (no silent casts)."""
     if not isinstance(x, np.ndarray):
+        if hasattr(x, "batch_sizes") and hasattr(x, "data"):
+            kind = "minirnn" if type(x).__module__.startswith("minirnn") else \
+                f"a {type(x).__module__}"
+            raise TypeError(
+                f"{owner}: {name} must be a numpy.ndarray, got {kind} {type(x).__name__}; "
+                "packed sequences are input of RNN/GRU/LSTM (a cell takes one time step, "
+                "(N, H_in)); convert one of another library with minirnn.PackedSequence("
+                "numpy.asarray(p.data), numpy.asarray(p.batch_sizes), ...)")
         raise TypeError(
             f"{owner}: {name} must be a numpy.ndarray, got {type(x).__name__}; "
             f"convert it with numpy.asarray({name}, dtype=numpy.{dtype})")
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{owner}: {name} must be a plain numpy.ndarray, got a numpy.ma.MaskedArray (its "
+            f"mask would be ignored); fill it ({name}.filled(0)) or give the lengths with "
+            "minirnn.pack_padded_sequence")
+    if isinstance(x, np.matrix):
+        raise TypeError(
+            f"{owner}: {name} must be a plain numpy.ndarray, got numpy.matrix (always 2-D); "
+            f"convert it with numpy.asarray({name})")
     if x.dtype != dtype:
+        hint = (f"or build the module with dtype=numpy.{x.dtype}" if x.dtype in DTYPES else
+                "minirnn computes in float32 or float64 only")
         raise TypeError(
             f"{owner}: {name} dtype ({x.dtype}) does not match the module's dtype ({dtype}). "
-            f"Convert the {name}: {name}.astype(numpy.{dtype}), or build the module with "
-            f"dtype=numpy.{x.dtype}")
+            f"Convert the {name}: {name}.astype(numpy.{dtype}); {hint}")
     return x
 
 

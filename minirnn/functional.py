@@ -304,6 +304,13 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
     cell = CELLS[mode]
     D = 2 if bidirectional else 1
+    if need_tape:
+        # the tape keeps private copies of what the caller can reach (the input, h0, c0):
+        # editing them in place between forward and backward changes no gradient
+        # (a read-only state, the module's zeros for hx=None, needs no copy)
+        X = X.copy()
+        h0 = h0.copy() if h0.flags.writeable else h0
+        c0 = c0.copy() if c0 is not None and c0.flags.writeable else c0
     h_n = np.empty_like(h0)
     c_n = np.empty_like(c0) if cell.has_cell_state else None
     layer_tapes = []

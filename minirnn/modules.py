@@ -8,8 +8,20 @@ outside :class:`minirnn.no_grad` pushes what its backward needs; ``backward``
 pops the latest one (last in, first out), so a loop of cell steps or chunks of
 truncated BPTT backpropagate in the natural reverse order.
 
-Parameters must not be modified in place between a forward and its backward:
-the tape holds references to them, not copies.
+The tape keeps private copies of the input, h0 and c0, and the caller gets a copy of the
+output, so editing those in place between a forward and its backward changes no gradient.
+Parameters must not be modified between a forward and its backward: the tape holds
+references to them, not copies.
+
+Changing a parameter: assign it (``m.weight_hh_l0 = arr``, ``cell.weight_ih = arr``),
+call ``load_state_dict``, or use an optimizer. Assignment makes the checks of
+``load_state_dict`` (the parameter's shape, real numbers cast to the module's dtype) and
+copies the values *into* the existing array, so every reference to it (an optimizer's, or
+``m.parameters()``) sees the new values; it never rebinds the name. Each of these paths
+calls ``m._parameters_changed()``, which increments the integer ``m._param_version``;
+code that keeps something derived from the parameters (packed weight panels) compares
+versions to know it is stale. Whoever writes into a parameter array in place by other
+means calls ``m._parameters_changed()`` afterwards.
 """
 import math
 import warnings
@@ -19,8 +31,8 @@ import numpy as np
 from . import _backend_c, _extension, functional
 from .variants import make_variant
 from ._grad_mode import is_grad_enabled
-from ._validation import (check_array, check_bool, check_dropout, check_dtype, check_shape,
-                          check_size)
+from ._validation import (check_array, check_bool, check_dropout, check_dtype,
+                          check_parameter_bytes, check_shape, check_size)
 from .cells import CELLS
 from .packed import PackedSequence, packed_rows, padded_from_rows
 
@@ -62,13 +74,19 @@ class _Module:
     def _init_parameters(self, shapes, hidden_size, dtype, seed):
         # Every parameter ~ U(-1/sqrt(hidden_size), +1/sqrt(hidden_size)), drawn in
         # PyTorch's parameter order from numpy.random.default_rng(seed).
-        rng = np.random.default_rng(seed)
+        try:
+            rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{type(self).__name__}: seed must be None, a non-negative int or a "
+                          f"numpy.random.Generator, got {seed!r} ({e})") from None
         k = 1.0 / math.sqrt(hidden_size)
         self._params = {name: rng.uniform(-k, k, size=shape).astype(dtype)
                         for name, shape in shapes.items()}
         self.grads = {name: np.zeros_like(p) for name, p in self._params.items()}
         self._tape = []
         self._zeros = {}            # shape -> a read-only zero state, see _zero_state
+        #: incremented by every API path that changes a parameter (see _parameters_changed)
+        self._param_version = 0
         self.training = True
         return rng
 
@@ -97,9 +115,55 @@ class _Module:
             return None
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def __setattr__(self, name, value):
+        # m.weight_hh_l0 = arr copies into the live parameter (as load_state_dict does for one
+        # key); it never creates an instance attribute hiding the parameter.
+        params = self.__dict__.get("_params")
+        if params is not None:
+            if name in params:
+                v = self._checked_parameter_value(
+                    name, value, params[name], f"{type(self).__name__}: assigning {name}")
+                np.copyto(params[name], v, casting="unsafe")
+                self._parameters_changed()
+                return
+            if name in self._absent_parameters:
+                if value is None:
+                    return
+                raise ValueError(
+                    f"{type(self).__name__}: cannot assign {name!r}: this module was built with "
+                    f"bias=False, so it has no {name} parameter (construct it with bias=True)")
+        object.__setattr__(self, name, value)
+
+    @staticmethod
+    def _checked_parameter_value(name, value, p, where):
+        """``value`` as an array that may be copied into the parameter ``name`` (array ``p``):
+        the checks of ``load_state_dict`` and of assignment; messages start with ``where``."""
+        if value is None:
+            raise TypeError(f"{where}: expected an array of shape {p.shape}, got None "
+                            "(parameters cannot be removed)")
+        try:
+            v = np.asarray(value)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}: expected an array of shape {p.shape}, got a "
+                             f"{type(value).__name__} NumPy cannot turn into one ({e})") from None
+        if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
+            raise TypeError(f"{where}: expected real numbers (cast to {p.dtype}), got dtype "
+                            f"{v.dtype}")
+        if v.shape != p.shape:
+            raise ValueError(f"{where}: size mismatch for {name}: expected shape {p.shape}, "
+                             f"got {v.shape}")
+        return v
+
+    def _parameters_changed(self):
+        """Record that parameter values changed (increments ``_param_version``). Assignment,
+        ``load_state_dict`` and optimizers call it; call it after writing into a parameter
+        array in place by any other means."""
+        self.__dict__["_param_version"] = self.__dict__.get("_param_version", 0) + 1
+
     def named_parameters(self):
         """(name, array) pairs in PyTorch's order. The arrays are the live parameters:
-        updating them in place (``p -= lr * m.grads[name]``) updates the module."""
+        updating them in place (``p -= lr * m.grads[name]``) updates the module; call
+        ``m._parameters_changed()`` after such a write."""
         return iter(self._params.items())
 
     def parameters(self):
@@ -126,18 +190,39 @@ class _Module:
                 f"missing key(s): {missing}; unexpected key(s): {unexpected}")
         values = {}
         for name, p in self._params.items():
-            v = np.asarray(state_dict[name])
-            if v.shape != p.shape:
-                raise ValueError(
-                    f"Error(s) in loading state_dict for {type(self).__name__}: size mismatch for "
-                    f"{name}: expected shape {p.shape}, got {v.shape}")
-            if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
-                raise TypeError(f"state_dict[{name!r}] must hold real numbers, got dtype {v.dtype}")
-            values[name] = v
+            values[name] = self._checked_parameter_value(
+                name, state_dict[name], p,
+                f"Error(s) in loading state_dict for {type(self).__name__}: state_dict[{name!r}]")
         for name, v in values.items():
             np.copyto(self._params[name], v, casting="unsafe")
+        self._parameters_changed()
 
     # -- gradients and tape -----------------------------------------------------------------
+    def _check_grads(self):
+        """Before a backward: ``self.grads`` still holds, for every parameter, a writeable
+        C-contiguous array of its shape and dtype (backward accumulates into them)."""
+        grads = self.grads
+        for name, p in self._params.items():
+            g = grads.get(name) if isinstance(grads, dict) else None
+            if (type(g) is np.ndarray and g.shape == p.shape and g.dtype == p.dtype
+                    and g.flags.c_contiguous and g.flags.writeable):
+                continue
+            if not isinstance(grads, dict):
+                got = f"grads is a {type(grads).__name__}, not a dict"
+            elif g is None:
+                got = "it is missing" if name not in grads else "it is None"
+            elif not isinstance(g, np.ndarray):
+                got = f"got a {type(g).__name__}"
+            else:
+                got = (f"got shape {g.shape}, dtype {g.dtype}, "
+                       f"{'C-contiguous' if g.flags.c_contiguous else 'not C-contiguous'}, "
+                       f"{'writeable' if g.flags.writeable else 'read-only'}")
+            raise ValueError(
+                f"{type(self).__name__}.backward: grads[{name!r}] must be a writeable "
+                f"C-contiguous numpy.ndarray of shape {p.shape} and dtype {p.dtype} (backward "
+                f"accumulates into it); {got}. Restore it: m.grads[{name!r}] = "
+                f"numpy.zeros_like(m.{name})")
+
     def zero_grad(self):
         """Set every accumulated gradient in ``grads`` to zero (in place)."""
         for g in self.grads.values():
@@ -154,6 +239,7 @@ class _Module:
 
     def _latest_tape_entry(self):
         """The entry backward will use (popped only once the incoming gradients pass their checks)."""
+        self._check_grads()
         if not self._tape:
             raise RuntimeError(
                 f"{type(self).__name__}.backward() called with nothing to backpropagate: every "
@@ -233,6 +319,15 @@ class _RNNBase(_Module):
             setattr(self, k, getattr(self.variant, k))
         self.backend = _variant_backend(name, backend, mode, self.variant)
         self._name = name
+        G, H, P, D = CELLS[mode].gates, self.hidden_size, self._h_width, self.num_directions
+        per_dir = G * H * (P + 2 * self.bias) + (P * H if self.proj_size else 0) + \
+            (3 * H if self.variant.peephole else 0)           # all but W_ih
+        count = D * (G * H * self.input_size + (self.num_layers - 1) * G * H * D * P +
+                     self.num_layers * per_dir)
+        sizes = [("input_size", self.input_size), ("hidden_size", H),
+                 ("num_layers", self.num_layers)]
+        check_parameter_bytes(name, sizes + ([("proj_size", P)] if self.proj_size else []),
+                              count, self.dtype)
         shapes = functional.param_shapes(CELLS[mode].gates, self.input_size, self.hidden_size,
                                          self.num_layers, self.bidirectional, self.bias,
                                          self.proj_size, peephole=self.variant.peephole)
@@ -774,6 +869,10 @@ class _CellBase(_Module):
             setattr(self, k, getattr(self.variant, k))
         self.backend = _variant_backend(type(self).__name__, backend, mode, self.variant)
         G, H = CELLS[mode].gates, self.hidden_size
+        check_parameter_bytes(
+            type(self).__name__, [("input_size", self.input_size), ("hidden_size", H)],
+            G * H * (self.input_size + H + 2 * self.bias) + (3 * H if self.variant.peephole else 0),
+            self.dtype)
         shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))

@@ -116,6 +116,22 @@ class PackedSequence(_Fields):
                                      f"{unsorted_indices.tolist()}")
         return super().__new__(cls, data, bs, sorted_indices, unsorted_indices)
 
+    def _replace(self, **fields):
+        """A copy with some fields replaced, checked like a new PackedSequence (replacing
+        ``sorted_indices`` alone recomputes ``unsorted_indices``)."""
+        unknown = sorted(set(fields) - set(self._fields))
+        if unknown:
+            raise ValueError(f"PackedSequence._replace: unknown field(s) {unknown}, expected "
+                             f"some of {list(self._fields)}")
+        if "sorted_indices" in fields and "unsorted_indices" not in fields:
+            fields["unsorted_indices"] = None
+        return type(self)(**{**self._asdict(), **fields})
+
+    @classmethod
+    def _make(cls, iterable):
+        """A PackedSequence from its four fields, checked."""
+        return cls(*iterable)
+
     @property
     def batch_size(self):
         """The number of sequences: ``len(sorted_indices)`` when present (it counts the empty
