@@ -47,7 +47,9 @@ def final_loss(stdout):
 
 def test_every_example_is_tested():
     scripts = {f for f in os.listdir(EXAMPLES) if f.endswith(".py") and not f.startswith("_")}
-    assert scripts == {k.split()[0] for k in LEARNS} | {"batch_inference_dask.py"}
+    # the conformance adapters are run by tests/test_conformance_runner.py
+    adapters = {"numpy_adapter.py", "torch_adapter.py"}
+    assert scripts == {k.split()[0] for k in LEARNS} | {"batch_inference_dask.py"} | adapters
 
 
 @pytest.mark.parametrize("command", sorted(LEARNS))
