@@ -39,6 +39,7 @@ Usage (see bench/README.md):
     python bench/bench_rnn.py --sizes tiny,small --quick
     python bench/bench_rnn.py --threads 1 --dtypes float32 --json bench/results_1t.json
     python bench/bench_rnn.py --sizes medium --variants default,gru:reset_before,lstm:peephole
+    python bench/bench_rnn.py --streaming --threads 1     # one step per call, state carried
 
 Only NumPy is required; torch (a contender) and matplotlib (bench/plot_bench.py) are optional.
 """
@@ -526,6 +527,171 @@ def format_row(values, cols):
 
 
 # ------------------------------------------------------------------------------ main
+# ------------------------------------------------------------------------------ streaming
+# A trained model used live: one chunk per call, the state (h, c) carried from call to call
+# (Silero VAD's LSTM: I = H = 128, batch 1, one step per call). Each contender runs in a
+# process of its own (no other runtime's thread pool in it), warm, back to back, on the same
+# weights and the same chunks; the final states are checked against minirnn's NumPy path.
+#   name: (I, H, steps per call, calls per timed block)
+STREAMING = {
+    "stream-lstm128": (128, 128, 1, 2000),
+    "stream-lstm512": (512, 512, 1, 100),
+}
+STREAM_CONTENDERS = ("minirnn-LSTM", "minirnn-LSTMCell", "torch", "onnxruntime")
+
+
+def _stream_weights(I, H, seed=0):
+    import numpy
+    import minirnn as mr
+    m = mr.LSTM(I, H, seed=seed)
+    rng = numpy.random.default_rng(seed + 1)
+    for p in m.state_dict().values():
+        if p.ndim == 1:
+            p += 0.3 * rng.standard_normal(p.shape).astype(p.dtype)
+    return m.state_dict(), rng.standard_normal((64, 1, 1, I)).astype(numpy.float32)
+
+
+def _onnx_lstm(sd, I, H):
+    """An ONNX LSTM node with minirnn's weights (gates reordered i,f,g,o -> i,o,f,c)."""
+    import numpy
+    from onnx import TensorProto, helper, numpy_helper
+    order = [0, 3, 1, 2]
+    def reorder(w):
+        return numpy.concatenate([w.reshape(4, H, -1)[k] for k in order]).reshape(4 * H, -1)
+    W = reorder(sd["weight_ih_l0"])[None]
+    R = reorder(sd["weight_hh_l0"])[None]
+    B = numpy.concatenate([reorder(sd["bias_ih_l0"][:, None])[:, 0],
+                           reorder(sd["bias_hh_l0"][:, None])[:, 0]])[None]
+    inits = [numpy_helper.from_array(a.astype(numpy.float32), n) for a, n in
+             ((W, "W"), (R, "R"), (B, "B"))]
+    node = helper.make_node("LSTM", ["X", "W", "R", "B", "", "h0", "c0"], ["Y", "hT", "cT"],
+                            hidden_size=H)
+    f = TensorProto.FLOAT
+    graph = helper.make_graph(
+        [node], "stream", [helper.make_tensor_value_info("X", f, [None, 1, I]),
+                           helper.make_tensor_value_info("h0", f, [1, 1, H]),
+                           helper.make_tensor_value_info("c0", f, [1, 1, H])],
+        [helper.make_tensor_value_info(n, f, None) for n in ("Y", "hT", "cT")], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def streaming_worker(name, size, threads, out_path):
+    """Time one contender on one streaming size; write {us, h} to out_path (JSON)."""
+    import numpy
+    I, H, steps, calls = STREAMING[size]
+    sd, xs = _stream_weights(I, H)
+    xs = numpy.ascontiguousarray(numpy.repeat(xs, steps, axis=1))       # (64, steps, 1, I)
+    zeros = numpy.zeros((1, 1, H), numpy.float32)
+    if name.startswith("minirnn"):
+        import minirnn as mr
+        mr.set_num_threads(threads)
+        if name == "minirnn-LSTM":
+            m = mr.LSTM(I, H)
+            m.load_state_dict(sd)
+            def step(x, st):
+                with mr.no_grad():
+                    return m(x, st)[1]
+            state = (zeros, zeros)
+        else:
+            m = mr.LSTMCell(I, H)
+            m.load_state_dict({k[:-3]: v for k, v in sd.items()})
+            xs = xs[:, 0]                                               # steps == 1: (N, I)
+            def step(x, st):
+                with mr.no_grad():
+                    return m(x, st)
+            state = (zeros[0], zeros[0])
+    elif name == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        m = torch.nn.LSTM(I, H)
+        m.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
+        xs = [torch.from_numpy(x) for x in xs]
+        def step(x, st):
+            with torch.no_grad():
+                return m(x, st)[1]
+        state = (torch.zeros(1, 1, H), torch.zeros(1, 1, H))
+    else:
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(_onnx_lstm(sd, I, H), so, providers=["CPUExecutionProvider"])
+        def step(x, st):
+            _, h, c = sess.run(None, {"X": x, "h0": st[0], "c0": st[1]})
+            return h, c
+        state = (zeros, zeros)
+    for k in range(len(xs)):                          # warm-up, and the answer to check
+        state = step(xs[k], state)
+    h_check = numpy.asarray(state[0]).reshape(-1).tolist()
+    blocks = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        for k in range(calls):
+            state = step(xs[k % len(xs)], state)
+        blocks.append((time.perf_counter() - t0) / calls * 1e6)
+    with open(out_path, "w") as f:
+        json.dump(dict(us=statistics.median(blocks), blocks=blocks, h=h_check), f)
+
+
+def run_streaming(opt):
+    """The streaming rows: every contender in its own process, minirnn's the reference."""
+    import subprocess
+    import tempfile
+    import numpy
+    import minirnn as mr
+    threads = opt.threads or mr.get_num_threads()
+    print(f"streaming: one step per call, (h, c) carried; float32, {threads} thread(s); each "
+          "contender alone in its own process, warm back-to-back calls, median of 7 blocks")
+    print(f"{'size':<16}" + "".join(f"{n:>18}" for n in STREAM_CONTENDERS)
+          + f"{'ORT/minirnn':>13}{'torch/minirnn':>15}  max err")
+    results = {}
+    for size in STREAMING:
+        I, H, steps, _ = STREAMING[size]
+        sd, xs = _stream_weights(I, H)
+        ref = mr.LSTM(I, H, backend="numpy")
+        ref.load_state_dict(sd)
+        st = None
+        with mr.no_grad():
+            for k in range(len(xs)):
+                st = ref(numpy.repeat(xs[k], steps, axis=0), st)[1]
+        h_ref = st[0].reshape(-1)
+        row, errs = {}, []
+        for name in STREAM_CONTENDERS:
+            with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tf:
+                path = tf.name
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
+                       OMP_NUM_THREADS=str(threads),
+                       OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+            proc = subprocess.run([sys.executable, os.path.abspath(__file__),
+                                   "--streaming-worker", name, "--streaming-size", size,
+                                   "--threads", str(threads), "--json", path],
+                                  env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                row[name] = None
+                why = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+                print(f"    {name}: {why}", file=sys.stderr)
+                continue
+            with open(path) as f:
+                r = json.load(f)
+            os.unlink(path)
+            row[name] = r["us"]
+            errs.append(float(numpy.abs(numpy.asarray(r["h"]) - h_ref).max()
+                              / numpy.abs(h_ref).max()))
+        base = row.get("minirnn-LSTM")
+        def ratio(n):
+            return f"{row[n] / base:.2f}" if row.get(n) and base else "-"
+        print(f"{size:<16}" + "".join(
+            f"{row[n]:>15.1f} us" if row.get(n) else f"{'-':>18}" for n in STREAM_CONTENDERS)
+            + f"{ratio('onnxruntime'):>13}{ratio('torch'):>15}  {max(errs):.0e}", flush=True)
+        results[size] = dict(us=row, err=max(errs), threads=threads)
+    if opt.json:
+        with open(opt.json, "w") as f:
+            json.dump(dict(streaming=results, loadavg=os.getloadavg()), f, indent=1)
+    return 0
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -570,6 +736,11 @@ def parse_args(argv):
                    help="before each row, wait up to SECONDS for the other load to drop to "
                         "--busy (for a shared machine; default 0: do not wait)")
     p.add_argument("--json", metavar="PATH", help="also write all results to PATH as JSON")
+    p.add_argument("--streaming", action="store_true",
+                   help="run only the streaming rows (one step per call, state carried; "
+                        "minirnn, torch, onnxruntime, each in its own process)")
+    p.add_argument("--streaming-worker", help=argparse.SUPPRESS)
+    p.add_argument("--streaming-size", help=argparse.SUPPRESS)
     opt = p.parse_args(argv)
     if opt.quick:
         opt.min_time, opt.min_reps, opt.rounds, opt.settle_ms = 0.05, 1, 2, 100.0
@@ -596,6 +767,11 @@ def parse_args(argv):
 def main(argv=None):
     global np, minirnn, torch
     opt = parse_args(argv)
+    if opt.streaming_worker:
+        streaming_worker(opt.streaming_worker, opt.streaming_size, opt.threads or 1, opt.json)
+        return 0
+    if opt.streaming:
+        return run_streaming(opt)
     t_start = time.perf_counter()
     if opt.threads is not None:
         # before any library loads: OpenMP (minirnn, torch) and BLAS pools read these once

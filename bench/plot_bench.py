@@ -94,16 +94,22 @@ def _ratio_formatter():
 
 def markdown_table(doc, vs="torch"):
     """The ratios against ``vs`` as a Markdown table, one line per (size, mode); each cell
-    ``ratio`` with a check mark when it meets its target (see TARGETS), a cross when not."""
+    ``ratio`` with a check mark when it meets its target (see TARGETS), a cross when not, and
+    a warning sign when other processes kept the machine busy while it was measured (its
+    ``other_load`` above the run's ``busy`` option): such a cell is not counted as met."""
     cols = [(d, ph) for d in ("float32", "float64") for ph in ("infer", "train")]
+    busy = doc.get("meta", {}).get("options", {}).get("busy", 0.2)
     rows = {}
+    loaded = set()
     for r in doc["results"]:
         ratio = r["ratio"].get(vs)
         if ratio:
             rows.setdefault((r["size"], r["mode"]), {})[(r["dtype"], r["phase"])] = ratio
+            if (r.get("other_load") or 0.0) > busy:
+                loaded.add((r["size"], r["mode"], r["dtype"], r["phase"]))
     lines = ["| size | mode | " + " | ".join(f"f{d[5:]} {ph}" for d, ph in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
-    met = total = 0
+    met = total = n_loaded = 0
     for (size, mode), cells in rows.items():
         out = []
         for col in cols:
@@ -112,12 +118,17 @@ def markdown_table(doc, vs="torch"):
             if ratio is None:
                 out.append("-")
                 continue
+            under_load = (size, mode) + col in loaded
             ok = goal is None or ratio >= goal
-            met, total = met + ok, total + (goal is not None)
-            out.append(f"{ratio:.2f}" + ("" if goal is None else (" ✓" if ok else " ✗")))
+            met, total = met + (ok and not under_load and goal is not None), total + (goal is not None)
+            out.append(f"{ratio:.2f}" + ("" if goal is None else (" ✓" if ok else " ✗"))
+                       + (" ⚠" if under_load else ""))
+            n_loaded += under_load
         lines.append(f"| {size} | {mode} | " + " | ".join(out) + " |")
     lines.append(f"\n{met} of {total} targets met ({vs} ms / minirnn ms; ✓ at or above its "
-                 "target).")
+                 "target)." + (f" ⚠: {n_loaded} cell(s) measured while other processes kept more "
+                               f"than {busy:g} of a core busy; not counted as met, rerun them on a "
+                               "quiet machine." if n_loaded else ""))
     return "\n".join(lines)
 
 

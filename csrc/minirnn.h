@@ -8,6 +8,7 @@
  *   gemm.h         the matrix product, B packed in panels (pack_panels, gemm), and the
  *                  weight gradients X^T dG with their bias sums (pack_tiles, weight_grad)
  *   elman.h gru.h lstm.h   each cell's pointwise forward and backward, adjacent
+ *   fingerprint.h  a fingerprint of an array's bytes (are the packed weights still valid?)
  * isa.h includes those five; variant.h includes isa.h for float and for double, and this file
  * includes variant.h once per instruction set:
  *
@@ -148,6 +149,12 @@ static int mr_get_isa(void) { return mr_isa; }
 #else
 #define MR_PICK(name) MR_CAT(name, _base)
 #endif
+
+/* The fingerprint of an array's bytes (fingerprint.h), on the chosen instruction set. */
+static inline void mr_fingerprint(const void *data, ptrdiff_t nbytes, uint64_t out[2])
+{
+    MR_PICK(mr_fingerprint)(data, nbytes, out);
+}
 
 /* The dispatching names, float then double. */
 #define REAL float

@@ -18,3 +18,6 @@
 #undef FN
 #undef REAL
 #undef MR_REAL_IS_FLOAT
+
+/* once per instruction set, for both dtypes */
+#include "fingerprint.h"

@@ -4,7 +4,10 @@ Build (from the repo root, with the ``docs`` extra installed)::
 
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-The chapters are Markdown (MyST); equations are rendered by MathJax; the API
+The chapters are Markdown (MyST); equations are rendered by MathJax 3, served from the
+book's own ``_static/mathjax`` (copied there by the ``sphinx-mathjax-offline`` package), so
+the built book reads the same with no network: no page loads anything over http(s). The theme
+is furo (wide content column, light and dark modes, previous/next links). The API
 pages come from the docstrings (autodoc + napoleon). Code quoted from
 ``minirnn/`` and ``csrc/`` is included from the files themselves
 (``literalinclude`` on a function name or on a line of text), so it cannot drift:
@@ -29,6 +32,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",       # sets mathjax_path to the bundled copy, copies it in
 ]
 source_suffix = {".md": "markdown"}
 root_doc = "index"
@@ -42,7 +46,26 @@ autodoc_typehints = "none"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
-html_theme = "alabaster"
+html_theme = "furo"
 html_title = f"minirnn {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["book.css"]
+html_theme_options = {"navigation_with_keys": True}
 pygments_style = "sphinx"
+pygments_dark_style = "monokai"
+
+
+# Signatures show defaults as a reader would type them: ``dtype=np.float32``, not
+# ``<class 'numpy.float32'>``; RNN and GRU take ``proj_size`` only to refuse it (as PyTorch
+# does), so their default says so instead of printing the sentinel object's address.
+def _readable_defaults(app, what, name, obj, options, signature, return_annotation):
+    import re
+
+    if signature:
+        signature = re.sub(r"<class 'numpy\.(\w+)'>", r"np.\1", signature)
+        signature = re.sub(r"<object object at 0x[0-9a-f]+>", "<LSTM only>", signature)
+    return signature, return_annotation
+
+
+def setup(app):
+    app.connect("autodoc-process-signature", _readable_defaults)

@@ -11,13 +11,14 @@ from . import _extension
 if _extension.kernels is not None:
     from ._kernels import get_num_threads, openmp_enabled, set_num_threads
 else:                   # not built: the NumPy path only (import warns, backend="c" explains)
-    from ._extension import get_num_threads, openmp_enabled, set_num_threads  # type: ignore[no-redef]
+    from ._extension import get_num_threads, openmp_enabled, set_num_threads
     _extension.warn_if_missing()
 from .modules import BACKENDS, GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .layers import Embedding, Linear
 from .losses import cross_entropy, mse_loss
 from .clip import clip_grad_norm_, clip_grad_value_
 from . import optim
+from .gradcheck import GradcheckError, GradcheckResult, gradcheck
 from .packed import (PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence,
                      pad_sequence, unpack_sequence, unpad_sequence)
 
@@ -27,4 +28,4 @@ __all__ = ["RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell", "no_grad",
            "release_buffers", "PackedSequence", "pack_padded_sequence", "pad_packed_sequence",
            "pack_sequence", "pad_sequence", "unpack_sequence", "unpad_sequence",
            "Linear", "Embedding", "cross_entropy", "mse_loss", "optim", "clip_grad_norm_",
-           "clip_grad_value_", "__version__"]
+           "clip_grad_value_", "gradcheck", "GradcheckResult", "GradcheckError", "__version__"]

@@ -54,9 +54,11 @@ def demo(seed=0):
         ("output[:, 0, H:]", out[:, 0, H:], "h_n[-1]  (last layer, reverse)", hv[-1, 1], True),
         ("output[:, -1, H:]", out[:, -1, H:], "h_n[-1]  (reverse: NOT at the last step)", hv[-1, 1],
          False),
-        ("output[:, -1, :H]", out[:, -1, :H], "h_n[0]   (layer 0 is not in output)", hv[0, 0], False),
+        ("output[:, -1, :H]", out[:, -1, :H], "h_n[0]   (layer 0 is not in output)", hv[0, 0],
+         False),
     ]
-    print(f"\n  {'slice of output':<20} {'slice of h_n':<42} {'max|diff|':>10}  {'equal?':<6} verdict")
+    print(f"\n  {'slice of output':<20} {'slice of h_n':<42} {'max|diff|':>10}  {'equal?':<6} "
+          "verdict")
     ok = True
     for a_name, a, b_name, b, expect in checks:
         diff = float(np.abs(a - b).max())
@@ -200,17 +202,24 @@ def main(argv=None):
                    "installed with minirnn")
     p.add_argument("--seed", type=int, default=None, dest="demo_seed", metavar="N",
                    help="seed of the demo's weights and data (default 0)")
-    sub = p.add_subparsers(dest="command", metavar="{explain}",
+    sub = p.add_subparsers(dest="command", metavar="{explain,conformance}",
                            help="explain: shapes, parameter table and which slices of output "
                            "are which rows of h_n, for any configuration")
     explain_parser = _explain.add_arguments(sub.add_parser(
         "explain", help="explain any configuration, verified on real numbers",
         description=_explain.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+    from . import conformance_runner
+    conformance_runner.add_arguments(sub.add_parser(
+        "conformance", help="run the reference cases against another implementation "
+        "(--impl MODULE:FUNCTION)", description=conformance_runner.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter))
     # unknown options after 'explain' are explain's mistake: its own usage, not the top level's
     args, unknown = p.parse_known_args(argv)
     if unknown:
         (explain_parser if args.command == "explain" else p).error(
             f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "conformance":
+        return conformance_runner.main(args)
     if args.command == "explain":
         given = [f for f, v in (("--backend", args.check_backends), ("--seed", args.demo_seed),
                                 ("--verbose", args.verbose or None)) if v is not None]

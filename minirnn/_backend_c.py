@@ -170,7 +170,7 @@ def release_buffers():
     _trim_heap()
 
 
-_KEYS = {}                        # (layer, D) -> the parameter names of each direction
+_KEYS: dict = {}                        # (layer, D) -> the parameter names of each direction
 
 
 def _layer_keys(layer, D):
@@ -201,7 +201,7 @@ def unsupported(mode, variant):
     return None if _kernels is not None else _extension.missing_reason()
 
 
-_VARIANTS = {}                    # (mode, Variant) -> (the kernels' variant argument, SW)
+_VARIANTS: dict = {}                    # (mode, Variant) -> (the kernels' variant argument, SW)
 
 
 def _kernel_variant(mode, variant):
@@ -221,11 +221,21 @@ def _kernel_variant(mode, variant):
     return kv
 
 
+def model_packs(num_layers):
+    """Where the kernels keep each layer's packed weights between calls (``packs`` of
+    :func:`rnn_forward`): one list per layer, empty until the first call fills it. A module
+    keeps them with its parameters; the kernels check on every call that the weights are the
+    ones the panels were packed from (see ``forward_layer``'s ``pack``)."""
+    return tuple([] for _ in range(num_layers))
+
+
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
-                dropout_masks=None, batch_sizes=None, weights=None, variant=None):
+                dropout_masks=None, batch_sizes=None, weights=None, variant=None, packs=None):
     """As :func:`minirnn.functional.rnn_forward`, on the compiled kernels. ``weights``: the
     layers' weight tuples of ``params`` (:func:`model_weights`), or None to build them.
     ``variant``: a :class:`minirnn.variants.Variant`, or None for PyTorch's cell.
+    ``packs``: the layers' packed-weight lists (:func:`model_packs`), or None to pack the
+    weights in every call.
     (Kept short: at tiny sizes each line here costs about 1% of the call.)"""
     if _kernels is None:
         raise _extension.missing_error()
@@ -248,7 +258,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         Y = np.empty((T, B, D * P), dtype)
         _kernels.forward_layer(code, x, weights[0] if weights is not None else
                                _layer_weights(params, 0, D), h0, c0, Y, h_n, c_n, None, None,
-                               None, batch_sizes, kv)
+                               None, batch_sizes, kv, None if packs is None else packs[0])
         return Y, h_n, c_n, None
     _begin_call()
     H = c0.shape[2] if lstm else P                      # the width of c and of each gate
@@ -269,7 +279,8 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         Cs = _take((D, T, B, H), dtype) if need_tape and lstm else None
         S = _take((D, T, B, SW * H), dtype) if need_tape and SW else None
         M = _take((D, T, B, H), dtype) if need_tape and proj else None
-        _kernels.forward_layer(code, x, w, h0_l, c0_l, Y, hn_l, cn_l, Cs, S, M, batch_sizes, kv)
+        _kernels.forward_layer(code, x, w, h0_l, c0_l, Y, hn_l, cn_l, Cs, S, M, batch_sizes, kv,
+                               None if packs is None else packs[layer])
         if need_tape:
             layers.append(dict(X=x, w=w, h0=h0_l, c0=c0_l, Y=Y, Cs=Cs, S=S, M=M))
         # dropout between layers: the next layer reads Y * mask (Y itself stays in the tape)

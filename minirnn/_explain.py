@@ -56,11 +56,15 @@ def gate_blocks(mode, kind):
 
 
 def build(mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-          bidirectional=False, dtype=np.float32, seed=0, backend=None, proj_size=0):
-    """The module a configuration describes."""
+          bidirectional=False, dtype=np.float32, seed=0, backend=None, proj_size=0,
+          variant=None):
+    """The module a configuration describes (``variant``: the cell-variant keyword arguments,
+    e.g. ``{"reset_after": False}``, see :mod:`minirnn.variants`)."""
     cls, extra = MODES[mode]
     if proj_size:
         extra = dict(extra, proj_size=proj_size)
+    if variant:
+        extra = dict(extra, **variant)
     return cls(input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
                bidirectional=bidirectional, dtype=dtype, seed=seed, backend=backend, **extra)
 
@@ -79,21 +83,25 @@ def _layer_name(layer, d):
 
 def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectional=False,
             batch_first=False, batch=4, seq=7, bias=True, unbatched=False, dtype=np.float32,
-            seed=0, backend=None, out=print, proj_size=0):
+            seed=0, backend=None, out=print, proj_size=0, variant=None):
     """Print the explanation of one configuration through ``out``; return True if every
-    identity between ``output`` and ``h_n`` held on the real numbers."""
+    identity between ``output`` and ``h_n`` held on the real numbers. ``variant``: the
+    cell-variant keyword arguments of the constructor (``reset_after``, ``peephole``,
+    ``coupled_input_forget``, ``cell_clip``, ``activations``, ``reverse``), or None."""
     mode = MODE_ALIASES.get(mode.lower(), mode.lower())
     if mode not in MODES:
         raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
     dtype = np.dtype(dtype)
+    variant = dict(variant or {})
     m = build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, dtype,
-              seed, backend, proj_size)
+              seed, backend, proj_size, variant)
+    reverse_only = bool(variant.get("reverse"))
     H, D, NL, L, N, I = hidden_size, m.num_directions, num_layers, seq, batch, input_size
-    P = proj_size or H                                   # the width of h (and of output per direction)
+    P = proj_size or H                            # the width of h (and of output per direction)
     G = len(GATES[mode])
     is_lstm = mode == "lstm"
     gate_letters = ", ".join(g for g, _ in GATES[mode] if g)
-    bf = batch_first and not unbatched                   # batch_first is ignored for unbatched input
+    bf = batch_first and not unbatched            # batch_first is ignored for unbatched input
 
     # ---------------------------------------------------------------- shapes
     rng = np.random.default_rng(seed + 1)
@@ -122,6 +130,8 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
         + f"; {dtype.name}, seed {seed}, backend {m.backend}")
     if unbatched and batch_first:
         out("  (batch_first is ignored for unbatched input, as in PyTorch)")
+    for line in _variant_lines(mode, variant):
+        out("  " + line)
     out("")
     out("shapes")
     where = ("batch first (batch_first=True)" if bf else "time first")
@@ -150,13 +160,17 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
         f"numbers, each from U(-1/sqrt({H}), 1/sqrt({H})) = U(-{1 / np.sqrt(H):.4g}, "
         f"{1 / np.sqrt(H):.4g}))")
     if G > 1:
-        out(f"  rows k*H:(k+1)*H of every array are gate k, in PyTorch's order: "
+        out("  rows k*H:(k+1)*H of every array are gate k, in PyTorch's order: "
             + ", ".join(f"{g} = {desc}" for g, desc in GATES[mode]))
     else:
         out(f"  one block of H rows: {GATES[mode][0][1]}")
     out(f"  {'name':<22} {'shape':<12} row blocks: PyTorch's symbol (= the paper's)")
     for name, v in sd.items():
         kind = name.split("_l")[0]
+        if kind == "weight_peephole":
+            out(f"  {name:<22} {str(v.shape):<12} 0:{H} p_i | {H}:{2 * H} p_f | {2 * H}:{3 * H} "
+                "p_o: the peepholes, i and f see c_{t-1}, o sees c_t")
+            continue
         if kind == "weight_hr":
             out(f"  {name:<22} {str(v.shape):<12} 0:{P} W_hr: the projection h = (o * tanh c) "
                 "W_hr^T, from H to P")
@@ -166,7 +180,7 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
             for k, (gate, torch_sym, paper, desc) in enumerate(gate_blocks(mode, kind)))
         out(f"  {name:<22} {str(v.shape):<12} {blocks}")
     if NL > 1:
-        out(f"  weight_ih_l1 and above read the layer below: "
+        out("  weight_ih_l1 and above read the layer below: "
             + (f"columns 0:{P} its forward output, {P}:{2 * P} its reverse output"
                if D == 2 else f"its {P} outputs"))
     if D == 2:
@@ -193,7 +207,7 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
     sub_cache = {}
     for k in range(NL * D):
         layer, d = divmod(k, D)
-        t = 0 if d == 1 else last_t
+        t = 0 if d == 1 or reverse_only else last_t
         take, expr = sl(t, d)
         if layer == NL - 1:
             ref, what = take(output), f"output{expr}"
@@ -202,15 +216,17 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
             # layer+1 layers and take that output's slice
             if layer not in sub_cache:
                 sub = build(mode, I, H, layer + 1, bias, batch_first, bidirectional, dtype, seed,
-                            backend, proj_size)
+                            backend, proj_size, variant)
                 sub.load_state_dict({n: v for n, v in sd.items() if n in sub.state_dict()})
                 sub_cache[layer] = _run(sub, x)[0]
-            ref, what = take(sub_cache[layer]), (f"output{expr} of layer{f's 0..{layer}' if layer else ' 0'} "
+            layers_run = f"s 0..{layer}" if layer else " 0"
+            ref, what = take(sub_cache[layer]), (f"output{expr} of layer{layers_run} "
                                                "run alone")
         diff = float(np.abs(ref - h_n[k]).max())
         good = np.array_equal(ref, h_n[k])
         ok &= good
-        out(f"  h_n[{k}]{'':<{3 - len(str(k))}} {layer:<6} {('forward', 'reverse')[d]:<10} "
+        dname = "reverse" if d == 1 or reverse_only else "forward"
+        out(f"  h_n[{k}]{'':<{3 - len(str(k))}} {layer:<6} {dname:<10} "
             f"{what:<50} {diff:>10.3g}  {'ok' if good else 'FAIL'}")
     if D == 2:
         take, expr = sl(last_t, 1)
@@ -224,14 +240,16 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
                 "states)")
     if NL > 1:
         below = (NL - 1) * D
-        out(f"  h_n{'[0]' if below == 1 else f'[0:{below}]'} (layers below the last) appear nowhere "
+        rows_below = "[0]" if below == 1 else f"[0:{below}]"
+        out(f"  h_n{rows_below} (layers below the last) appear nowhere "
             "in output: output is the last layer only")
     if is_lstm:
         out("  c_n: the cell state is never output; only h = o * tanh(c) is"
             + (" (projected: h = (o * tanh(c)) W_hr^T)" if proj_size else ""))
 
     if bf:
-        m_tf = build(mode, I, H, NL, bias, False, bidirectional, dtype, seed, backend, proj_size)
+        m_tf = build(mode, I, H, NL, bias, False, bidirectional, dtype, seed, backend, proj_size,
+                     variant)
         out_tf, h_tf, c_tf = _run(m_tf, np.ascontiguousarray(x.transpose(1, 0, 2)))
         good = (np.array_equal(h_tf, h_n) and np.array_equal(out_tf.transpose(1, 0, 2), output)
                 and (c_n is None or np.array_equal(c_tf, c_n)))
@@ -242,6 +260,47 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
     out("")
     out("all identities hold" if ok else "FAILED: an identity above does not hold")
     return ok
+
+
+def _variant_lines(mode, variant):
+    """One line per cell variant of the configuration: what it changes in the equations."""
+    lines = []
+    if variant.get("reset_after") is False:
+        lines.append("reset_after=False: the paper's GRU, n = tanh(W_in x + b_in + W_hn (r * h) "
+                     "+ b_hn): the reset gate acts BEFORE the recurrent product")
+    if variant.get("peephole"):
+        lines.append("peephole=True: i and f also see p * c_{t-1}, o sees p * c_t "
+                     "(weight_peephole, blocks i, f, o)")
+    if variant.get("coupled_input_forget"):
+        lines.append("coupled_input_forget=True: f = 1 - i (the forget rows are unused)")
+    if variant.get("cell_clip") is not None:
+        c = variant["cell_clip"]
+        lines.append(f"cell_clip={c}: every gate pre-activation is clipped to [-{c}, {c}] "
+                     "before its activation")
+    if variant.get("activations") is not None:
+        from .variants import SLOT_NAMES, make_activation
+        slots = SLOT_NAMES[mode.upper()]
+        acts = [make_activation(a) for a in variant["activations"]]
+        named = ", ".join(f"{slots[k % len(slots)]} = {a!r}" for k, a in enumerate(acts))
+        lines.append(f"activations (ONNX's slots {', '.join(slots)} per direction): {named}")
+    if variant.get("reverse"):
+        lines.append("reverse=True: the layer runs from the last step to the first; output "
+                     "keeps the input's time order, so h_n is at output step 0")
+    return lines
+
+
+def _activation_list(text):
+    """``--activations``: names separated by commas, each ``Name`` or ``Name:alpha[:beta]``."""
+    acts = []
+    for item in text.split(","):
+        name, *params = item.strip().split(":")
+        try:
+            values = [float(v) for v in params]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid activation {item!r}: expected Name or Name:alpha[:beta]") from None
+        acts.append((name, *values) if values else name)
+    return acts
 
 
 def add_arguments(p):
@@ -278,7 +337,39 @@ def add_arguments(p):
         help="seed of the weights and data (default 0)")
     add("backend", "--backend", choices=BACKENDS, default=None,
         help="compute path: c (compiled) or numpy (default: the modules' default)")
+    v = p.add_argument_group("cell variants (minirnn.variants; default: PyTorch's cells)")
+    v.add_argument("--reset-before", "--reset_before", dest="reset_before",
+                   action="store_true",
+                   help="GRU only: reset_after=False, the paper's GRU (ONNX "
+                        "linear_before_reset=0, Keras reset_after=False)")
+    v.add_argument("--peephole", action="store_true",
+                   help="LSTM only: peephole=True (weight_peephole, ONNX's P)")
+    v.add_argument("--coupled-input-forget", "--coupled_input_forget",
+                   dest="coupled_input_forget", action="store_true",
+                   help="LSTM only: coupled_input_forget=True, f = 1 - i (ONNX input_forget=1)")
+    v.add_argument("--cell-clip", "--cell_clip", dest="cell_clip", type=float, default=None,
+                   metavar="C", help="cell_clip=C: clip gate pre-activations to [-C, C]")
+    v.add_argument("--activations", type=_activation_list, default=None, metavar="LIST",
+                   help="activations, ONNX's names in slot order (LSTM f,g,h; GRU f,g; RNN f; "
+                        "twice for --bidirectional), e.g. HardSigmoid:0.2:0.5,Softsign")
+    v.add_argument("--reverse", action="store_true",
+                   help="reverse=True: a unidirectional layer run from the last step")
     return p
+
+
+def variant_of(args):
+    """The variant keyword arguments the parsed options ask for (``{}`` for PyTorch's)."""
+    kw = {}
+    if getattr(args, "reset_before", False):
+        kw["reset_after"] = False
+    for name in ("peephole", "coupled_input_forget", "reverse"):
+        if getattr(args, name, False):
+            kw[name] = True
+    if getattr(args, "cell_clip", None) is not None:
+        kw["cell_clip"] = args.cell_clip
+    if getattr(args, "activations", None) is not None:
+        kw["activations"] = args.activations
+    return kw
 
 
 #: --mode's accepted names: the module's (rnn = RNN's default nonlinearity, tanh)
@@ -305,10 +396,25 @@ def run(args):
         raise SystemExit("python -m minirnn explain: --proj-size needs --mode lstm and "
                          f"0 < proj_size < hidden_size, got --proj-size {args.proj_size} with "
                          f"--mode {args.mode} --hidden-size {args.hidden_size}")
-    ok = explain(args.mode, args.input_size, args.hidden_size, args.num_layers,
-                 args.bidirectional, args.batch_first, args.batch, args.seq_len,
-                 not args.no_bias, args.unbatched, np.dtype(args.dtype), args.seed, args.backend,
-                 proj_size=args.proj_size)
+    variant = variant_of(args)
+    for name, option, modes in (("reset_after", "--reset-before", ("gru",)),
+                                ("peephole", "--peephole", ("lstm",)),
+                                ("coupled_input_forget", "--coupled-input-forget", ("lstm",))):
+        if name in variant and args.mode not in modes:
+            raise SystemExit(f"python -m minirnn explain: {option} needs --mode "
+                             f"{' or '.join(modes)}, got --mode {args.mode}")
+    if variant.get("reverse") and args.bidirectional:
+        raise SystemExit("python -m minirnn explain: --reverse is for a unidirectional layer; "
+                         "--bidirectional already runs a reverse direction")
+    try:
+        ok = explain(args.mode, args.input_size, args.hidden_size, args.num_layers,
+                     args.bidirectional, args.batch_first, args.batch, args.seq_len,
+                     not args.no_bias, args.unbatched, np.dtype(args.dtype), args.seed,
+                     args.backend, proj_size=args.proj_size, variant=variant)
+    except (TypeError, ValueError) as e:
+        if not variant:
+            raise
+        raise SystemExit(f"python -m minirnn explain: {e}") from None
     return 0 if ok else 1
 
 

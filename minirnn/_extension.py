@@ -12,12 +12,12 @@ import warnings
 from types import ModuleType
 from typing import Optional
 
-kernels: Optional[ModuleType]
+kernels: Optional[ModuleType] = None
+IMPORT_ERROR: Optional[ImportError] = None
 try:
-    from . import _kernels as kernels
-    IMPORT_ERROR: Optional[ImportError] = None
+    from . import _kernels
+    kernels = _kernels
 except ImportError as e:           # not built, or built for another Python
-    kernels = None
     IMPORT_ERROR = e
 
 HOW_TO_BUILD = (

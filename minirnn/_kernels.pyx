@@ -92,8 +92,8 @@ cnp.import_array()
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport malloc, free
-from libc.stdint cimport int64_t
-from libc.string cimport memcpy, memset
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcmp, memcpy, memset
 from cpython.exc cimport PyErr_CheckSignals
 
 

@@ -13,11 +13,15 @@ bug.
 Used by the test suite and by ``python -m minirnn``; implementers of other RNN
 libraries can use the dumps and this file as a conformance suite.
 """
+from __future__ import annotations
+
 import json
 import os
 from collections import namedtuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import modules
 from .packed import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -29,12 +33,15 @@ DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
 
+#: one dump as :func:`load_case` returns it: (meta, {key: float64 array})
+Case = Tuple[Dict[str, Any], Dict[str, Any]]
+
 Comparison = namedtuple("Comparison", "name error tolerance where max_ref ok")
 Comparison.__doc__ = ("One tensor compared: ``error`` = max|got - ref| / max|ref| (normalized), "
                       "``where`` the index of the largest difference.")
 
 
-def compare(name, got, ref, tolerance):
+def compare(name: str, got: Any, ref: ArrayLike, tolerance: float) -> Comparison:
     """Compare ``got`` with the reference ``ref`` (shapes must be equal).
 
     The error is normalized by the largest reference magnitude, so one tolerance
@@ -57,14 +64,14 @@ def compare(name, got, ref, tolerance):
     return Comparison(name, error, tolerance, where, max_ref, error <= tolerance)
 
 
-def format_comparison(c):
+def format_comparison(c: Comparison) -> str:
     used = c.error / c.tolerance if c.tolerance else np.inf
     return (f"{c.name}: {'ok' if c.ok else 'MISMATCH'} max|diff|/max|ref| = {c.error:.3e} "
             f"at {c.where} (tolerance {c.tolerance:.0e}, {100 * used:.2g}% used; "
             f"max|ref| = {c.max_ref:.3g})")
 
 
-def load_case(path):
+def load_case(path: str) -> Case:
     """Read one dump: returns (meta dict, {key: float64 array})."""
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files if k != "meta"}
@@ -72,7 +79,7 @@ def load_case(path):
     return meta, arrays
 
 
-def find_cases(directory):
+def find_cases(directory: str) -> List[str]:
     """Sorted paths of every ``*.npz`` dump in ``directory``."""
     return sorted(os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".npz"))
 
@@ -82,14 +89,17 @@ def _build(meta, dtype, backend):
     return cls(**meta["config"], dtype=dtype, backend=backend)
 
 
-def run_case(path_or_case, backend=None, dtype=np.float64):
-    """Run one dump on ``backend`` in ``dtype``; return the list of Comparisons in dataflow order."""
+def run_case(path_or_case: Union[str, Case], backend: Optional[str] = None,
+             dtype: DTypeLike = np.float64) -> List[Comparison]:
+    """Run one dump on ``backend`` in ``dtype``; return the list of Comparisons in dataflow
+    order."""
     meta, a = load_case(path_or_case) if isinstance(path_or_case, str) else path_or_case
     dtype = np.dtype(dtype)
     tol = TOLERANCE[dtype]
     m = _build(meta, dtype, backend)
     m.load_state_dict({name: a[name] for name in meta["param_names"]})
-    cast = lambda k: a[k].astype(dtype) if k in a else None      # noqa: E731
+    def cast(k: str) -> Any:
+        return a[k].astype(dtype) if k in a else None
     lstm = meta["mode"] == "LSTM"
     results = []
     if meta["kind"] == "module":
@@ -149,7 +159,7 @@ def run_case(path_or_case, backend=None, dtype=np.float64):
         if lstm:
             results.append(compare("c", np.stack(cs), a["c"], tol))
         grad_h, grad_c = cast("grad_h"), cast("grad_c")
-        gx_steps = [None] * meta["steps"]
+        gx_steps: List[Any] = [None] * meta["steps"]
         gh0 = np.zeros_like(hs[0])
         gc0 = np.zeros_like(hs[0]) if lstm else None
         for t in reversed(range(meta["steps"])):
@@ -194,7 +204,8 @@ class CaseResult(namedtuple("CaseResult", "name mode kind backend dtype comparis
         return next((c for c in self.comparisons if not c.ok), None)
 
 
-def run_cases(paths, backends=None, dtypes=(np.float64, np.float32)):
+def run_cases(paths: Iterable[str], backends: Optional[Sequence[str]] = None,
+              dtypes: Sequence[DTypeLike] = (np.float64, np.float32)) -> List[CaseResult]:
     """Run every dump in ``paths`` on every backend of ``backends`` (default: all) in every
     dtype of ``dtypes``; return the list of :class:`CaseResult`, case by case."""
     backends = modules.BACKENDS if backends is None else backends
@@ -204,7 +215,7 @@ def run_cases(paths, backends=None, dtypes=(np.float64, np.float32)):
         meta = case[0]
         name = os.path.basename(path)[:-len(".npz")]
         for backend in backends:
-            for dtype in map(np.dtype, dtypes):
+            for dtype in (np.dtype(d) for d in dtypes):
                 results.append(CaseResult(name, meta["mode"], meta["kind"], backend, dtype,
                                           run_case(case, backend=backend, dtype=dtype)))
     return results
@@ -213,10 +224,10 @@ def run_cases(paths, backends=None, dtypes=(np.float64, np.float32)):
 SummaryRow = namedtuple("SummaryRow", "mode backend dtype cases passed worst tolerance")
 
 
-def summarize(results):
+def summarize(results: Iterable[CaseResult]) -> List[SummaryRow]:
     """One :class:`SummaryRow` per (mode, backend, dtype) present in ``results``: the number of
     cases, how many passed, the worst normalized error and the dtype's tolerance."""
-    groups = {}
+    groups: Dict[Tuple[str, str, str], List[CaseResult]] = {}
     for r in results:
         groups.setdefault((r.mode, r.backend, r.dtype.name), []).append(r)
     order = {m: i for i, m in enumerate(MODES)}
@@ -324,7 +335,8 @@ def variant_forward_backward(meta, a, backend=None, dtype=np.float64, backward=T
     return res
 
 
-def run_variant_case(path_or_case, backend=None, dtype=np.float64):
+def run_variant_case(path_or_case: Union[str, Case], backend: Optional[str] = None,
+                     dtype: DTypeLike = np.float64) -> List[Comparison]:
     """Run one variant dump on ``backend`` in ``dtype``: the forward against every reference
     the dump holds (``ort.*``, ``ref.*``, ``keras.*``), the gradients against the float64 central
     differences (``grad.*``, ``grad_input``, ...). Returns Comparisons named ``<ref>:<key>``."""

@@ -257,7 +257,7 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
 
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
                 backend="numpy", dropout_masks=None, batch_sizes=None, c_weights=None,
-                variant=None):
+                variant=None, c_packs=None):
     """Whole-model forward on time-major input.
 
     mode: 'RNN_TANH', 'RNN_RELU', 'GRU' or 'LSTM'; X (T, B, I);
@@ -275,6 +275,8 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
     (:mod:`minirnn._backend_c`); the tape remembers which, for ``rnn_backward``.
     ``c_weights``: for ``backend="c"`` only, the kernels' weight tuples of ``params``
     (``_backend_c.model_weights``) when the caller keeps them; None builds them.
+    ``c_packs``: for ``backend="c"`` only, where the kernels keep the packed weights between
+    calls (``_backend_c.model_packs``), or None to pack them in every call.
     ``variant``: a :class:`minirnn.variants.Variant` (None = PyTorch's cell); with
     peepholes, ``params`` holds ``weight_peephole_l{k}{_reverse}`` (3H,), blocks i, f, o.
     """
@@ -290,13 +292,14 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
     if backend == "c":
         if variant is None:
             return _backend_c.rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional,
-                                          need_tape, dropout_masks, batch_sizes, c_weights)
+                                          need_tape, dropout_masks, batch_sizes, c_weights,
+                                          packs=c_packs)
         reason = _backend_c.unsupported(mode, variant)
         if reason is not None:
             raise NotImplementedError(f"backend='c': {reason}; use backend='numpy'")
         return _backend_c.rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional,
                                       need_tape, dropout_masks, batch_sizes, c_weights,
-                                      variant=variant)
+                                      variant=variant, packs=c_packs)
     if backend != "numpy":
         raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
     cell = CELLS[mode]

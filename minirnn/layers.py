@@ -178,10 +178,9 @@ class Embedding(_Layer):
         dtype: ``numpy.float32`` (default) or ``numpy.float64``.
         seed: seed (or ``numpy.random.Generator``) for ``numpy.random.default_rng``.
 
-    Shapes:
-        input: an integer array of any shape ``(*)``, each entry in ``[0, num_embeddings)``
-            (anything else is an ``IndexError``; a non-integer array a ``TypeError``).
-        output: ``(*, E)``.
+    Shapes: input, an integer array of any shape ``(*)``, each entry in
+    ``[0, num_embeddings)`` (anything else is an ``IndexError``; a non-integer array a
+    ``TypeError``); output ``(*, E)``.
 
     Parameters:
         weight: ``(num_embeddings, embedding_dim)``.
@@ -216,6 +215,11 @@ class Embedding(_Layer):
         if padding_idx is not None:
             weight[padding_idx] = 0.0
         self._set_parameters({"weight": weight.astype(self.dtype)})
+
+    @property
+    def _frozen_rows(self) -> dict:
+        """{parameter: rows whose gradient is zero by definition} (for minirnn.gradcheck)."""
+        return {} if self.padding_idx is None else {"weight": (self.padding_idx,)}
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"

@@ -166,9 +166,8 @@ def cross_entropy(input: np.ndarray, target: np.ndarray, *, weight: Optional[np.
             loss = dtype.type(l_rows.sum(dtype=np.float64))
         else:
             shape = x.shape[:1] + x.shape[2:]
-            loss = l_rows.reshape(shape).astype(dtype)
-            if unbatched:
-                loss = loss[0]
+            per_target = l_rows.reshape(shape).astype(dtype)
+            loss = per_target[0] if unbatched else per_target
     out_shape = (x.shape[0],) + x.shape[2:] + (C,)
     grad = np.moveaxis(g_rows.astype(dtype).reshape(out_shape), -1, 1)
     grad = np.ascontiguousarray(grad[0] if unbatched else grad)

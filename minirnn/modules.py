@@ -86,7 +86,7 @@ class _Module:
         return z
 
     # -- parameters -------------------------------------------------------------------------
-    _absent_parameters = ()     # names that read as None when the parameter does not exist
+    _absent_parameters: tuple = ()     # names that read as None when the parameter does not exist
 
     def __getattr__(self, name):
         # PyTorch-style attribute access to parameters: m.weight_ih_l0, cell.weight_hh
@@ -251,6 +251,16 @@ class _RNNBase(_Module):
                 self._params, self.num_layers, self.num_directions)
         return w
 
+    def _c_packs(self):
+        """Where the kernels keep this module's packed weights between calls
+        (``_backend_c.model_packs``): used again while the parameters hold the same numbers,
+        which the kernels check on every call, so any change (assignment, load_state_dict, an
+        optimizer step, a write into a parameter array) is seen."""
+        p = self.__dict__.get("_c_packs_cache")
+        if p is None:
+            p = self._c_packs_cache = _backend_c.model_packs(self.num_layers)
+        return p
+
     @property
     def num_directions(self):
         return 2 if self.bidirectional else 1
@@ -365,7 +375,7 @@ class _RNNBase(_Module):
             # checked at construction that the kernels compute its variant)
             out, h_n, c_n, tape = _backend_c.rnn_forward(
                 self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
-                record, masks, None, self._c_weights(), variant=variant)
+                record, masks, None, self._c_weights(), variant=variant, packs=self._c_packs())
         else:
             out, h_n, c_n, tape = functional.rnn_forward(
                 self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
@@ -420,7 +430,7 @@ class _RNNBase(_Module):
         out, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
             need_tape=record, backend=self.backend, dropout_masks=masks, batch_sizes=bs,
-            c_weights=self._c_weights(), variant=variant)
+            c_weights=self._c_weights(), variant=variant, c_packs=self._c_packs())
         out = out.reshape(T * B, F)[rows]
         if record:
             self._tape.append(dict(tape=tape, packed=packed, rows=rows,
@@ -774,6 +784,15 @@ class _CellBase(_Module):
     # as PyTorch's cells: without bias, the biases are registered as None
     _absent_parameters = ("bias_ih", "bias_hh")
 
+
+    def _c_packs(self):
+        """Where the kernels keep this cell's packed weights between steps (as a module's
+        ``_c_packs``): used again while the parameters hold the same numbers."""
+        p = self.__dict__.get("_c_packs_cache")
+        if p is None:
+            p = self._c_packs_cache = _backend_c.model_packs(1)
+        return p
+
     def __repr__(self):
         s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
         if not self.bias:
@@ -830,7 +849,8 @@ class _CellBase(_Module):
         _, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._layer_params(self._params), h0[None], c0, 1, False,
             need_tape=record, backend=self.backend,
-            variant=None if self.variant.is_default else self.variant)
+            variant=None if self.variant.is_default else self.variant,
+            c_packs=self._c_packs() if self.backend == "c" else None)
         if record:
             self._tape.append(dict(tape=tape, batched=batched, B=B))
         h = h_n[0] if batched else h_n[0, 0]

@@ -1,4 +1,4 @@
-"""Optimizers with ``torch.optim``'s update formulas and defaults: SGD, Adam, AdamW, Adagrad, RMSprop.
+"""Optimizers with ``torch.optim``'s formulas and defaults: SGD, Adam, AdamW, Adagrad, RMSprop.
 
 An optimizer takes the *modules* it trains (any objects with ``named_parameters()`` and
 ``.grads``: every minirnn module, cell and layer), or torch-style parameter groups

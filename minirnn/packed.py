@@ -65,8 +65,9 @@ def _check_permutation(name, p, B):
                          f"(batch_sizes[0] = {B}), got {p.tolist()}")
 
 
-_Fields = namedtuple("PackedSequence", ["data", "batch_sizes", "sorted_indices",
-                                        "unsorted_indices"])
+# named PackedSequence (not _Fields) for PyTorch's repr
+_Fields = namedtuple("PackedSequence",  # type: ignore[name-match]
+                     ["data", "batch_sizes", "sorted_indices", "unsorted_indices"])
 
 
 class PackedSequence(_Fields):

@@ -50,6 +50,50 @@ def test_code_blocks_run(path):
 OPTIONAL_MODULES = ("onnx", "onnxruntime")
 
 
+#: the learner chapters: a reader arriving from a link at any section can paste and run it
+LEARNER_CHAPTERS = ["notation.md", "elman.md", "output-and-h_n.md", "gru.md", "lstm.md",
+                    "bptt.md", "variable-length.md"]
+
+
+def section_first_blocks(text):
+    """(heading, code) of the first python block under each ``#``/``##`` heading of ``text``.
+    Deeper headings (``###``) belong to their section."""
+    found, heading, taken, fenced, block = [], None, False, False, None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```"):
+            if not fenced:
+                fenced, block = True, ("" if line.strip() == "```python" else None)
+            else:
+                fenced = False
+                if block is not None and not taken:
+                    found.append((heading, block))
+                    taken = True
+                block = None
+        elif fenced:
+            if block is not None:
+                block += line
+        elif re.match(r"#{1,2} ", line):
+            heading, taken = line.strip("# \n"), False
+    return found
+
+
+@pytest.mark.parametrize("chapter", LEARNER_CHAPTERS)
+def test_every_section_starts_runnable(chapter):
+    sections = section_first_blocks(read(os.path.join("docs", chapter)))
+    assert sections
+    for heading, block in sections:
+        exec(compile(block, f"docs/{chapter}, '{heading}' (first block, alone)", "exec"),
+             {"__name__": "__docs__"})
+
+
+def test_section_blocks_finder_can_fail():
+    text = ("# A\n```python\nx = 1\n```\n```python\ny = x\n```\n## B\n```text\nz\n```\n"
+            "```python\nprint(y)\n```\n### C\n```python\nw = 2\n```\n")
+    assert section_first_blocks(text) == [("A", "x = 1\n"), ("B", "print(y)\n")]
+    with pytest.raises(NameError):
+        exec(section_first_blocks(text)[1][1], {})
+
+
 # ------------------------------------------------------------------ quoted code exists
 
 def literalincludes():
@@ -161,11 +205,28 @@ def test_section_finder_can_fail():
     assert section(text, "C") is None
 
 
+#: the book's parts, in the order of the menu
+PARTS = ["Learning recurrent networks", "Inside minirnn", "Reference"]
+
+
+def toctrees(text):
+    """{caption: [page, ...]} of every ```{toctree} block of ``text``."""
+    found = {}
+    for body in re.findall(r"```\{toctree\}\n(.*?)```", text, flags=re.S):
+        caption = re.search(r"^:caption:[ \t]*(.*)$", body, flags=re.M)
+        found[caption.group(1).strip() if caption else None] = [
+            line.strip() for line in body.splitlines()
+            if line.strip() and not line.startswith(":")]
+    return found
+
+
 def test_toctree_lists_every_chapter():
-    toctree = re.search(r"```\{toctree\}\n(.*?)```", read("docs/index.md"), flags=re.S).group(1)
-    listed = {line.strip() for line in toctree.splitlines()
-              if line.strip() and not line.startswith(":")}
-    assert listed == {f[:-3] for f in CHAPTERS if f != "index.md"}
+    parts = toctrees(read("docs/index.md"))
+    assert list(parts) == PARTS
+    listed = [page for pages in parts.values() for page in pages]
+    assert sorted(listed) == sorted(f[:-3] for f in CHAPTERS if f != "index.md")
+    assert "api" in parts["Reference"] and "performance" in parts["Inside minirnn"]
+    assert "bptt" in parts["Learning recurrent networks"]
 
 
 # ------------------------------------------------------------------ figures
@@ -203,3 +264,94 @@ def test_sphinx_build_without_warnings(tmp_path):
                         "-d", str(tmp_path / "doctrees"), DOCS, str(tmp_path / "html")],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    html = tmp_path / "html"
+    pages = sorted(html.glob("*.html"))
+    assert len(pages) > len(CHAPTERS)          # the chapters, genindex, search
+    for page in pages:
+        remote = remote_assets(page.read_text(encoding="utf-8"))
+        assert not remote, f"{page.name} loads over the network: {remote}"
+    # the math renderer is the book's own copy, and the chapters with equations load it
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").stat().st_size > 100_000
+    for chapter in ("lstm", "bptt", "gru", "elman"):
+        text = (html / f"{chapter}.html").read_text(encoding="utf-8")
+        assert 'src="_static/mathjax/tex-chtml.js"' in text, chapter
+        assert 'class="math' in text, chapter
+    # every link between pages lands on an anchor that exists (the index's three questions
+    # are one click from the book's first page)
+    ids = {page.name: set(re.findall(r'\bid="([^"]+)"', page.read_text(encoding="utf-8")))
+           for page in pages}
+    for page in pages:
+        for target, anchor in re.findall(r'href="([\w.-]+\.html)#([^"]+)"',
+                                         page.read_text(encoding="utf-8")):
+            assert anchor in ids.get(target, ()), f"{page.name}: {target}#{anchor} missing"
+    index = (html / "index.html").read_text(encoding="utf-8")
+    for target in QUESTION_LINKS:
+        assert f'href="{target}"' in index, target
+    # previous/next links, and signatures with defaults a reader can type
+    assert 'class="prev-page"' in (html / "lstm.html").read_text(encoding="utf-8")
+    assert 'class="next-page"' in (html / "lstm.html").read_text(encoding="utf-8")
+    api = (html / "api.html").read_text(encoding="utf-8")
+    assert "object object" not in api and "numpy.float32&#39;&gt;" not in api
+    assert "np.float32" in api
+
+
+#: the three questions the book started from, each linked from the index page
+QUESTION_LINKS = [
+    "output-and-h_n.html#a-3-layer-batch-first-gru-on-1024-112-8-is-output-1-equal-to-h-n-1",
+    "elman.html#why-does-the-output-s-shape-depend-on-the-sequence-length-while-h-n-s-does-not",
+    "notation.html#the-letters",
+    "variable-length.html#why-is-the-final-state-of-a-variable-length-batch-not-output-1",
+    "lstm.html#a-hand-written-pytorch-lstm-cell-line-by-line",
+]
+
+
+def remote_assets(page):
+    """The scripts, stylesheets, fonts and images a page would fetch over http(s)://.
+    (Links a reader clicks, ``<a href="https://...">``, are not fetched and are allowed.)"""
+    found = re.findall(r"<script\b[^>]*\bsrc=[\"']((?:https?:)?//[^\"']+)", page)
+    for tag in re.findall(r"<link\b[^>]*>", page):
+        href = re.search(r"\bhref=[\"']((?:https?:)?//[^\"']+)", tag)
+        if href and re.search(r"\brel=[\"'][^\"']*(stylesheet|preload|icon|font)", tag):
+            found.append(href.group(1))
+    found += re.findall(r"<img\b[^>]*\bsrc=[\"']((?:https?:)?//[^\"']+)", page)
+    found += re.findall(r"@import\s+(?:url\()?[\"']?((?:https?:)?//[^\"')]+)", page)
+    return found
+
+
+def test_remote_asset_finder_can_fail():
+    page = ('<script src="https://cdn.example.org/mathjax/tex-chtml.js"></script>'
+            '<script src="_static/doctools.js"></script>'
+            '<link rel="stylesheet" href="//fonts.example.org/a.css">'
+            '<link rel="stylesheet" href="_static/book.css">'
+            '<a href="https://pytorch.org">PyTorch</a>')
+    assert remote_assets(page) == ["https://cdn.example.org/mathjax/tex-chtml.js",
+                                   "//fonts.example.org/a.css"]
+
+
+# ------------------------------------------------------------------ code fits the page
+
+#: longest line of a code block the book's layout shows whole (docs/_static/book.css)
+CODE_WIDTH = 88
+
+
+def long_code_lines(text):
+    """(line number, length) of every line longer than CODE_WIDTH inside a fenced code block
+    (the options of a ```{directive} block are not shown as code)."""
+    found, fenced, directive = [], False, False
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            fenced, directive = not fenced, line.startswith("```{")
+        elif fenced and not directive and len(line) > CODE_WIDTH:
+            found.append((number, len(line)))
+    return found
+
+
+@pytest.mark.parametrize("path", FILES[1:])
+def test_code_lines_fit_the_page(path):
+    assert not long_code_lines(read(path)), f"{path}: lines (number, length) too long to show"
+
+
+def test_long_line_finder_can_fail():
+    text = ("x" * 100 + "\n```python\n" + "y" * 89 + "\n" + "z" * 88 + "\n```\n"
+            + "```{figure} a.png\n" + "w" * 100 + "\n```\n" + "```text\n" + "v" * 90 + "\n```\n")
+    assert long_code_lines(text) == [(3, 89), (10, 90)]

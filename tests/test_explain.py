@@ -213,3 +213,55 @@ def test_options_before_explain_are_an_error_not_ignored(before, capsys):
     err = capsys.readouterr().err
     assert f"{before[0]} before 'explain' would be ignored" in err
     assert f"python -m minirnn explain {before[0]}" in err
+
+
+VARIANT_ARGS = [
+    ("gru", ["--reset-before"], "reset_after=False"),
+    ("lstm", ["--peephole"], "peephole=True"),
+    ("lstm", ["--coupled-input-forget"], "coupled_input_forget=True"),
+    ("rnn_tanh", ["--cell-clip", "0.5"], "cell_clip=0.5"),
+    ("gru", ["--activations", "HardSigmoid:0.2:0.5,Softsign"], "activations"),
+    ("lstm", ["--reverse", "--layers", "2"], "reverse=True"),
+    ("gru", ["--reverse", "--batch-first", "--reset-before"], "reverse=True"),
+    ("lstm", ["--peephole", "--bidirectional", "--activations",
+              "Sigmoid,Tanh,Tanh,HardSigmoid,Softsign,Softsign"], "peephole=True"),
+]
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+@pytest.mark.parametrize("mode, extra, shown", VARIANT_ARGS)
+def test_explain_shows_the_variants(capsys, mode, extra, shown, backend):
+    status, out = explain(capsys, "--mode", mode, "--backend", backend, *SMALL, *extra)
+    assert status == 0, out
+    assert shown in out.split("shapes")[0]                 # the variant's line in the header
+    assert "all identities hold" in out
+    if "--peephole" in extra:
+        assert re.search(r"weight_peephole_l0 +\(9,\) +0:3 p_i \| 3:6 p_f \| 6:9 p_o", out)
+    if "--reverse" in extra:
+        # a reverse-only layer ends at step 0: h_n of the last layer is output at step 0
+        rows = [line for line in out.splitlines() if re.match(r" +h_n\[\d+\] +\d", line)]
+        assert rows and all(" reverse " in r for r in rows)
+        assert re.search(r"output\[(:, )?0, ", rows[-1]) and rows[-1].endswith("ok")
+
+
+def test_explain_variant_matches_the_module():
+    # the module explain builds is the constructor's, variant included
+    m = _explain.build("lstm", 2, 3, variant={"peephole": True, "reverse": True})
+    assert m.variant.peephole and m.variant.reverse
+    assert "weight_peephole_l0" in m.state_dict()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--mode", "gru", "--peephole"], "--peephole needs --mode lstm"),
+    (["--mode", "lstm", "--reset-before"], "--reset-before needs --mode gru"),
+    (["--mode", "gru", "--coupled-input-forget"], "--coupled-input-forget needs --mode lstm"),
+    (["--reverse", "--bidirectional"], "--reverse is for a unidirectional layer"),
+    (["--activations", "Foo"], "unknown activation 'Foo'"),
+    (["--activations", "LeakyRelu:x"], "expected Name or Name:alpha"),
+    (["--cell-clip", "-1"], "cell_clip"),
+])
+def test_explain_variant_errors(argv, message):
+    r = subprocess.run([sys.executable, "-m", "minirnn", "explain", *argv], capture_output=True,
+                       text=True)
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr

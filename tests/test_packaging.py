@@ -23,6 +23,13 @@ def no_kernels(tmp_path_factory):
     root = tmp_path_factory.mktemp("nokernels")
     shutil.copytree(PKG, root / "minirnn", ignore=shutil.ignore_patterns(
         "_kernels*.so", "_kernels*.pyd", "_kernels.c", "__pycache__", "data"))
+    # An editable install (`pip install -e .`, as the README and CI do) adds an import hook that
+    # maps `minirnn._kernels` to the checkout's build even when `minirnn` itself comes from this
+    # copy; drop such hooks at start-up so the copy really has no extension.
+    (root / "sitecustomize.py").write_text(
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path\n"
+        "                    if 'editable' not in str(getattr(f, '__module__', '')).lower()]\n")
     return str(root)
 
 
@@ -90,3 +97,24 @@ def test_the_version_has_one_source():
     with open(os.path.join(ROOT, "CHANGELOG.md")) as f:
         changelog = f.read()
     assert f"## {minirnn.__version__}" in changelog
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(ROOT, "setup.py")), reason="no source tree")
+def test_a_build_without_a_c_compiler_says_so(tmp_path):
+    pytest.importorskip("Cython")
+    pytest.importorskip("setuptools", minversion="77")       # reads pyproject's SPDX license
+    cmd = [sys.executable, "setup.py", "-q", "build_ext", "-b", str(tmp_path / "lib"),
+           "-t", str(tmp_path / "tmp")]
+    env = dict(os.environ, CC="no-such-c-compiler-xyz")
+    for key in ("MINIRNN_REQUIRE_KERNELS", "MINIRNN_REQUIRE_OPENMP"):
+        env.pop(key, None)
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    # installs without the kernels, loudly, naming the cause (not OpenMP)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no C compiler: 'no-such-c-compiler-xyz'" in r.stderr
+    assert "WITHOUT its compiled kernels" in r.stderr and "OpenMP" not in r.stderr
+    assert not list((tmp_path / "lib").rglob("_kernels*")) if (tmp_path / "lib").exists() else True
+    r = subprocess.run(cmd, cwd=ROOT, env=dict(env, MINIRNN_REQUIRE_KERNELS="1"),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0
+    assert "cannot build the compiled kernels: no C compiler" in r.stdout + r.stderr

@@ -31,7 +31,7 @@ def restore_threads():
 
 def test_pytorch_documentation_example():
     # torch.nn.utils.rnn.pack_padded_sequence's docstring example, as PyTorch 2.13 returns it
-    # (shared reference torch-semantics.md section 6.1, verified by running torch)
+    # (verified by running torch 2.13.0)
     x = np.array([[1, 2, 0], [3, 0, 0], [4, 5, 6]], dtype=np.float64)
     p = pack_padded_sequence(x, [2, 1, 3], batch_first=True, enforce_sorted=False)
     assert p.data.tolist() == [4, 1, 3, 5, 2, 6]

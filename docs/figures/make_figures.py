@@ -2,6 +2,14 @@
 
     python docs/figures/make_figures.py            # writes docs/figures/*.png (needs matplotlib)
 
+unrolled.png
+    An Elman layer unrolled over four steps: one cell, drawn once per step, with the same
+    W (input to hidden) and U (hidden to hidden) at every step; output and h_n marked.
+
+bptt_graph.png
+    The same unrolled layer with a loss on the outputs: the forward arrows and, below them,
+    the gradient flowing back, multiplied at each step by diag(1 - h_t^2) U.
+
 output_h_n_layout.png
     A 2-layer bidirectional GRU runs on random numbers. Every (layer, direction, step) block
     of states is compared with every row of h_n; the blocks found bitwise equal to a row of
@@ -118,10 +126,87 @@ def draw_layout(path):
     plt.close(fig)
 
 
+def _box(ax, x, y, w, h, text, face, fontsize=12, color="black"):
+    from matplotlib.patches import FancyBboxPatch
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h,
+                                boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=face, edgecolor="#444444", linewidth=1.0))
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, color=color)
+
+
+def _arrow(ax, a, b, text=None, color="#444444", offset=(0.0, 0.0), fontsize=11, style="-|>"):
+    from matplotlib.patches import FancyArrowPatch
+    ax.add_patch(FancyArrowPatch(a, b, arrowstyle=style, mutation_scale=14, color=color,
+                                 linewidth=1.4, shrinkA=2, shrinkB=2))
+    if text:
+        ax.text((a[0] + b[0]) / 2 + offset[0], (a[1] + b[1]) / 2 + offset[1], text,
+                ha="center", va="center", fontsize=fontsize, color=color)
+
+
+def draw_unrolled(path, steps=4, bptt=False):
+    """An Elman layer unrolled over ``steps`` steps (with the backward pass if ``bptt``)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 5.2 if bptt else 4.2))
+    ax.set_xlim(-1.4, 2.4 * steps + 0.4)
+    ax.set_ylim(-2.6 if bptt else -1.0, 3.4)
+    ax.axis("off")
+    xs = [1.2 + 2.4 * t for t in range(steps)]
+    _box(ax, -0.6, 1.0, 0.9, 0.6, "$h_0$", "#eeeeee")
+    for t, x in enumerate(xs):
+        _box(ax, x, 1.0, 1.3, 0.8, "tanh", "#dfe6ee", fontsize=12)
+        _box(ax, x, -0.2 if not bptt else -0.2, 0.9, 0.55, f"$x_{t + 1}$", "#f6f6f6")
+        _box(ax, x, 2.6, 0.9, 0.55, f"$h_{t + 1}$", "#f6f6f6")
+        _arrow(ax, (x, 0.08), (x, 0.6), "W", offset=(0.22, 0.0))
+        _arrow(ax, (x, 1.4), (x, 2.32))
+        prev = -0.15 if t == 0 else xs[t - 1] + 0.65
+        _arrow(ax, (prev, 1.0), (x - 0.65, 1.0), "U" if t else "U", offset=(0.0, 0.22))
+    ax.text(xs[0] - 0.9, 3.15, "output = $(h_1, h_2, \\ldots, h_L)$: every step",
+            ha="left", va="center", fontsize=11)
+    ax.text(xs[-1] + 0.55, 2.6, "= h_n", ha="left", va="center", fontsize=11,
+            fontweight="bold")
+    if not bptt:
+        ax.text(xs[0] - 0.9, -0.8, "the same W, U, b at every step:  "
+                "$h_t = \\tanh(W x_t + b_{ih} + U h_{t-1} + b_{hh})$",
+                ha="left", va="center", fontsize=11)
+        ax.set_title("An Elman layer unrolled in time (one cell, L copies)", fontsize=12)
+    else:
+        red = "#c44e52"
+        for t, x in enumerate(xs):
+            _arrow(ax, (x + 0.3, 2.32), (x + 0.3, 1.42), color=red)
+            ax.text(x + 0.42, 1.85, "$\\partial \\ell_{%d}$" % (t + 1), ha="left",
+                    va="center", fontsize=10, color=red)
+            if t:
+                _arrow(ax, (x - 0.65, 0.72), (xs[t - 1] + 0.65, 0.72), color=red)
+                jacobian = "$\\cdot\\,\\mathrm{diag}(1-h_{%d}^2)\\,U$" % (t + 1)
+                ax.text((x + xs[t - 1]) / 2, 0.5, jacobian,
+                        ha="center", va="center", fontsize=10, color=red)
+            _arrow(ax, (x - 0.3, 0.6), (x - 0.3, 0.08), color=red)
+        ax.text(xs[0] - 0.9, -1.2, "forward (black): left to right.  backward (red): right to "
+                "left, each step adds its loss's gradient,", ha="left", va="center", fontsize=11)
+        ax.text(xs[0] - 0.9, -1.7, "multiplies the carried gradient by the step's Jacobian "
+                "$\\partial h_t / \\partial h_{t-1} = \\mathrm{diag}(1-h_t^2)\\,U$, and sends "
+                "a gradient down to $x_t$", ha="left", va="center", fontsize=11)
+        ax.text(xs[0] - 0.9, -2.2, "$\\bar W = \\sum_t \\bar a_t^\\top x_t$ and "
+                "$\\bar U = \\sum_t \\bar a_t^\\top h_{t-1}$: one weight, the sum of every "
+                "step's share ($\\bar a_t$: the gradient of the pre-activation)",
+                ha="left", va="center", fontsize=11)
+        ax.set_title("Backpropagation through time: the unrolled graph, run backwards",
+                     fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main():
-    path = os.path.join(HERE, "output_h_n_layout.png")
-    draw_layout(path)
-    print(f"wrote {path}")
+    for name, draw in [("output_h_n_layout.png", draw_layout),
+                       ("unrolled.png", draw_unrolled),
+                       ("bptt_graph.png", lambda p: draw_unrolled(p, bptt=True))]:
+        path = os.path.join(HERE, name)
+        draw(path)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

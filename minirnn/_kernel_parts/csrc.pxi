@@ -5,6 +5,7 @@ cdef extern from "minirnn.h" nogil:
     int mr_best_isa() noexcept
     int mr_set_isa(int isa) noexcept
     int mr_get_isa() noexcept
+    void mr_fingerprint(const void *data, Py_ssize_t nbytes, uint64_t *out) noexcept
 
     enum: MR_WG_COLS
     enum: LSTM_I, LSTM_F, LSTM_G, LSTM_O

@@ -162,7 +162,7 @@ cdef int _layer_sizes(int mode, object X, tuple weights, object h0, object c0,
 
 
 def forward_layer(int mode, X, tuple weights, h0, c0, Y, hT, cT, Cs, S, M=None,
-                  batch_sizes=None, variant=None):
+                  batch_sizes=None, variant=None, list pack=None):
     """One layer, every direction, whole sequence. See the module docstring for the shapes.
 
     weights: one (W_ih (GH, I), W_hh (GH, P), b_ih (GH,) or None, b_hh (GH,) or None[, W_hr
@@ -176,20 +176,25 @@ def forward_layer(int mode, X, tuple weights, h0, c0, Y, hT, cT, Cs, S, M=None,
     variant: None (PyTorch's cell) or the cell variant (see "cell variants", variants.pxi); an LSTM
     with peepholes has W_peephole (3H,) as the 6th array of each direction's weights (W_hr
     None without projections). S is then (D, T, B, saved_width(mode, variant) * H).
+    pack: None (pack the weights into scratch memory for this call), or a list the caller
+    keeps with the layer's parameters, empty at first: the packed weights are kept there and
+    used again by the next call while the weights are unchanged (see "Pack once" in
+    _forward_layer).
     Writes Y, hT (and cT, Cs, S, M). Every shape is checked before any computation.
     """
     dtype = _dtype_of(X)
     if dtype is _F32:
         _forward_layer(<float *> NULL, dtype, mode, X, weights, h0, c0, Y, hT, cT, Cs, S, M,
-                       batch_sizes, variant)
+                       batch_sizes, variant, pack)
     else:
         _forward_layer(<double *> NULL, dtype, mode, X, weights, h0, c0, Y, hT, cT, Cs, S, M,
-                       batch_sizes, variant)
+                       batch_sizes, variant, pack)
 
 
 cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple weights,
                         object h0, object c0, object Y, object hT, object cT, object Cs,
-                        object S, object M, object batch_sizes, object variant) except -1:
+                        object S, object M, object batch_sizes, object variant,
+                        list pack) except -1:
     cdef _Sizes z
     _layer_sizes(mode, X, weights, h0, c0, &z)
     cdef _Var var
@@ -265,12 +270,49 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     cdef bint step_gx = _step_input_product(D, B, n_sl, I, P, nt, <double> D * TB * GH * I,
                                             (size_ih + size_hh + size_hr) * sizeof(floating),
                                             D * TB * GH * sizeof(floating))
+    # Pack once: with `pack`, the panels live in an array kept in it, with the fingerprints
+    # (csrc/fingerprint.h) of the weights they were packed from and their layout (the ISA's
+    # panel width, the shapes). A call whose weights have the same fingerprints and layout
+    # skips phase 1 and reads those panels; any other packs into a new array, stored in `pack`
+    # when the call ends (never a half-packed one: not after Ctrl-C). A new array each time, so
+    # another thread reading the old panels is never disturbed. The weights are read again on
+    # every call (the fingerprint); an in-place write into a parameter is always seen.
+    cdef bint packed_ok = False
+    cdef uint64_t fp[12]
+    cdef Py_ssize_t n_fp = 0, isz = sizeof(floating)
+    cdef char *pan = NULL
+    if pack is not None:
+        with nogil:
+            for d in range(D):
+                mr_fingerprint(Wih[d], GH * I * isz, &fp[n_fp])
+                mr_fingerprint(Whh[d], GH * P * isz, &fp[n_fp + 2])
+                n_fp += 4
+                if proj:
+                    mr_fingerprint(Whr[d], P * H * isz, &fp[n_fp])
+                    n_fp += 2
+        layout = (mr_get_isa(), NR, dtype, mode, D, I, H, P, proj, var.before)
+        if (len(pack) == 3 and pack[0] == layout
+                and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
+            packed_ok = True
+            panels = pack[2]
+        else:
+            panels = np.empty(D * (size_ih + size_hh + size_hr) + 64 // isz, dtype)
+            fps = np.empty(n_fp, np.uint64)
+            memcpy(cnp.PyArray_DATA(<cnp.ndarray> fps), fp, n_fp * 8)
+        pan = <char *> cnp.PyArray_DATA(<cnp.ndarray> panels)
+        pan += (-<size_t> pan) % 64                      # the first 64-byte boundary
     cdef floating *bufs[9]
     cdef Py_ssize_t sizes[9]
     sizes[:] = [D * size_ih, D * size_hh, D * size_hr, D * (B if step_gx else TB) * GH, D * B * GH,
                 D * 2 * B * H if lstm else 1, D * B * H if proj and not training else 1,
                 3 * H if lstm and var.cells else 1, D * B * H if var.before else 1]
+    if pack is not None:
+        sizes[0] = sizes[1] = sizes[2] = 1
     _scratch(dtype, sizes, 9, <void **> bufs)
+    if pack is not None:
+        bufs[0] = <floating *> pan
+        bufs[1] = bufs[0] + D * size_ih
+        bufs[2] = bufs[1] + D * size_hh
     cdef floating *pWihP = bufs[0]
     cdef floating *pWhhP = bufs[1]
     cdef floating *pWhrP = bufs[2]
@@ -317,8 +359,10 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
                                                             <void *> bhh[d])
     with nogil:
         # 1. pack W_ih^T, W_hh^T (, W_hr^T)         units: direction x matrix
-        _forward_phase(<floating *> NULL, &f, 0, n_mat * D,
-                       _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H)))
+        #    (unless `pack` holds them, packed from the same weights)
+        if not packed_ok:
+            _forward_phase(<floating *> NULL, &f, 0, n_mat * D,
+                           _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H)))
         # 2. G_x = X W_ih^T + b_ih, all steps       units: direction x block of rows
         #    (unless each time loop computes its own rows, step by step)
         if not step_gx:
@@ -328,6 +372,9 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
         _forward_phase(<floating *> NULL, &f, 2, D * n_sl,
                        _team(nt, D * n_sl, <double> D * TB * ((GH + H) * P
                                                               + (GH * I if step_gx else 0))))
-    if f.watch and minirnn_unwatch_sigint():
+    cdef bint stopped = f.watch and minirnn_unwatch_sigint()
+    if pack is not None and not packed_ok and not stopped:
+        pack[:] = [layout, fps, panels]
+    if stopped:
         _interrupted()
     return 0

@@ -1,0 +1,149 @@
+"""The packed weights kept between calls ("pack once"): used again while the parameters hold
+the same numbers, repacked after any change, whatever path changed them. The expected values
+come from a fresh module with the same parameters, which packs from scratch."""
+import numpy as np
+import pytest
+
+import minirnn
+from minirnn import _kernels
+from minirnn.packed import pack_padded_sequence
+
+from helpers import MODES, make_cell, make_module, perturb_biases
+
+pytestmark = pytest.mark.skipif("c" not in minirnn.BACKENDS, reason="no compiled kernels")
+
+
+def _fresh(m, make):
+    """A module like m with m's parameters and nothing packed yet."""
+    f = make()
+    f.load_state_dict(m.state_dict())
+    return f
+
+
+def _state(mode, rng, shape, dtype):
+    h = rng.standard_normal(shape).astype(dtype)
+    return (h, rng.standard_normal(shape).astype(dtype)) if mode == "LSTM" else h
+
+
+def _edits(m):
+    """Ways to change a parameter between two calls; each takes the module and a rng."""
+    def in_place_item(m, rng):
+        m.weight_hh_l0[1, 2] += 0.5
+
+    def in_place_slice(m, rng):
+        m.weight_ih_l0[...] *= 0.5
+
+    def copyto(m, rng):
+        name = "weight_hh_l0_reverse" if m.bidirectional else "weight_hh_l0"
+        w = m.state_dict()[name]
+        np.copyto(getattr(m, name), rng.standard_normal(w.shape).astype(w.dtype))
+
+    def load(m, rng):
+        sd = {k: v + 0.1 * rng.standard_normal(v.shape).astype(v.dtype)
+              for k, v in m.state_dict().items()}
+        m.load_state_dict(sd)
+
+    def last_layer(m, rng):
+        getattr(m, f"weight_hh_l{m.num_layers - 1}")[0, -1] = 0.75
+
+    return [in_place_item, in_place_slice, copyto, load, last_layer]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("edit", range(5))
+def test_a_changed_parameter_is_never_used_stale(mode, dtype, edit):
+    rng = np.random.default_rng(edit)
+    def make():
+        return make_module(mode, 5, 7, num_layers=2, bidirectional=True, dtype=dtype, seed=3)
+    m = make()
+    perturb_biases(m, rng)
+    x = rng.standard_normal((4, 3, 5)).astype(dtype)
+    hx = _state(mode, rng, (4, 3, 7), dtype)
+    with minirnn.no_grad():
+        before = m(x, hx)[0]
+        assert np.array_equal(before, m(x, hx)[0])            # a call that reuses the panels
+        _edits(m)[edit](m, rng)
+        after = m(x, hx)[0]
+        expected = _fresh(m, make)(x, hx)[0]
+    assert not np.array_equal(before, expected)               # the edit changes the answer
+    assert np.array_equal(after, expected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_panels_are_packed_once_and_repacked_after_a_write(mode):
+    rng = np.random.default_rng(0)
+    m = make_module(mode, 6, 8, seed=1)
+    x = rng.standard_normal((1, 2, 6)).astype(np.float32)
+    with minirnn.no_grad():
+        m(x)
+        pack = m._c_packs()[0]
+        panels = pack[2]
+        m(x)
+        assert pack[2] is panels                              # not packed again
+        m.weight_ih_l0[0, 0] += 1.0
+        m(x)
+        assert pack[2] is not panels                          # packed again
+        panels = pack[2]
+        m.train()                                             # training calls use them too
+    out = m(x)[0]
+    m.backward(np.ones_like(out))
+    assert pack[2] is panels
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cells_keep_their_panels_and_see_writes(mode):
+    rng = np.random.default_rng(1)
+    def make():
+        return make_cell(mode, 5, 6, seed=2)
+    c = make()
+    perturb_biases(c, rng)
+    x = rng.standard_normal((2, 5)).astype(np.float32)
+    hx = _state(mode, rng, (2, 6), np.float32)
+    with minirnn.no_grad():
+        first = c(x, hx)
+        panels = c._c_packs()[0][2]
+        c(x, hx)
+        assert c._c_packs()[0][2] is panels
+        c.weight_hh[2, 3] -= 0.5
+        got = c(x, hx)
+        want = _fresh(c, make)(x, hx)
+    first, got, want = (np.asarray(v[0] if mode == "LSTM" else v) for v in (first, got, want))
+    assert not np.array_equal(first, want)
+    assert np.array_equal(got, want)
+
+
+def test_packed_sequences_and_projections_see_writes():
+    rng = np.random.default_rng(2)
+    def make():
+        return minirnn.LSTM(4, 9, num_layers=2, proj_size=3, bidirectional=True, seed=5)
+    m = make()
+    x = rng.standard_normal((6, 3, 4)).astype(np.float32)
+    packed = pack_padded_sequence(x, [6, 4, 2])
+    with minirnn.no_grad():
+        before = m(packed)[0].data
+        m.weight_hr_l1_reverse[1, 4] += 1.0
+        after = m(packed)[0].data
+        want = _fresh(m, make)(packed)[0].data
+    assert not np.array_equal(before, want)
+    assert np.array_equal(after, want)
+
+
+def test_another_instruction_set_repacks():
+    isas = _kernels.available_isas()
+    if len(isas) < 2:
+        pytest.skip("one instruction set only")
+    rng = np.random.default_rng(3)
+    m = minirnn.GRU(5, 7, seed=0)
+    x = rng.standard_normal((3, 2, 5)).astype(np.float32)
+    old = _kernels.get_isa()
+    try:
+        outs = []
+        for isa in isas:
+            _kernels.set_isa(isa)
+            with minirnn.no_grad():
+                outs.append((m(x)[0], _fresh(m, lambda: minirnn.GRU(5, 7, seed=0))(x)[0]))
+    finally:
+        _kernels.set_isa(old)
+    for got, want in outs:
+        assert np.array_equal(got, want)
