@@ -56,8 +56,7 @@ class _Layer(_Module):
         """Copy parameters in, strictly, as :meth:`minirnn.LSTM.load_state_dict`: every key
         must be present, none unexpected, every shape equal; values are cast to the layer's
         dtype. Nothing changes when a check fails."""
-        super().load_state_dict(state_dict)
-        self._parameters_changed()
+        super().load_state_dict(state_dict)       # (bumps _param_version)
 
     def _pop(self) -> dict:
         return self._tape.pop()
