@@ -31,18 +31,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .. import modules
+from .. import convert, modules
 from .._grad_mode import no_grad
 from ..packed import pack_padded_sequence, pad_packed_sequence
 from ..variants import DEFAULT_ALPHA_BETA, PYTORCH_ACTIVATIONS, SLOTS, Variant, make_activation
 
 #: gates per ONNX op
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
-#: minirnn/PyTorch gate block k = ONNX block ORDER[op][k] (and the other way round for
-#: export: ONNX block k = minirnn block TO_ONNX[op][k])
-FROM_ONNX = {"RNN": [0], "GRU": [1, 0, 2], "LSTM": [0, 2, 3, 1]}
-TO_ONNX = {"RNN": [0], "GRU": [1, 0, 2], "LSTM": [0, 3, 1, 2]}
-PEEPHOLE_ORDER = [0, 2, 1]          # ONNX i, o, f <-> minirnn i, f, o (its own inverse)
 #: the attributes ONNX defines for each op (opset 7 and later; layout since 14)
 ATTRIBUTES = {
     "RNN": {"activation_alpha", "activation_beta", "activations", "clip", "direction",
@@ -53,12 +48,6 @@ ATTRIBUTES = {
              "hidden_size", "layout", "input_forget"},
 }
 DIRECTIONS = ("forward", "reverse", "bidirectional")
-
-
-def blocks(a: np.ndarray, order: List[int], axis: int = 0) -> np.ndarray:
-    """``a``'s gate blocks along ``axis`` (``len(order)`` equal parts) in the given order."""
-    parts = np.split(a, len(order), axis=axis)
-    return np.concatenate([parts[k] for k in order], axis=axis)
 
 
 @dataclass
@@ -197,40 +186,18 @@ def build_module(spec: LayerSpec, W: Any, R: Any, B: Any = None, P: Any = None,
         kw["peephole"] = True
     m = cls(I, H, num_layers=1, bias=B is not None, batch_first=spec.layout == 1,
             bidirectional=D == 2, dtype=dtype, backend=None, **kw)
-    order = FROM_ONNX[op]
-    state = {}
-    for d, sfx in enumerate(("", "_reverse")[:D]):
-        state[f"weight_ih_l0{sfx}"] = blocks(W[d], order)
-        state[f"weight_hh_l0{sfx}"] = blocks(R[d], order)
-        if B is not None:
-            Bd = np.asarray(B)[d]
-            state[f"bias_ih_l0{sfx}"] = blocks(Bd[:G * H], order)
-            state[f"bias_hh_l0{sfx}"] = blocks(Bd[G * H:], order)
-        if P is not None:
-            state[f"weight_peephole_l0{sfx}"] = blocks(np.asarray(P)[d], PEEPHOLE_ORDER)
-    m.load_state_dict(state)
+    # the gate blocks reordered from ONNX's (iofc, zrh; P i, o, f) to PyTorch's
+    m.load_state_dict(convert.from_onnx(
+        W, R, None if B is None else np.asarray(B), None if P is None else np.asarray(P),
+        mode=op, bias=B is not None))
     return m
 
 
 def onnx_weights(module: modules._RNNBase, layer: int) -> Dict[str, np.ndarray]:
     """Layer ``layer`` of a minirnn module as ONNX tensors ``W``, ``R`` (and ``B``, ``P``
     when the module has biases, peepholes): the inverse of :func:`build_module`."""
-    op = {"RNN_TANH": "RNN", "RNN_RELU": "RNN"}.get(module.mode, module.mode)
-    G, H = GATES[op], module.hidden_size
-    order = TO_ONNX[op]
-    sd = module.state_dict()
-    sfxs = ("", "_reverse")[:module.num_directions]
-    out = {"W": np.stack([blocks(sd[f"weight_ih_l{layer}{s}"], order) for s in sfxs]),
-           "R": np.stack([blocks(sd[f"weight_hh_l{layer}{s}"], order) for s in sfxs])}
-    if module.bias:
-        out["B"] = np.stack([np.concatenate([blocks(sd[f"bias_ih_l{layer}{s}"], order),
-                                             blocks(sd[f"bias_hh_l{layer}{s}"], order)])
-                             for s in sfxs])
-    if module.variant.peephole:
-        out["P"] = np.stack([blocks(sd[f"weight_peephole_l{layer}{s}"], PEEPHOLE_ORDER)
-                             for s in sfxs])
-    assert all(a.shape[1] % G == 0 for a in out.values()) and H > 0
-    return out
+    tensors = convert.to_onnx(module.state_dict(), module.mode, layer)
+    return {name: a for name, a in tensors.items() if a is not None}
 
 
 def onnx_attributes(module: modules._RNNBase) -> Dict[str, Any]:
