@@ -112,3 +112,11 @@ def test_tiny_run_checks_its_answers(tmp_path):
     for r in rows:
         assert r["ok"] and r["err"]["c"] < 1e-5 and r["ms"]["c"] > 0 and r["ms"]["numpy"] > 0
     assert set(doc["meta"]["workers"]) == {"c", "numpy"}
+    # the readers of the JSON: every row as a table, and the ceilings (no peak file: "-")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    for script, args, row in (("plot_bench.py", ["--rows"], "| 1 | tiny | gru | float32 | infer |"),
+                              ("roofline.py", [], "| 1 | tiny | gru | float32 | 0.01 MiB |")):
+        proc = subprocess.run([sys.executable, os.path.join(BENCH, script), *args, str(out)],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert row in proc.stdout
