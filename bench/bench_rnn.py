@@ -61,8 +61,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from bench_shapes import (DEFAULT_SIZES, SETS, SIZES, describe_size,  # noqa: E402
-                          draw_lengths, matmul_gflop)
+from bench_shapes import (DEFAULT_SIZES, QUICK_PHASES, SETS, SIZES,  # noqa: E402
+                          describe_size, draw_lengths, matmul_gflop)
 
 # numpy and minirnn are imported in main(), after --threads has set the thread environment
 # variables; the parent process never runs a kernel (the workers do), it only draws the
@@ -677,8 +677,9 @@ def parse_args(argv):
                         "the previous contender's spinning pool goes idle (default 100; "
                         "OpenBLAS spins ~0.1 s)")
     p.add_argument("--quick", action="store_true",
-                   help="a fast, noisier run: a --set's quick subset; min-time 0.05 s, 3 "
-                        "reps minimum, 2 turns, 50 ms settle")
+                   help="a fast, noisier run: a --set's quick subset (the costliest sizes "
+                        "inference only); min-time 0.05 s, 3 reps minimum, 2 turns, 50 ms "
+                        "settle")
     p.add_argument("--busy", type=float, default=0.2, metavar="CORES",
                    help="mark a row '~' when other processes kept more than CORES cores busy "
                         "while it was measured (default 0.2)")
@@ -767,8 +768,10 @@ def rows_of(opt):
                     continue
                 if s.lengths and vname != "default":
                     continue
+                phases = opt.phases or list(
+                    QUICK_PHASES.get(size, s.phases) if opt.quick and opt.set else s.phases)
                 for d in opt.dtypes:
-                    out.append((size, m, vname, d, opt.phases or list(s.phases)))
+                    out.append((size, m, vname, d, phases))
     return out
 
 

@@ -65,15 +65,22 @@ DEFAULT_SIZES = tuple(SIZES)
 
 # ------------------------------------------------------------------ the published sets
 SETS: Dict[str, Tuple[str, List[str], List[str]]] = {}     # name: (description, sizes, quick)
+# the phases a size of a --quick subset runs in, where fewer than its own (the costly ones:
+# their training rows take seconds per call)
+QUICK_PHASES: Dict[str, Tuple[str, ...]] = {}
 
 
-def _add(set_name: str, name: str, shape: Shape, quick: bool = False) -> None:
+def _add(set_name: str, name: str, shape: Shape, quick: object = False) -> None:
+    """Add a size to a set; ``quick``: True (in the --quick subset), "infer" (in it,
+    inference only) or False."""
     if name in SIZES:
         raise ValueError(f"size {name!r} defined twice")
     SIZES[name] = shape
     SETS[set_name][1].append(name)
     if quick:
         SETS[set_name][2].append(name)
+    if quick == "infer":
+        QUICK_PHASES[name] = ("infer",)
 
 
 def _inference(mode: str) -> dict:
@@ -99,21 +106,21 @@ _add("deepbench", "db-dev-lstm-256-1-150", Shape(150, 1, 256, 256, 1, **_inferen
      quick=True)
 
 SETS["fastrnns"] = ("PyTorch's benchmarks/fastrnns default LSTM", [], [])
-_add("fastrnns", "fastrnns", Shape(100, 64, 512, 512, 1, modes=("lstm",)), quick=True)
+_add("fastrnns", "fastrnns", Shape(100, 64, 512, 512, 1, modes=("lstm",)), quick="infer")
 
 SETS["gnmt"] = ("benchdnn's GNMT encoder: bidirectional first layer (I = H), then "
                 "unidirectional (I = 2H); T = 30", [], [])
 for _H in (512, 1024):
     for _N in (32, 128):
         _add("gnmt", f"gnmt-bi-{_H}-{_N}", Shape(30, _N, _H, _H, 1, True, modes=("lstm",)),
-             quick=(_H, _N) == (512, 32))
+             quick="infer" if (_H, _N) == (512, 32) else False)
         _add("gnmt", f"gnmt-uni-{_H}-{_N}", Shape(30, _N, 2 * _H, _H, 1, modes=("lstm",)))
 
 SETS["deepspeech2"] = ("DeepSpeech2's recurrent layers, H = I = 1760, batch 16", [], [])
 for _T in (50, 100, 200):
     _add("deepspeech2", f"ds2-1760-16-{_T}", Shape(_T, 16, 1760, 1760, 1, modes=("rnn", "gru"),
                                                    phases=("infer",) if _T > 50 else BOTH_PHASES),
-         quick=_T == 50)
+         quick="infer" if _T == 50 else False)
 
 SETS["odd"] = ("ragged tails: I = 37, N = 13, T = 70, 2 layers", [], [])
 for _H in (17, 65, 85, 130):
@@ -121,7 +128,8 @@ for _H in (17, 65, 85, 130):
 
 SETS["pytorch81634"] = ("pytorch/pytorch#81634's LSTM: 2 layers, I = H = 256, N = 8, T = 2000",
                         [], [])
-_add("pytorch81634", "pytorch81634", Shape(2000, 8, 256, 256, 2, modes=("lstm",)), quick=True)
+_add("pytorch81634", "pytorch81634", Shape(2000, 8, 256, 256, 2, modes=("lstm",)),
+     quick="infer")
 
 SETS["packed"] = ("PackedSequence batches (uniform and long-tailed lengths) against torch's "
                   "packed path and minirnn padded", [], [])

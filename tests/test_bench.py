@@ -90,7 +90,12 @@ def test_quick_set_selects_the_quick_sizes():
     sh = _load("bench_shapes")
     opt = br.parse_args(["--set", "standard", "--quick"])
     assert opt.sizes == sh.SETS["standard"][2] and opt.no_numpy
+    rows = br.rows_of(opt)
+    assert ("fastrnns", "lstm", "default", "float32", ["infer"]) in rows
+    assert ("odd-85", "gru", "default", "float64", ["infer", "train"]) in rows
     opt = br.parse_args(["--set", "gnmt,odd"])
+    assert ("gnmt-bi-512-32", "lstm", "default", "float32", ["infer", "train"]) in \
+        br.rows_of(opt)
     assert opt.sizes == sh.SETS["gnmt"][1] + sh.SETS["odd"][1]
     opt = br.parse_args([])
     assert opt.sizes == list(sh.DEFAULT_SIZES) and not opt.no_numpy
