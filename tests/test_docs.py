@@ -100,7 +100,7 @@ OPTIONAL_MODULES = ("onnx", "onnxruntime")
 
 #: the learner chapters: a reader arriving from a link at any section can paste and run it
 LEARNER_CHAPTERS = ["notation.md", "elman.md", "output-and-h_n.md", "gru.md", "lstm.md",
-                    "bptt.md", "variable-length.md"]
+                    "bptt.md", "gradients.md", "variable-length.md"]
 
 
 def section_first_blocks(text):
@@ -294,6 +294,25 @@ def test_figure_layout_facts():
     states, h_n, matches = mf.layout()
     last = mf.L - 1
     assert matches == {0: [(0, last, 0)], 1: [(0, 0, 1)], 2: [(1, last, 0)], 3: [(1, 0, 1)]}
+
+
+def test_gradient_figure_facts():
+    """The gradients chapter's figures: recompute what they show, without matplotlib."""
+    spec = importlib.util.spec_from_file_location(
+        "fig_gradients", os.path.join(DOCS, "figures", "fig_gradients.py"))
+    fg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fg)
+    curves = fg.reach_curves()
+    for name in ("Elman", "GRU", "LSTM"):                     # vanish at the default init
+        assert curves[name][-1] < 1e-15 * curves[name][0]
+    assert (curves["LSTM"][-1] < curves["LSTM, forget bias +1"][-1]
+            < curves["LSTM, forget bias +3"][-1])
+    for scale in (1.0, 4.0):                                   # the bound holds and sets the slope
+        measured, bound = fg.jacobian_curves(scale)
+        assert (measured <= bound).all()
+        slope = lambda c: (c[90] / c[10]) ** (1 / 80)
+        assert abs(slope(measured) - slope(bound)) < 0.05 * slope(bound)
+    assert fg.jacobian_curves(4.0)[0][-1] > 100 * fg.jacobian_curves(4.0)[0][0]
 
 
 def test_figures_exist():
