@@ -775,6 +775,18 @@ def rows_of(opt):
     return out
 
 
+def write_json(opt, argv, info, subject, names, results, total, partial=False):
+    doc = dict(meta=dict(info, subject=subject, contenders=names, tolerance=TOLERANCE,
+                         argv=sys.argv[1:] if argv is None else list(argv),
+                         options={k: v for k, v in vars(opt).items()},
+                         date=time.strftime("%Y-%m-%d %H:%M:%S"), total_seconds=total,
+                         partial=partial),
+               sizes={s: describe_size(s) for s in opt.sizes}, results=results)
+    with open(opt.json + ".tmp", "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(opt.json + ".tmp", opt.json)
+
+
 def main(argv=None):
     global np, minirnn
     opt = parse_args(argv)
@@ -920,6 +932,9 @@ def main(argv=None):
                     err={n: r["err"] for n, r in res.items() if r["err"] is not None},
                     ok=ok, other_load=other,
                     notes={n: r["note"] for n, r in res.items() if r["note"]}))
+                if opt.json:            # after every row: an interrupted run keeps its rows
+                    write_json(opt, argv, info, subject, names, results,
+                               time.perf_counter() - t_start, partial=True)
             for ext in (".npz", ".onnx"):
                 stem = path[:-4]
                 if os.path.exists(stem + ext):
@@ -937,13 +952,7 @@ def main(argv=None):
           f"other processes kept more than {opt.busy:g} core busy (~); total time {total:.0f} s "
           f"({total / 60:.1f} min); load average at the end {info.get('loadavg_end')}")
     if opt.json:
-        doc = dict(meta=dict(info, subject=subject, contenders=names, tolerance=TOLERANCE,
-                             argv=sys.argv[1:] if argv is None else list(argv),
-                             options={k: v for k, v in vars(opt).items()},
-                             date=time.strftime("%Y-%m-%d %H:%M:%S"), total_seconds=total),
-                   sizes={s: describe_size(s) for s in opt.sizes}, results=results)
-        with open(opt.json, "w") as f:
-            json.dump(doc, f, indent=1)
+        write_json(opt, argv, info, subject, names, results, total)
         print(f"results written to {opt.json}")
     return 1 if bad_rows else 0
 
