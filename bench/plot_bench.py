@@ -81,7 +81,9 @@ def panel(ax, rows, sizes, modes, vs, subject, busy, targets=None):
         ax.set_ylim(2 ** (math.floor(math.log2(lo)) - 0.3), 2 ** (math.ceil(math.log2(hi)) + 0.3))
     ax.yaxis.set_major_formatter(_ratio_formatter())
     ax.set_xticks(range(len(sizes)))
-    ax.set_xticklabels(sizes)
+    many = len(sizes) > 8                   # a --set run: long names, rotated
+    ax.set_xticklabels(sizes, rotation=60 if many else 0, ha="right" if many else "center",
+                       fontsize=7 if many else None)
     ax.set_xlim(-0.6, len(sizes) - 0.4)
     ax.set_ylabel(f"{vs} ms / minirnn-{subject} ms")
     ax.grid(axis="y", which="major", alpha=0.3)
@@ -263,8 +265,10 @@ def main(argv=None):
     if not panels:
         sys.exit("nothing to draw (check --dtypes)")
 
+    n_sizes = max(len({x["size"] for x in doc["results"]}) for _, doc in docs)
     fig, axes = plt.subplots(len(panels), len(phases), squeeze=False,
-                             figsize=(6.5 * len(phases), 3.2 * len(panels)))
+                             figsize=(max(6.5, 0.45 * n_sizes) * len(phases),
+                                      (4.2 if n_sizes > 8 else 3.2) * len(panels)))
     for r, (path, doc, dtype) in enumerate(panels):
         meta = doc["meta"]
         subject = meta.get("subject", "c")
