@@ -133,7 +133,13 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
                                    k_weight_grad_work(<floating *> NULL, H, 0)) + 15) // 16 * 16
     cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
     cdef Py_ssize_t n_pblk = (P + WG_COLS - 1) // WG_COLS
-    cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS, n_xcblk = 1
+    if 0 < n_rblk < 2 * nt:
+        # few blocks of rows of dX (small batches, short sequences): their columns split too
+        n_xcblk = min(pan_I, (2 * nt + n_rblk - 1) // n_rblk)
+    # the reverse time loop's units: batch slices, or blocks of hidden units (schedule.pxi)
+    cdef int blocks_team = _blocks_team(True, D, B, H, GATES[mode], P, proj, n_sl, nt,
+                                        GH * P * sizeof(floating), NR)
     cdef Py_ssize_t S_b = 2 * H if mode == MODE_GRU else GH    # see "bias gradients" there
     cdef Py_ssize_t n_wsh = (S_b + WG_COLS - 1) // WG_COLS
     cdef Py_ssize_t n_wun = (GH - S_b + WG_COLS - 1) // WG_COLS
@@ -144,9 +150,10 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef Py_ssize_t n_mat = 3 if proj else 2
     cdef Py_ssize_t n_pack = til_I + D * (til_P + til_M)
     cdef Py_ssize_t n_pp = D * ((H + WG_COLS - 1) // WG_COLS) if var.peephole else 0
-    cdef Py_ssize_t n_big = n_w + n_r + n_pp + n_rblk
+    cdef Py_ssize_t n_big = n_w + n_r + n_pp + n_rblk * n_xcblk
     global _largest_team
     _largest_team = 0
+    _last_blocks[1] = blocks_team > 0
     # the work buffers of phase 4: one per thread of the team it actually runs on
     cdef int team_big = _team(nt, n_big, <double> D * TB * GH * (2 * I + P + H))
     cdef floating *bufs[14]
@@ -187,6 +194,8 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     g.S_b, g.n_wsh, g.n_wun, g.wsplit, g.bias = S_b, n_wsh, n_wun, wsplit, has_bias
     g.wg_size, g.wg_work = wg_size, pwork
     g.watch = _watch(<double> D * TB * GH * 2 * (I + P))
+    g.blocks, g.n_xcblk = blocks_team > 0, n_xcblk
+    g.stop[0] = g.stop[1] = 0
     g.K_w, g.rows = K_w, prows
     g.proj, g.lstm, g.bs = proj, lstm, pbs
     g.X, g.Y, g.h0, g.c0, g.Cs, g.S, g.M = pX, pY, ph0, pc0, pCs, pS, pM
@@ -207,13 +216,19 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         # 1. pack W_hh, W_ih (, W_hr) as right operands     units: direction x matrix
         _backward_phase(<floating *> NULL, &g, 0, n_mat * D,
                         _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H)))
-        # 2. the reverse time loops                          units: direction x batch slice
-        _backward_phase(<floating *> NULL, &g, 1, D * n_sl,
-                        _team(nt, D * n_sl, <double> D * TB * (GH + H) * P))
+        # 2. the reverse time loops                          units: direction x batch slice,
+        #                                                    or x block of hidden units
+        if blocks_team > 0:
+            _backward_phase(<floating *> NULL, &g, 4, 1,
+                            _team(blocks_team, blocks_team, PARALLEL_MIN_WORK))
+        else:
+            _backward_phase(<floating *> NULL, &g, 1, D * n_sl,
+                            _team(nt, D * n_sl, <double> D * TB * (GH + H) * P))
         # 3. pack X, H_prev (, M) for the weight gradients   units: register tiles
         _backward_phase(<floating *> NULL, &g, 2, n_pack,
                         _team(nt, n_pack, PACK_COST * TB * (I + D * (P + H))))
         # 4. the big products and sums after the loop        units: blocks of result rows
+        #                                                    (dX: and of columns)
         _backward_phase(<floating *> NULL, &g, 3, n_big, team_big)
     if g.watch and minirnn_unwatch_sigint():
         _interrupted()
