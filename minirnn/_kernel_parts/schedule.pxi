@@ -208,7 +208,7 @@ cdef inline Py_ssize_t _n_slices(Py_ssize_t B, Py_ssize_t D,
 #  - Ctrl-C: thread 0 reads the flag before each step's barrier, every thread the answer
 #    after it (minirnn_step_sync, runtime.pxi): all stop at the same step. Fork: a child
 #    forked after a team ran has one thread (_threads), so it keeps batch slices.
-cdef double BLOCKS_MIN_WORK = 1 << 16
+cdef double BLOCKS_MIN_WORK = 1 << 15
 cdef double BLOCKS_MIN_WORK_BWD = 1 << 16
 
 # 0: by shape; 1: always batch slices; 2: unit blocks wherever allowed (no projections), even
