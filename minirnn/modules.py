@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 from typing import (TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence,
-                    Tuple, TypeVar, Union, overload)
+                    Tuple, TypeVar, Union, cast, overload)
 
 import numpy as np
 
@@ -1029,7 +1029,8 @@ class _CellBase(_Module):
             self._tape.append(dict(tape=tape, batched=batched, B=B))
         h = h_n[0] if batched else h_n[0, 0]
         if self.mode == "LSTM":
-            return h, (c_n[0] if batched else c_n[0, 0])
+            c = cast(FloatArray, c_n)                  # an LSTM's rnn_forward returns c_n
+            return h, (c[0] if batched else c[0, 0])
         return h
 
     def backward(self, grad: StateIn) -> Tuple[FloatArray, Union[FloatArray, StatePair]]:
