@@ -52,7 +52,7 @@ OPTIONAL_MODULES = ("onnx", "onnxruntime")
 
 #: the learner chapters: a reader arriving from a link at any section can paste and run it
 LEARNER_CHAPTERS = ["notation.md", "elman.md", "output-and-h_n.md", "gru.md", "lstm.md",
-                    "bptt.md", "variable-length.md"]
+                    "bptt.md", "variable-length.md", "first-rnn.md", "char-lm.md"]
 
 
 def section_first_blocks(text):

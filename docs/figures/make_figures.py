@@ -200,10 +200,166 @@ def draw_unrolled(path, steps=4, bptt=False):
     plt.close(fig)
 
 
+def noisy_sine(rng, batch, length):
+    """The data of the chapter "Your first RNN" (docs/first-rnn.md)."""
+    freq = rng.uniform(0.1, 0.3, size=(1, batch))
+    phase = rng.uniform(0, 2 * np.pi, size=(1, batch))
+    t = np.arange(length + 1)[:, None] * freq + phase
+    clean = np.sin(t).astype(np.float32)[:, :, None]
+    noisy = (clean + 0.1 * rng.standard_normal(clean.shape)).astype(np.float32)
+    return noisy[:-1], noisy[1:], clean[1:]
+
+
+def train_sine(steps=600):
+    """The training loop of docs/first-rnn.md, run for ``steps`` steps."""
+    rng = np.random.default_rng(0)
+    rnn = minirnn.GRU(1, 32, seed=0)
+    head = minirnn.Linear(32, 1, seed=1)
+    opt = minirnn.optim.Adam([rnn, head], lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        x, y, _ = noisy_sine(rng, batch=32, length=50)
+        loss, grad = minirnn.mse_loss(head(rnn(x)[0]), y)
+        opt.zero_grad()
+        rnn.backward(head.backward(grad), None)
+        opt.step()
+        losses.append(float(loss))
+    return rnn, head, losses
+
+
+def draw_first_rnn(path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rnn, head, losses = train_sine()
+    x, y, clean = noisy_sine(np.random.default_rng(1), batch=1, length=80)
+    with minirnn.no_grad():
+        pred = head(rnn(x)[0])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8),
+                                      gridspec_kw={"width_ratios": [1, 1.5]})
+    left.plot(losses, lw=1.0, color="#4c72b0", label="loss of each step")
+    left.axhline(0.51, color="#888888", ls="--", lw=1, label="saying 0: 0.51")
+    left.axhline(0.01, color="#c44e52", ls="--", lw=1, label="the noise: 0.01")
+    left.set_yscale("log")
+    left.set_xlabel("training step", fontsize=11)
+    left.set_ylabel("mean squared error", fontsize=11)
+    left.set_title("the loss falls", fontsize=12)
+    left.legend(fontsize=9.5, loc="center right")
+    t = np.arange(1, x.shape[0] + 1)
+    right.plot(t, y[:, 0, 0], ".", color="#999999", ms=4, label="noisy next value (target)")
+    right.plot(t, clean[:, 0, 0], color="#55a868", lw=1.6, label="the sine without noise")
+    right.plot(t, pred[:, 0, 0], color="#c44e52", lw=1.4, label="the model's prediction")
+    right.set_xlabel("step t (prediction of the value at t)", fontsize=11)
+    right.set_title("a sequence the model never saw", fontsize=12)
+    right.legend(fontsize=9.5, loc="lower center", ncol=2, handlelength=1.5)
+    right.set_ylim(-2.0, 1.3)
+    for ax in (left, right):
+        ax.tick_params(labelsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def train_char_lm(steps=600):
+    """The model and training loop of docs/char-lm.md, run for ``steps`` steps. Returns
+    ``(text, data, (embed, lstm, head), losses)``."""
+    import inspect
+    import textwrap
+
+    text = inspect.getsource(textwrap)
+    chars = sorted(set(text))
+    index = {c: i for i, c in enumerate(chars)}
+    data = np.array([index[c] for c in text])
+    V = len(chars)
+    embed = minirnn.Embedding(V, 16, seed=0)
+    lstm = minirnn.LSTM(16, 64, seed=1)
+    head = minirnn.Linear(64, V, seed=2)
+    model = [embed, lstm, head]
+    opt = minirnn.optim.Adam(model, lr=1e-2)
+    T, B = 32, 16
+    streams = data[:len(data) // B * B].reshape(B, -1)
+    state, pos, losses = None, 0, []
+    for _ in range(steps):
+        if pos + T + 1 > streams.shape[1]:
+            state, pos = None, 0
+        x, y = streams[:, pos:pos + T].T, streams[:, pos + 1:pos + T + 1].T
+        pos += T
+        out, state = lstm(embed(x), state)
+        logits = head(out)
+        loss, grad = minirnn.cross_entropy(logits.reshape(T * B, V), y.reshape(-1))
+        opt.zero_grad()
+        grad_vectors, _ = lstm.backward(head.backward(grad.reshape(logits.shape)), None)
+        embed.backward(grad_vectors)
+        minirnn.clip_grad_norm_(model, max_norm=1.0)
+        opt.step()
+        losses.append(float(loss))
+    return text, data, (embed, lstm, head), losses
+
+
+def indentation_unit(text, h):
+    """The unit of ``h`` (len(text), H) most correlated with "a space of the line's leading
+    indentation", its correlation."""
+    leading = np.zeros(len(text), bool)
+    start = True
+    for i, c in enumerate(text):
+        leading[i] = start and c == " "
+        start = c == "\n" or (start and c == " ")
+    r = np.array([np.corrcoef(h[:, u], leading)[0, 1] for u in range(h.shape[1])])
+    unit = int(np.nanargmax(np.abs(r)))
+    return unit, float(r[unit])
+
+
+def draw_char_lm(path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    text, data, (embed, lstm, head), losses = train_char_lm()
+    with minirnn.no_grad():
+        h = lstm(embed(data[:, None]))[0][:, 0]
+    unit, r = indentation_unit(text, h)
+    values = h[:, unit] * np.sign(r)
+    start = text.index("    def __init__")
+    lines = text[start:].split("\n")[:11]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4),
+                                      gridspec_kw={"width_ratios": [1, 2.1]})
+    left.plot(losses, lw=0.9, color="#4c72b0")
+    left.axhline(np.log(len(set(text))), color="#888888", ls="--", lw=1,
+                 label="log V: a uniform guess")
+    left.set_xlabel("training step", fontsize=11)
+    left.set_ylabel("cross-entropy (nats per character)", fontsize=11)
+    left.set_title("the loss falls", fontsize=12)
+    left.legend(fontsize=9.5)
+    left.tick_params(labelsize=10)
+    cmap = plt.get_cmap("RdBu_r")
+    width = max(len(line) for line in lines) + 1
+    right.set_xlim(0, width)
+    right.set_ylim(len(lines), 0)
+    right.axis("off")
+    pos = start
+    for row, line in enumerate(lines):
+        for col, c in enumerate(line + "\n"):
+            v = float(np.clip(values[pos], -1, 1))
+            right.add_patch(Rectangle((col, row), 1, 1, facecolor=cmap(0.5 + 0.5 * v),
+                                      edgecolor="none"))
+            right.text(col + 0.5, row + 0.55, "⏎" if c == "\n" else c, ha="center",
+                       va="center", fontsize=9, family="monospace")
+            pos += 1
+    right.set_title(f"hidden unit {unit}: correlation {abs(r):.2f} with the indentation "
+                    "(red: high, blue: low)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main():
     for name, draw in [("output_h_n_layout.png", draw_layout),
                        ("unrolled.png", draw_unrolled),
-                       ("bptt_graph.png", lambda p: draw_unrolled(p, bptt=True))]:
+                       ("bptt_graph.png", lambda p: draw_unrolled(p, bptt=True)),
+                       ("first_rnn.png", draw_first_rnn),
+                       ("char_lm.png", draw_char_lm)]:
         path = os.path.join(HERE, name)
         draw(path)
         print(f"wrote {path}")
