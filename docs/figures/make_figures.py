@@ -200,6 +200,172 @@ def draw_unrolled(path, steps=4, bptt=False):
     plt.close(fig)
 
 
+#: gate colours of the cell diagrams
+GATE_COLOURS = {"r": "#4c72b0", "z": "#dd8452", "n": "#55a868", "i": "#4c72b0",
+                "f": "#dd8452", "g": "#55a868", "o": "#8172b3", "h": "#55a868"}
+
+
+def _op(ax, x, y, text, r=0.28, face="white", fontsize=13):
+    from matplotlib.patches import Circle
+    ax.add_patch(Circle((x, y), r, facecolor=face, edgecolor="#444444", linewidth=1.2,
+                        zorder=3))
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=4)
+
+
+def _line(ax, points, color="#444444", arrow=True, lw=1.4):
+    """A polyline through ``points`` with an arrow head at the end."""
+    from matplotlib.patches import FancyArrowPatch
+    xs, ys = zip(*points)
+    ax.plot(xs[:-1] + (xs[-1],) if not arrow else xs[:-1], ys[:-1] if arrow else ys,
+            color=color, lw=lw, zorder=1, solid_capstyle="round")
+    if arrow:
+        ax.add_patch(FancyArrowPatch(points[-2], points[-1], arrowstyle="-|>",
+                                     mutation_scale=14, color=color, linewidth=lw,
+                                     shrinkA=0, shrinkB=9, zorder=2))
+
+
+def _stacked(ax, x, y0, gates, label, sub, height=0.55, width=2.3):
+    """The stacked matrix product: one coloured block per gate, top to bottom in row
+    order; returns {gate: (x of the right edge, y of the block's centre)}."""
+    from matplotlib.patches import Rectangle
+    ends = {}
+    n = len(gates)
+    for k, gate in enumerate(gates):
+        y = y0 + (n - 1 - k) * height
+        ax.add_patch(Rectangle((x - width / 2, y), width, height, facecolor=GATE_COLOURS[gate],
+                               edgecolor="white", linewidth=1.5, alpha=0.9, zorder=2))
+        rows = "0:H" if k == 0 else ("H:2H" if k == 1 else f"{k}H:{k + 1}H")
+        ax.text(x, y + height / 2, f"{gate}: rows {rows}" if n > 1 else "rows 0:H",
+                ha="center", va="center", fontsize=10.5, color="white", fontweight="bold",
+                zorder=3)
+        ends[gate] = (x + width / 2, y + height / 2)
+    top = y0 + n * height
+    ax.text(x, top + 0.1, label, ha="center", va="bottom", fontsize=12)
+    ax.text(x, y0 - 0.1, sub, ha="center", va="top", fontsize=10.5, color="#444444")
+    return ends
+
+
+def draw_cell(path, kind):
+    """The Elman, GRU or LSTM cell: the two stacked products (W on the input, U on the
+    previous state, one block of rows per gate, in PyTorch's order), the gates, the
+    elementwise products and the new state."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gates = {"elman": ["h"], "gru": ["r", "z", "n"], "lstm": ["i", "f", "g", "o"]}[kind]
+    K = len(gates)
+    bh = 0.55                                             # height of one gate's block
+    top = {"elman": 2.7, "gru": 6.0, "lstm": 7.3}[kind]
+    x0, x1, y0, y1 = -0.2, 14.2, 0.0, top + 0.75
+    fig, ax = plt.subplots(figsize=(10, 10 * (y1 - y0) / (x1 - x0) + 0.45))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    stack = "H" if K == 1 else f"{K}H"
+    u_y0 = top - 1.05 - K * bh if K > 1 else 1.95
+    w_y0 = 0.55
+    U = _stacked(ax, 3.0, u_y0, gates, r"$U\,h_{t-1} + b_{hh}$", f"weight_hh  ({stack} × H)")
+    W = _stacked(ax, 3.0, w_y0, gates, r"$W\,x_t + b_{ih}$", f"weight_ih  ({stack} × H_in)")
+    hy, xy = u_y0 + K * bh / 2, w_y0 + K * bh / 2
+    _box(ax, 0.45, hy, 0.8, 0.55, "$h_{t-1}$", "#f6f6f6", fontsize=13)
+    _box(ax, 0.45, xy, 0.8, 0.55, "$x_t$", "#f6f6f6", fontsize=13)
+    _line(ax, [(0.85, hy), (1.85, hy)])
+    _line(ax, [(0.85, xy), (1.85, xy)])
+    act = {"h": "tanh", "r": "σ", "z": "σ", "n": "tanh", "i": "σ", "f": "σ", "g": "tanh",
+           "o": "σ"}
+    # one row per gate: the two blocks meet in a sum, then the gate's function
+    ys = {g: (top - 0.45 - k * (top - 1.35) / (K - 1)) if K > 1 else 1.7
+          for k, g in enumerate(gates)}
+    out = {}
+    for k, g in enumerate(gates):
+        y, c, xs = ys[g], GATE_COLOURS[g], 5.6 + 0.2 * k
+        if kind == "gru" and g == "n":          # reset after the product: r * (U_n h + b)
+            _op(ax, 4.85, U[g][1], "⊙", r=0.22, fontsize=12)
+            _line(ax, [U[g], (4.85, U[g][1])], color=c)
+            _line(ax, [(5.07, U[g][1]), (xs, U[g][1]), (xs, y + 0.1), (6.4, y + 0.1)],
+                  color=c, arrow=True)
+        else:
+            _line(ax, [U[g], (xs, U[g][1]), (xs, y + 0.1), (6.4, y + 0.1)], color=c)
+        _line(ax, [W[g], (xs - 0.1, W[g][1]), (xs - 0.1, y - 0.1), (6.4, y - 0.1)], color=c)
+        _op(ax, 6.65, y, "+")
+        _box(ax, 7.75, y, 1.0, 0.5, act[g], c, fontsize=12, color="white")
+        _line(ax, [(6.93, y), (7.25, y)])
+        if kind == "elman":
+            _line(ax, [(8.25, y), (10.2, y)])
+            _box(ax, 10.7, y, 0.9, 0.55, "$h_t$", "#f6f6f6", fontsize=13)
+            ax.text(11.25, y, "→ output[t], and the\n$h_{t-1}$ of the next step", ha="left",
+                    va="center", fontsize=11)
+        else:
+            ax.text(8.35, y + 0.12, f"${g}_t$", ha="left", va="bottom", fontsize=13, color=c)
+        out[g] = (8.25, y)
+    if kind == "gru":
+        r, z, n = out["r"], out["z"], out["n"]
+        # r goes back to the product with U_n h
+        _line(ax, [r, (8.9, r[1]), (8.9, r[1] - 0.5), (4.85, r[1] - 0.5),
+                   (4.85, U["n"][1])], color=GATE_COLOURS["r"])
+        # h_t = (1 - z) * n + z * h_{t-1}
+        mid = (z[1] + n[1]) / 2
+        _op(ax, 10.6, n[1], "⊙")
+        _op(ax, 10.6, z[1], "⊙")
+        _op(ax, 9.7, mid, "1−", fontsize=11)
+        _line(ax, [n, (10.6, n[1])])
+        _line(ax, [z, (9.7, z[1]), (9.7, mid)], color=GATE_COLOURS["z"])
+        _line(ax, [(9.7, mid - 0.28), (9.7, n[1] + 0.5), (10.6, n[1] + 0.5), (10.6, n[1])],
+              color=GATE_COLOURS["z"])
+        _line(ax, [z, (10.6, z[1])], color=GATE_COLOURS["z"])
+        ht = top + 0.35                                    # h_{t-1} runs along the top
+        _line(ax, [(0.45, hy + 0.28), (0.45, ht), (10.6, ht), (10.6, z[1])])
+        ax.text(5.0, ht + 0.06, "$h_{t-1}$", ha="center", va="bottom", fontsize=12)
+        _op(ax, 11.8, mid, "+")
+        _line(ax, [(10.88, n[1]), (11.8, n[1]), (11.8, mid)])
+        _line(ax, [(10.88, z[1]), (11.8, z[1]), (11.8, mid)])
+        _line(ax, [(12.08, mid), (12.75, mid)])
+        _box(ax, 13.2, mid, 0.85, 0.55, "$h_t$", "#f6f6f6", fontsize=13)
+        ax.text(13.2, mid - 0.4, "output[t]", ha="center", va="top", fontsize=11)
+        ax.text(11.2, n[1] - 0.45, "$h_t = (1-z_t)\\odot n_t + z_t \\odot h_{t-1}$",
+                ha="center", va="top", fontsize=12)
+    if kind == "lstm":
+        i, f, g, o = out["i"], out["f"], out["g"], out["o"]
+        cy = top + 0.35                                    # c_{t-1} runs along the top
+        ax.text(1.25, cy, "$c_{t-1}$", ha="right", va="center", fontsize=13)
+        _op(ax, 9.2, cy, "⊙")                              # f * c_{t-1}
+        _line(ax, [(1.35, cy), (9.2, cy)])
+        _line(ax, [f, (9.2, f[1]), (9.2, cy)], color=GATE_COLOURS["f"])
+        _op(ax, 10.3, g[1], "⊙")                           # i * g
+        _line(ax, [g, (10.3, g[1])], color=GATE_COLOURS["g"])
+        _line(ax, [i, (9.75, i[1]), (9.75, g[1] + 0.6), (10.3, g[1] + 0.6), (10.3, g[1])],
+              color=GATE_COLOURS["i"])
+        _op(ax, 11.3, cy, "+")
+        _line(ax, [(9.48, cy), (11.3, cy)])
+        _line(ax, [(10.58, g[1]), (11.3, g[1]), (11.3, cy)])
+        _line(ax, [(11.58, cy), (14.0, cy)])
+        ax.text(13.95, cy + 0.1, "$c_t$", ha="right", va="bottom", fontsize=13)
+        tanh_y = (g[1] + o[1]) / 2 + 0.2
+        _box(ax, 12.5, tanh_y, 0.8, 0.45, "tanh", "#dfe6ee", fontsize=11)
+        _line(ax, [(12.5, cy), (12.5, tanh_y)])
+        _op(ax, 12.5, o[1], "⊙")
+        _line(ax, [(12.5, tanh_y - 0.23), (12.5, o[1])])
+        _line(ax, [o, (12.5, o[1])], color=GATE_COLOURS["o"])
+        _line(ax, [(12.78, o[1]), (13.2, o[1])])
+        _box(ax, 13.6, o[1], 0.75, 0.55, "$h_t$", "#f6f6f6", fontsize=13)
+        ax.text(13.6, o[1] - 0.4, "output[t]", ha="center", va="top", fontsize=11)
+        ax.text(5.2, cy + 0.08, "$c_t = f_t \\odot c_{t-1} + i_t \\odot g_t$", ha="center",
+                va="bottom", fontsize=12)
+        ax.text(10.6, o[1] - 0.4, "$h_t = o_t \\odot \\tanh(c_t)$", ha="center",
+                va="top", fontsize=12)
+    title = {"elman": "The Elman cell: $h_t = \\tanh(W x_t + b_{ih} + U h_{t-1} + b_{hh})$",
+             "gru": "The GRU cell: gates r, z, n, the rows of weight_ih and weight_hh in "
+                    "this order",
+             "lstm": "The LSTM cell: gates i, f, g, o, the rows of weight_ih and weight_hh "
+                     "in this order"}[kind]
+    ax.set_title(title, fontsize=13)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def noisy_sine(rng, batch, length):
     """The data of the chapter "Your first RNN" (docs/first-rnn.md)."""
     freq = rng.uniform(0.1, 0.3, size=(1, batch))
@@ -358,6 +524,9 @@ def main():
     for name, draw in [("output_h_n_layout.png", draw_layout),
                        ("unrolled.png", draw_unrolled),
                        ("bptt_graph.png", lambda p: draw_unrolled(p, bptt=True)),
+                       ("cell_elman.png", lambda p: draw_cell(p, "elman")),
+                       ("cell_gru.png", lambda p: draw_cell(p, "gru")),
+                       ("cell_lstm.png", lambda p: draw_cell(p, "lstm")),
                        ("first_rnn.png", draw_first_rnn),
                        ("char_lm.png", draw_char_lm)]:
         path = os.path.join(HERE, name)
