@@ -69,8 +69,8 @@ def draw_layout(path):
         for cell in found:
             where[cell] = k
 
-    fig, ax = plt.subplots(figsize=(11, 5.6))
-    ax.set_xlim(-2.9, L + 4.2)
+    fig, ax = plt.subplots(figsize=(10, 6.4))
+    ax.set_xlim(-2.9, L + 4.6)
     ax.set_ylim(-1.1, 2 * NUM_LAYERS + 1.5)
     ax.axis("off")
 
@@ -81,7 +81,8 @@ def draw_layout(path):
         for d in range(2):
             y = row_y(layer, d)
             name = ("forward  [..., :H]", "reverse  [..., H:]")[d]
-            ax.text(-0.15, y + 0.4, f"layer {layer} {name}", ha="right", va="center", fontsize=9)
+            ax.text(-0.15, y + 0.4, f"layer {layer} {name}", ha="right", va="center",
+                    fontsize=11.5)
             for t in range(L):
                 k = where.get((layer, t, d))
                 face = colours[k] if k is not None else ("#f2f2f2" if layer < NUM_LAYERS - 1
@@ -89,38 +90,38 @@ def draw_layout(path):
                 ax.add_patch(Rectangle((t + 0.05, y + 0.05), 0.9, 0.75, facecolor=face,
                                        edgecolor="#555555", linewidth=0.8))
                 if k is not None:
-                    ax.text(t + 0.5, y + 0.43, f"= h_n[{k}]", ha="center", va="center",
-                            fontsize=8.5, color="white", fontweight="bold")
+                    ax.text(t + 0.5, y + 0.43, f"h_n[{k}]", ha="center", va="center",
+                            fontsize=11, color="white", fontweight="bold")
             # the direction the recurrence runs in
             xs = (0.1, L - 0.1) if d == 0 else (L - 0.1, 0.1)
             ax.add_patch(FancyArrowPatch((xs[0], y - 0.03), (xs[1], y - 0.03),
                                          arrowstyle="-|>", mutation_scale=9, color="#888888",
                                          linewidth=0.8))
         top = row_y(layer, 0) + 0.95
-        label = ("output (returned): the last layer at every step" if layer == NUM_LAYERS - 1
-                 else f"layer {layer}: computed, not returned (the input of layer {layer + 1})")
-        ax.text(0.05, top, label, ha="left", va="bottom", fontsize=9.5,
+        label = ("output: the last layer, every step" if layer == NUM_LAYERS - 1
+                 else f"layer {layer}: not returned (the input of layer {layer + 1})")
+        ax.text(0.05, top, label, ha="left", va="bottom", fontsize=12.5,
                 fontweight="bold" if layer == NUM_LAYERS - 1 else "normal")
     for t in range(L):
-        ax.text(t + 0.5, -0.35, f"t={t}", ha="center", va="center", fontsize=8.5)
-    ax.text(L / 2, -0.8, "time step  (output[t] for batch_first=False, output[:, t] for "
-            "batch_first=True)", ha="center", va="center", fontsize=9)
+        ax.text(t + 0.5, -0.35, f"t={t}", ha="center", va="center", fontsize=11)
+    ax.text(L / 2, -0.8, "time step: output[t], or output[:, t] if batch_first",
+            ha="center", va="center", fontsize=11.5)
 
     # h_n: one box per row, layer-major then direction
-    x0 = L + 1.2
-    ax.text(x0 + 0.75, 2 * NUM_LAYERS + 0.4, "h_n (never batch-first)\nrow = layer*2 + direction",
-            ha="center", va="bottom", fontsize=9.5, fontweight="bold")
+    x0 = L + 1.45
+    ax.text(x0 + 0.9, 2 * NUM_LAYERS + 0.4, "h_n (never batch-first)\nrow = layer*2 + direction",
+            ha="center", va="bottom", fontsize=12, fontweight="bold")
     for k in range(2 * NUM_LAYERS):
         layer, d = divmod(k, 2)
         y = 2 * NUM_LAYERS - 1 - k + 0.1
         ax.add_patch(Rectangle((x0, y), 1.5, 0.75, facecolor=colours[k], edgecolor="#555555",
                                linewidth=0.8))
-        ax.text(x0 + 0.75, y + 0.38, f"h_n[{k}]", ha="center", va="center", fontsize=9,
+        ax.text(x0 + 0.75, y + 0.38, f"h_n[{k}]", ha="center", va="center", fontsize=11.5,
                 color="white", fontweight="bold")
         ax.text(x0 + 1.6, y + 0.38, f"layer {layer}, {('forward', 'reverse')[d]}", ha="left",
-                va="center", fontsize=8.5)
-    ax.set_title("GRU(num_layers=2, bidirectional=True): which states are in output and "
-                 "which in h_n (found by comparing the numbers)", fontsize=10.5)
+                va="center", fontsize=11)
+    ax.set_title("GRU(num_layers=2, bidirectional=True): which states are in output\n"
+                 "and which in h_n (found by comparing the numbers)", fontsize=13.5)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -145,56 +146,87 @@ def _arrow(ax, a, b, text=None, color="#444444", offset=(0.0, 0.0), fontsize=11,
 
 def draw_unrolled(path, steps=4, bptt=False):
     """An Elman layer unrolled over ``steps`` steps (with the backward pass if ``bptt``)."""
+    if bptt:
+        return draw_bptt(path, steps)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 5.2 if bptt else 4.2))
+    fig, ax = plt.subplots(figsize=(10, 4.2))
     ax.set_xlim(-1.4, 2.4 * steps + 0.4)
-    ax.set_ylim(-2.6 if bptt else -1.0, 3.4)
+    ax.set_ylim(-1.0, 3.4)
     ax.axis("off")
     xs = [1.2 + 2.4 * t for t in range(steps)]
     _box(ax, -0.6, 1.0, 0.9, 0.6, "$h_0$", "#eeeeee")
     for t, x in enumerate(xs):
         _box(ax, x, 1.0, 1.3, 0.8, "tanh", "#dfe6ee", fontsize=12)
-        _box(ax, x, -0.2 if not bptt else -0.2, 0.9, 0.55, f"$x_{t + 1}$", "#f6f6f6")
+        _box(ax, x, -0.2, 0.9, 0.55, f"$x_{t + 1}$", "#f6f6f6")
         _box(ax, x, 2.6, 0.9, 0.55, f"$h_{t + 1}$", "#f6f6f6")
         _arrow(ax, (x, 0.08), (x, 0.6), "W", offset=(0.22, 0.0))
         _arrow(ax, (x, 1.4), (x, 2.32))
         prev = -0.15 if t == 0 else xs[t - 1] + 0.65
-        _arrow(ax, (prev, 1.0), (x - 0.65, 1.0), "U" if t else "U", offset=(0.0, 0.22))
+        _arrow(ax, (prev, 1.0), (x - 0.65, 1.0), "U", offset=(0.0, 0.22))
     ax.text(xs[0] - 0.9, 3.15, "output = $(h_1, h_2, \\ldots, h_L)$: every step",
             ha="left", va="center", fontsize=11)
     ax.text(xs[-1] + 0.55, 2.6, "= h_n", ha="left", va="center", fontsize=11,
             fontweight="bold")
-    if not bptt:
-        ax.text(xs[0] - 0.9, -0.8, "the same W, U, b at every step:  "
-                "$h_t = \\tanh(W x_t + b_{ih} + U h_{t-1} + b_{hh})$",
-                ha="left", va="center", fontsize=11)
-        ax.set_title("An Elman layer unrolled in time (one cell, L copies)", fontsize=12)
-    else:
-        red = "#c44e52"
-        for t, x in enumerate(xs):
-            _arrow(ax, (x + 0.3, 2.32), (x + 0.3, 1.42), color=red)
-            ax.text(x + 0.42, 1.85, "$\\partial \\ell_{%d}$" % (t + 1), ha="left",
-                    va="center", fontsize=10, color=red)
-            if t:
-                _arrow(ax, (x - 0.65, 0.72), (xs[t - 1] + 0.65, 0.72), color=red)
-                jacobian = "$\\cdot\\,\\mathrm{diag}(1-h_{%d}^2)\\,U$" % (t + 1)
-                ax.text((x + xs[t - 1]) / 2, 0.5, jacobian,
-                        ha="center", va="center", fontsize=10, color=red)
-            _arrow(ax, (x - 0.3, 0.6), (x - 0.3, 0.08), color=red)
-        ax.text(xs[0] - 0.9, -1.2, "forward (black): left to right.  backward (red): right to "
-                "left, each step adds its loss's gradient,", ha="left", va="center", fontsize=11)
-        ax.text(xs[0] - 0.9, -1.7, "multiplies the carried gradient by the step's Jacobian "
-                "$\\partial h_t / \\partial h_{t-1} = \\mathrm{diag}(1-h_t^2)\\,U$, and sends "
-                "a gradient down to $x_t$", ha="left", va="center", fontsize=11)
-        ax.text(xs[0] - 0.9, -2.2, "$\\bar W = \\sum_t \\bar a_t^\\top x_t$ and "
-                "$\\bar U = \\sum_t \\bar a_t^\\top h_{t-1}$: one weight, the sum of every "
-                "step's share ($\\bar a_t$: the gradient of the pre-activation)",
-                ha="left", va="center", fontsize=11)
-        ax.set_title("Backpropagation through time: the unrolled graph, run backwards",
-                     fontsize=12)
+    ax.text(xs[0] - 0.9, -0.8, "the same W, U, b at every step:  "
+            "$h_t = \\tanh(W x_t + b_{ih} + U h_{t-1} + b_{hh})$",
+            ha="left", va="center", fontsize=11)
+    ax.set_title("An Elman layer unrolled in time (one cell, L copies)", fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_bptt(path, steps=4):
+    """The unrolled Elman layer with a loss at every step: forward arrows in black, the
+    gradient flowing back in red, with each step's Jacobian written on its arrow. Drawn at
+    equal aspect with text sized to stay legible at the page's width."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dx = 3.4
+    xs = [2.1 + dx * t for t in range(steps)]
+    x0, x1, y0, y1 = -1.5, xs[-1] + 1.9, -1.75, 3.55
+    fig, ax = plt.subplots(figsize=(10, 10 * (y1 - y0) / (x1 - x0) + 0.5))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    red = "#c44e52"
+    _box(ax, -0.9, 1.0, 0.9, 0.6, "$h_0$", "#eeeeee", fontsize=14)
+    for t, x in enumerate(xs):
+        _box(ax, x, 1.0, 1.3, 0.8, "tanh", "#dfe6ee", fontsize=14)
+        _box(ax, x, -0.45, 0.9, 0.6, f"$x_{t + 1}$", "#f6f6f6", fontsize=14)
+        _box(ax, x, 2.75, 0.9, 0.6, f"$h_{t + 1}$", "#f6f6f6", fontsize=14)
+        _arrow(ax, (x - 0.25, -0.13), (x - 0.25, 0.58), "W", offset=(-0.27, 0.0),
+               fontsize=13)
+        _arrow(ax, (x - 0.25, 1.42), (x - 0.25, 2.43))
+        prev = -0.43 if t == 0 else xs[t - 1] + 0.67
+        _arrow(ax, (prev, 1.15), (x - 0.67, 1.15), "U", offset=(0.0, 0.25), fontsize=13)
+        # backward: the loss's gradient comes down, the carried gradient goes left
+        _arrow(ax, (x + 0.25, 2.43), (x + 0.25, 1.42), color=red)
+        ax.text(x + 0.38, 1.93, "$\\bar h_{%d}$" % (t + 1), ha="left", va="center",
+                fontsize=13, color=red)
+        _arrow(ax, (x + 0.25, 0.58), (x + 0.25, -0.13), color=red)
+        ax.text(x + 0.38, 0.22, "$\\bar x_{%d}$" % (t + 1), ha="left", va="center",
+                fontsize=13, color=red)
+        left = -0.43 if t == 0 else xs[t - 1] + 0.67
+        _arrow(ax, (x - 0.67, 0.8), (left, 0.8), color=red)
+        ax.text((x - 0.67 + left) / 2 - 0.1, 0.55,
+                "$\\cdot\\,\\mathrm{diag}(1-h_{%d}^2)\\,U$" % (t + 1), ha="center",
+                va="top", fontsize=11.5, color=red)
+    ax.text(xs[-1] + 0.6, 2.75, "= h_n", ha="left", va="center", fontsize=13,
+            fontweight="bold")
+    ax.text(x0 + 0.1, -1.25, "black: forward, left to right", ha="left", va="center",
+            fontsize=13)
+    ax.text(x0 + 0.1, -1.65, "red: backward, right to left; each step adds "
+            "$\\partial\\ell_t/\\partial h_t$ and multiplies by its Jacobian",
+            ha="left", va="center", fontsize=13, color=red)
+    ax.set_title("Backpropagation through time: the unrolled graph, run backwards",
+                 fontsize=14)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
