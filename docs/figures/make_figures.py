@@ -552,6 +552,52 @@ def draw_char_lm(path):
     plt.close(fig)
 
 
+def performance_runs(chapter=os.path.join(os.path.dirname(HERE), "performance.md")):
+    """The float32 ratios (torch ms / minirnn ms) of the results tables of
+    docs/performance.md, as ``[(threads, "float32", rows)]`` in bench_rnn.py's JSON row
+    format: each table ``| size | mode | f32 infer | f32 train | ...`` belongs to the
+    ``**N thread(s)**`` paragraph above it. The figure is drawn from the numbers printed in the
+    chapter, so the two cannot disagree."""
+    import re
+
+    with open(chapter, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    runs, threads = [], None
+    for k, line in enumerate(lines):
+        m = re.match(r"\*\*(\d+) threads?\*\*", line)
+        if m:
+            threads = int(m.group(1))
+        if line.startswith("| size | mode | f32 infer") and threads is not None:
+            cols = [c.strip() for c in line.strip("|").split("|")]
+            rows = []
+            for row in lines[k + 2:]:
+                if not row.startswith("|"):
+                    break
+                cells = [c.strip() for c in row.strip("|").split("|")]
+                for col, phase in (("f32 infer", "infer"), ("f32 train", "train")):
+                    value = re.match(r"[\d.]+", cells[cols.index(col)])
+                    if value:
+                        rows.append({"size": cells[0], "mode": cells[1], "phase": phase,
+                                     "dtype": "float32",
+                                     "ratio": {"torch": float(value.group(0))}})
+            if threads not in [t for t, _, _ in runs]:
+                runs.append((threads, "float32", rows))
+            threads = None
+    return runs
+
+
+def draw_performance(path):
+    import matplotlib
+    matplotlib.use("Agg")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "bench"))
+    import plot_bench
+
+    runs = performance_runs()
+    assert runs, "no results tables found in docs/performance.md"
+    plot_bench.draw_split(runs, path, targets=True,
+                          title="torch ms / minirnn ms, float32 (above 1x: minirnn faster)")
+
+
 def main():
     for name, draw in [("output_h_n_layout.png", draw_layout),
                        ("unrolled.png", draw_unrolled),
@@ -560,6 +606,7 @@ def main():
                        ("cell_gru.png", lambda p: draw_cell(p, "gru")),
                        ("cell_lstm.png", lambda p: draw_cell(p, "lstm")),
                        ("first_rnn.png", draw_first_rnn),
+                       ("performance.png", draw_performance),
                        ("char_lm.png", draw_char_lm)]:
         path = os.path.join(HERE, name)
         draw(path)
