@@ -146,50 +146,20 @@ def _arrow(ax, a, b, text=None, color="#444444", offset=(0.0, 0.0), fontsize=11,
 
 def draw_unrolled(path, steps=4, bptt=False):
     """An Elman layer unrolled over ``steps`` steps (with the backward pass if ``bptt``)."""
-    if bptt:
-        return draw_bptt(path, steps)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 4.2))
-    ax.set_xlim(-1.4, 2.4 * steps + 0.4)
-    ax.set_ylim(-1.0, 3.4)
-    ax.axis("off")
-    xs = [1.2 + 2.4 * t for t in range(steps)]
-    _box(ax, -0.6, 1.0, 0.9, 0.6, "$h_0$", "#eeeeee")
-    for t, x in enumerate(xs):
-        _box(ax, x, 1.0, 1.3, 0.8, "tanh", "#dfe6ee", fontsize=12)
-        _box(ax, x, -0.2, 0.9, 0.55, f"$x_{t + 1}$", "#f6f6f6")
-        _box(ax, x, 2.6, 0.9, 0.55, f"$h_{t + 1}$", "#f6f6f6")
-        _arrow(ax, (x, 0.08), (x, 0.6), "W", offset=(0.22, 0.0))
-        _arrow(ax, (x, 1.4), (x, 2.32))
-        prev = -0.15 if t == 0 else xs[t - 1] + 0.65
-        _arrow(ax, (prev, 1.0), (x - 0.65, 1.0), "U", offset=(0.0, 0.22))
-    ax.text(xs[0] - 0.9, 3.15, "output = $(h_1, h_2, \\ldots, h_L)$: every step",
-            ha="left", va="center", fontsize=11)
-    ax.text(xs[-1] + 0.55, 2.6, "= h_n", ha="left", va="center", fontsize=11,
-            fontweight="bold")
-    ax.text(xs[0] - 0.9, -0.8, "the same W, U, b at every step:  "
-            "$h_t = \\tanh(W x_t + b_{ih} + U h_{t-1} + b_{hh})$",
-            ha="left", va="center", fontsize=11)
-    ax.set_title("An Elman layer unrolled in time (one cell, L copies)", fontsize=12)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    draw_bptt(path, steps, backward=bptt)
 
 
-def draw_bptt(path, steps=4):
-    """The unrolled Elman layer with a loss at every step: forward arrows in black, the
-    gradient flowing back in red, with each step's Jacobian written on its arrow. Drawn at
-    equal aspect with text sized to stay legible at the page's width."""
+def draw_bptt(path, steps=4, backward=True):
+    """The unrolled Elman layer: forward arrows in black and, if ``backward``, the gradient
+    flowing back in red, with each step's Jacobian written on its arrow. Drawn at equal
+    aspect with text sized to stay legible at the page's width."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     dx = 3.4
     xs = [2.1 + dx * t for t in range(steps)]
-    x0, x1, y0, y1 = -1.5, xs[-1] + 1.9, -1.75, 3.55
+    x0, x1, y0, y1 = -1.5, xs[-1] + 1.9, -1.75 if backward else -1.5, 3.7
     fig, ax = plt.subplots(figsize=(10, 10 * (y1 - y0) / (x1 - x0) + 0.5))
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
@@ -206,27 +176,37 @@ def draw_bptt(path, steps=4):
         _arrow(ax, (x - 0.25, 1.42), (x - 0.25, 2.43))
         prev = -0.43 if t == 0 else xs[t - 1] + 0.67
         _arrow(ax, (prev, 1.15), (x - 0.67, 1.15), "U", offset=(0.0, 0.25), fontsize=13)
+        if not backward:
+            continue
         # backward: the loss's gradient comes down, the carried gradient goes left
         _arrow(ax, (x + 0.25, 2.43), (x + 0.25, 1.42), color=red)
         ax.text(x + 0.38, 1.93, "$\\bar h_{%d}$" % (t + 1), ha="left", va="center",
                 fontsize=13, color=red)
         _arrow(ax, (x + 0.25, 0.58), (x + 0.25, -0.13), color=red)
-        ax.text(x + 0.38, 0.22, "$\\bar x_{%d}$" % (t + 1), ha="left", va="center",
+        ax.text(x + 0.38, 0.02, "$\\bar x_{%d}$" % (t + 1), ha="left", va="center",
                 fontsize=13, color=red)
         left = -0.43 if t == 0 else xs[t - 1] + 0.67
         _arrow(ax, (x - 0.67, 0.8), (left, 0.8), color=red)
-        ax.text((x - 0.67 + left) / 2 - 0.1, 0.55,
+        ax.text((x - 0.67 + left) / 2 - 0.05, 0.66,
                 "$\\cdot\\,\\mathrm{diag}(1-h_{%d}^2)\\,U$" % (t + 1), ha="center",
                 va="top", fontsize=11.5, color=red)
     ax.text(xs[-1] + 0.6, 2.75, "= h_n", ha="left", va="center", fontsize=13,
             fontweight="bold")
-    ax.text(x0 + 0.1, -1.25, "black: forward, left to right", ha="left", va="center",
-            fontsize=13)
-    ax.text(x0 + 0.1, -1.65, "red: backward, right to left; each step adds "
-            "$\\partial\\ell_t/\\partial h_t$ and multiplies by its Jacobian",
-            ha="left", va="center", fontsize=13, color=red)
-    ax.set_title("Backpropagation through time: the unrolled graph, run backwards",
-                 fontsize=14)
+    ax.text(xs[0] - 0.7, 3.45, "output = $(h_1, h_2, \\ldots, h_L)$: every step",
+            ha="left", va="center", fontsize=13)
+    if backward:
+        ax.text(x0 + 0.1, -1.25, "black: forward, left to right", ha="left", va="center",
+                fontsize=13)
+        ax.text(x0 + 0.1, -1.65, "red: backward, right to left; each step adds "
+                "$\\partial\\ell_t/\\partial h_t$ and multiplies by its Jacobian",
+                ha="left", va="center", fontsize=13, color=red)
+        ax.set_title("Backpropagation through time: the unrolled graph, run backwards",
+                     fontsize=14)
+    else:
+        ax.text(x0 + 0.1, -1.3, "the same W, U, b at every step:  "
+                "$h_t = \\tanh(W x_t + b_{ih} + U h_{t-1} + b_{hh})$",
+                ha="left", va="center", fontsize=13)
+        ax.set_title("An Elman layer unrolled in time (one cell, L copies)", fontsize=14)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
