@@ -488,47 +488,53 @@ def indentation_unit(text, h):
     return unit, float(r[unit])
 
 
-def draw_char_lm(path):
+def draw_char_lm(loss_path, unit_path):
+    """The loss curve of docs/char-lm.md's loop run longer (``loss_path``), and a few lines of
+    the text on the colours of the hidden unit that tracks indentation (``unit_path``)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     text, data, (embed, lstm, head), losses = train_char_lm()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(losses, lw=0.9, color="#4c72b0", label="loss of each chunk")
+    ax.axhline(np.log(len(set(text))), color="#888888", ls="--", lw=1,
+               label="log V: a uniform guess")
+    ax.set_xlabel("training step", fontsize=11)
+    ax.set_ylabel("cross-entropy\n(nats per character)", fontsize=11)
+    ax.legend(fontsize=10)
+    ax.tick_params(labelsize=10)
+    fig.tight_layout()
+    fig.savefig(loss_path, dpi=110)
+    plt.close(fig)
+
     with minirnn.no_grad():
         h = lstm(embed(data[:, None]))[0][:, 0]
     unit, r = indentation_unit(text, h)
     values = h[:, unit] * np.sign(r)
     start = text.index("    def __init__")
-    lines = text[start:].split("\n")[:11]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4),
-                                      gridspec_kw={"width_ratios": [1, 2.1]})
-    left.plot(losses, lw=0.9, color="#4c72b0")
-    left.axhline(np.log(len(set(text))), color="#888888", ls="--", lw=1,
-                 label="log V: a uniform guess")
-    left.set_xlabel("training step", fontsize=11)
-    left.set_ylabel("cross-entropy (nats per character)", fontsize=11)
-    left.set_title("the loss falls", fontsize=12)
-    left.legend(fontsize=9.5)
-    left.tick_params(labelsize=10)
+    lines = text[start:].split("\n")[:9]
+    width = 46                                         # characters shown per line
+    fig, ax = plt.subplots(figsize=(10, 0.4 * len(lines) + 0.6))
+    ax.set_xlim(0, width)
+    ax.set_ylim(len(lines), 0)
+    ax.axis("off")
     cmap = plt.get_cmap("RdBu_r")
-    width = max(len(line) for line in lines) + 1
-    right.set_xlim(0, width)
-    right.set_ylim(len(lines), 0)
-    right.axis("off")
     pos = start
     for row, line in enumerate(lines):
         for col, c in enumerate(line + "\n"):
-            v = float(np.clip(values[pos], -1, 1))
-            right.add_patch(Rectangle((col, row), 1, 1, facecolor=cmap(0.5 + 0.5 * v),
-                                      edgecolor="none"))
-            right.text(col + 0.5, row + 0.55, "⏎" if c == "\n" else c, ha="center",
-                       va="center", fontsize=9, family="monospace")
+            if col < width:
+                v = float(np.clip(values[pos], -1, 1))
+                ax.add_patch(Rectangle((col, row), 1, 1, facecolor=cmap(0.5 + 0.5 * v),
+                                       edgecolor="none"))
+                ax.text(col + 0.5, row + 0.55, "⏎" if c == "\n" else c, ha="center",
+                        va="center", fontsize=12.5, family="monospace")
             pos += 1
-    right.set_title(f"hidden unit {unit}: correlation {abs(r):.2f} with the indentation "
-                    "(red: high, blue: low)", fontsize=11)
+    ax.set_title(f"hidden unit {unit} after each character: correlation {abs(r):.2f} with "
+                 "the indentation (red high, blue low)", fontsize=12)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(unit_path, dpi=110)
     plt.close(fig)
 
 
@@ -587,7 +593,8 @@ def main():
                        ("cell_lstm.png", lambda p: draw_cell(p, "lstm")),
                        ("first_rnn.png", draw_first_rnn),
                        ("performance.png", draw_performance),
-                       ("char_lm.png", draw_char_lm)]:
+                       ("char_lm_loss.png",
+                        lambda p: draw_char_lm(p, os.path.join(HERE, "char_lm_unit.png")))]:
         path = os.path.join(HERE, name)
         draw(path)
         print(f"wrote {path}")
