@@ -16,6 +16,24 @@ output_h_n_layout.png
     h_n are drawn in that row's colour. Nothing in the picture is assumed: the matches are
     what :func:`layout` finds on the numbers.
 
+cell_elman.png, cell_gru.png, cell_lstm.png
+    One step of each cell: the two stacked products (W = weight_ih on x_t, U = weight_hh on
+    h_{t-1}) cut into one block of rows per gate in PyTorch's order (r, z, n; i, f, g, o),
+    the sums, the gates' functions, the elementwise products and the new state.
+
+first_rnn.png
+    The training loop of docs/first-rnn.md run for 600 steps: its loss, and its predictions
+    on a sequence it never saw against the noisy and the clean sine.
+
+char_lm_loss.png, char_lm_unit.png
+    The training loop of docs/char-lm.md run for 600 steps: its loss, and the hidden unit
+    most correlated with the leading spaces of a line drawn under the text.
+
+performance.png
+    The float32 ratios of the results tables of docs/performance.md (torch ms / minirnn ms),
+    drawn by bench/plot_bench.py's split layout: one row per phase and thread count, the
+    tiny and small sizes on their own scale.
+
 :func:`layout` needs only NumPy; ``tests/test_docs.py`` runs it, so the facts the figure
 shows are tested even where matplotlib is not installed.
 """
