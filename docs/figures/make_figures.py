@@ -556,7 +556,10 @@ def draw_char_lm(loss_path, unit_path):
     plt.close(fig)
 
 
-def performance_runs(chapter=os.path.join(os.path.dirname(HERE), "performance.md")):
+PERFORMANCE_CHAPTER = os.path.join(os.path.dirname(HERE), "performance.md")
+
+
+def performance_runs(chapter=PERFORMANCE_CHAPTER):
     """The float32 ratios (torch ms / minirnn ms) of the results tables of
     docs/performance.md, as ``[(threads, "float32", rows)]`` in bench_rnn.py's JSON row
     format: each table ``| size | mode | f32 infer | f32 train | ...`` belongs to the
