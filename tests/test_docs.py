@@ -248,6 +248,17 @@ def test_figure_layout_facts():
     assert matches == {0: [(0, last, 0)], 1: [(0, 0, 1)], 2: [(1, last, 0)], 3: [(1, 0, 1)]}
 
 
+def test_performance_figure_reads_the_tables():
+    """performance.png is drawn from the ratio tables of docs/performance.md: both thread
+    counts are found, each with the inference and training ratio of every row."""
+    runs = _make_figures().performance_runs()
+    assert sorted(threads for threads, _, _ in runs) == [1, 2]
+    for _, _, rows in runs:
+        keys = {(r["size"], r["mode"]) for r in rows}
+        assert len(keys) >= 10
+        assert len(rows) == 2 * len(keys) and all(r["ratio"]["torch"] > 0 for r in rows)
+
+
 def test_figures_exist():
     for chapter in CHAPTERS:
         for png in re.findall(r"```\{figure\} (\S+)", read(os.path.join("docs", chapter))):
