@@ -619,6 +619,7 @@ def main():
         path = os.path.join(HERE, name)
         draw(path)
         print(f"wrote {path}")
+    __import__("fig_gradients").main()      # docs/figures/fig_gradients.py: gradients_*.png
 
 
 if __name__ == "__main__":
