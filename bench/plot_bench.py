@@ -215,6 +215,44 @@ def ceiling_table(doc, peak, vs="torch", every_row=False):
     return "\n".join(lines)
 
 
+def rows_table(docs, best=False):
+    """Every row of one or more runs as Markdown: minirnn's ms and the ratio of each other
+    contender (other ms / minirnn ms); a ratio below 1 (minirnn behind) is in bold. With
+    ``best``, each contender's fastest timed call instead of its median (on a shared machine,
+    the calls that ran undisturbed)."""
+    names = []
+    for doc in docs:
+        subject = doc["meta"].get("subject", "c")
+        names += [n for n in doc["meta"].get("contenders", []) if n != subject
+                  and n not in names]
+    lines = ["| threads | row | mode | dtype | phase | minirnn ms | "
+             + " | ".join(f"{n}/minirnn" for n in names) + " | load |",
+             "|---" * (7 + len(names)) + "|"]
+    for doc in docs:
+        meta = doc["meta"]
+        busy = meta.get("options", {}).get("busy", 0.2)
+        subject = meta.get("subject", "c")
+        for r in doc["results"]:
+            if best:
+                t = {n: min(v) for n, v in r.get("times_ms", {}).items() if v}
+                ratio = {n: t[n] / t[subject] if n in t and subject in t else None
+                         for n in names}
+                ms = t.get(subject)
+            else:
+                ratio, ms = r["ratio"], r["ms"].get(subject)
+            cells = []
+            for n in names:
+                v = ratio.get(n)
+                cells.append("-" if v is None else (f"**{v:.2f}**" if v < 1 else f"{v:.2f}"))
+            load = r.get("other_load")
+            lines.append(f"| {meta.get('threads')} | {r['size']} | {r['mode']} | {r['dtype']} | "
+                         f"{r['phase']} | {'-' if ms is None else f'{ms:.3g}'} | "
+                         + " | ".join(cells) + " | "
+                         + ("-" if load is None else f"{load:.1f}" + (" ~" if load > busy
+                                                                       else "")) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("json", nargs="+", help="files written by bench_rnn.py --json")
@@ -237,7 +275,15 @@ def main(argv=None):
                         "their target")
     p.add_argument("--all-rows", action="store_true",
                    help="with --peak: every row, not only those missing their target")
+    p.add_argument("--rows", action="store_true",
+                   help="print every row of the files as one Markdown table (minirnn's ms, "
+                        "each contender's ratio; below 1 in bold) instead of plotting")
+    p.add_argument("--best", action="store_true",
+                   help="with --rows: the fastest timed call of each contender, not the median")
     opt = p.parse_args(argv)
+    if opt.rows:
+        print(rows_table([load(path) for path in opt.json], opt.best))
+        return
     if opt.markdown:
         peak = None
         if opt.peak:
