@@ -147,3 +147,57 @@ def test_another_instruction_set_repacks():
         _kernels.set_isa(old)
     for got, want in outs:
         assert np.array_equal(got, want)
+
+
+# ------------------------------------------------------------------ the fingerprint itself
+
+@pytest.mark.parametrize("n", [1, 3, 31, 32, 33, 64, 100, 257])
+def test_the_fingerprint_sees_every_single_word_change(n):
+    """Any one changed word (8 bytes), wherever it is (whole rounds of 32 words or the
+    zero-padded tail), changes the fingerprint; so does a changed length."""
+    w = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    base = _kernels.fingerprint(w)
+    seen = {base}
+    for i in range(n):
+        v = w.copy()
+        v[i] += np.uint64(1)
+        seen.add(_kernels.fingerprint(v))
+    assert len(seen) == n + 1
+    assert _kernels.fingerprint(w[:-1].copy()) != base
+    assert _kernels.fingerprint(w.view(np.uint8)[:-1].copy()) != base   # a partial last word
+
+
+def test_the_fingerprint_sees_changes_that_cancel_in_a_lane_sum():
+    """+1 at one word and -1 at another of the same lane (32 words apart) leave that lane's
+    plain sum unchanged; the position-weighted sum still sees them. So does a swap."""
+    w = np.arange(200, dtype=np.uint64)
+    base = _kernels.fingerprint(w)
+    for i, j in [(0, 32), (5, 69), (100, 196), (3, 4)]:
+        v = w.copy()
+        v[i] += np.uint64(1)
+        v[j] -= np.uint64(1)
+        assert _kernels.fingerprint(v) != base, (i, j)
+        v = w.copy()
+        v[i], v[j] = w[j], w[i]
+        assert _kernels.fingerprint(v) != base, (i, j)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_edits_of_the_first_and_last_weights_are_seen(dtype, where):
+    """W_hh (3*5, 5) float32 is 300 bytes: its last element is in the fingerprint's tail."""
+    rng = np.random.default_rng(4)
+    def make():
+        return minirnn.GRU(3, 5, dtype=dtype, seed=1)
+    m = make()
+    x = rng.standard_normal((2, 1, 3)).astype(dtype)
+    idx = (0, 0) if where == "first" else (-1, -1)
+    with minirnn.no_grad():
+        before = m(x)[0]
+        for name in ("weight_ih_l0", "weight_hh_l0"):
+            getattr(m, name)[idx] += 0.25
+            after = m(x)[0]
+            want = _fresh(m, make)(x)[0]
+            assert not np.array_equal(before, want)
+            assert np.array_equal(after, want)
+            before = after
