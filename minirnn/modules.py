@@ -107,6 +107,17 @@ class _Module:
         self.training = True
         return rng
 
+    def _variant_arg(self):
+        """``self.variant``, or None for PyTorch's cell: what the functional layer takes.
+        Kept from call to call (``Variant.is_default`` compares dataclasses: 1 us of a
+        streaming call); recomputed if ``self.variant`` is replaced."""
+        d = self.__dict__
+        v = d["variant"]
+        if d.get("_variant_key") is not v:
+            d["_variant_value"] = None if v.is_default else v
+            d["_variant_key"] = v
+        return d["_variant_value"]
+
     def _zero_state(self, shape):
         """The default initial state (h0 or c0 of None): zeros of ``shape``. One read-only array
         per shape is kept from call to call, since nothing writes an initial state (the
@@ -429,10 +440,15 @@ class _RNNBase(_Module):
 
     def _check_state(self, label, s, width, B, batched):
         """One initial state (h0 or c0): None -> zeros (L*D, B, width)."""
-        name = self._name
         LD = self.num_layers * self.num_directions
         if s is None:
             return self._zero_state((LD, B, width))
+        if s.__class__ is np.ndarray and s.dtype is self.dtype:   # the usual case, kept short
+            if batched and s.shape == (LD, B, width):
+                return s
+            if not batched and s.shape == (LD, width):
+                return s[:, None, :]
+        name = self._name                              # else: the checks, one by one
         check_array(name, label, s, self.dtype)
         if batched and s.ndim != 3:
             raise ValueError(f"{name}: For batched 3-D input, {label} should also be 3-D "
@@ -458,7 +474,8 @@ class _RNNBase(_Module):
             return pair
         H, P = self.hidden_size, self._h_width
         if self.mode == "LSTM":
-            h0, c0 = _pair("LSTM", "hx", hx, "h0, c0")
+            h0, c0 = hx if hx.__class__ is tuple and len(hx) == 2 else \
+                _pair("LSTM", "hx", hx, "h0, c0")
             return (self._check_state("h0", h0, P, B, batched),
                     self._check_state("c0", c0, H, B, batched))
         if isinstance(hx, (tuple, list)):
@@ -485,7 +502,7 @@ class _RNNBase(_Module):
                 self.generator, self.dropout, self.num_layers - 1,
                 (T, B, self.num_directions * self._h_width), self.dtype)
         record = is_grad_enabled()
-        variant = None if self.variant.is_default else self.variant
+        variant = self._variant_arg()
         if self.backend == "c":         # (what functional.rnn_forward would call: the module
             # checked at construction that the kernels compute its variant)
             out, h_n, c_n, tape = _backend_c.rnn_forward(
@@ -541,7 +558,7 @@ class _RNNBase(_Module):
             masks = [padded_from_rows(m, rows, T, B) for m in functional.draw_dropout_masks(
                 self.generator, self.dropout, self.num_layers - 1, (len(rows), F), self.dtype)]
         record = is_grad_enabled()
-        variant = None if self.variant.is_default else self.variant
+        variant = self._variant_arg()
         out, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
             need_tape=record, backend=self.backend, dropout_masks=masks, batch_sizes=bs,
@@ -958,6 +975,15 @@ class _CellBase(_Module):
     _absent_parameters = ("bias_ih", "bias_hh")
 
 
+    def _c_weights(self):
+        """The compiled kernels' weight tuples of this cell (as a module's ``_c_weights``),
+        built once: the parameter arrays never change identity."""
+        w = self.__dict__.get("_c_weights_cache")
+        if w is None:
+            w = self._c_weights_cache = _backend_c.model_weights(
+                self._layer_params(self._params), 1, 1)
+        return w
+
     def _c_packs(self):
         """Where the kernels keep this cell's packed weights between steps (as a module's
         ``_c_packs``): used again while the parameters hold the same numbers."""
@@ -983,10 +1009,15 @@ class _CellBase(_Module):
         return {f"{k}_l0": v for k, v in d.items()}
 
     def _check_cell_state(self, label, s, B, batched):
-        name = type(self).__name__
         H = self.hidden_size
         if s is None:
             return self._zero_state((B, H))
+        if s.__class__ is np.ndarray and s.dtype is self.dtype:   # the usual case, kept short
+            if batched and s.shape == (B, H):
+                return s
+            if not batched and s.shape == (H,):
+                return s[None, :]
+        name = type(self).__name__                     # else: the checks, one by one
         check_array(name, label, s, self.dtype)
         if s.ndim not in (1, 2):
             raise ValueError(f"{name}: Expected {label} to be 1-D (H,) or 2-D (N, H), got "
@@ -1000,7 +1031,8 @@ class _CellBase(_Module):
     def forward(self, input: FloatArray, hx: StateIn = None) -> Union[FloatArray, StatePair]:
         """One step: returns ``h'`` (RNNCell, GRUCell) or ``(h', c')`` (LSTMCell)."""
         name = type(self).__name__
-        check_array(name, "input", input, self.dtype)
+        if input.__class__ is not np.ndarray or input.dtype is not self.dtype:
+            check_array(name, "input", input, self.dtype)    # raises unless an equal dtype
         if input.ndim not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1-D (H_in,) or 2-D (N, H_in), got "
                              f"{input.ndim}-D array of shape {input.shape}")
@@ -1011,7 +1043,8 @@ class _CellBase(_Module):
         X = input[None] if batched else input[None, None]            # (1, N, H_in)
         B = X.shape[1]
         if self.mode == "LSTM":
-            hx = _pair("LSTMCell", "hx", hx, "h, c")
+            if hx.__class__ is not tuple or len(hx) != 2:
+                hx = _pair("LSTMCell", "hx", hx, "h, c")
             h0 = self._check_cell_state("h", hx[0], B, batched)
             c0 = self._check_cell_state("c", hx[1], B, batched)[None]
         else:
@@ -1020,11 +1053,16 @@ class _CellBase(_Module):
                                 f"{type(hx).__name__} (only LSTMCell takes a tuple (h, c))")
             h0, c0 = self._check_cell_state("h", hx, B, batched), None
         record = is_grad_enabled()
-        _, h_n, c_n, tape = functional.rnn_forward(
-            self.mode, X, self._layer_params(self._params), h0[None], c0, 1, False,
-            need_tape=record, backend=self.backend,
-            variant=None if self.variant.is_default else self.variant,
-            c_packs=self._c_packs() if self.backend == "c" else None)
+        if self.backend == "c":         # (what functional.rnn_forward would call, with the
+            # weight tuples and panels kept: the cell checked at construction that the kernels
+            # compute its variant)
+            _, h_n, c_n, tape = _backend_c.rnn_forward(
+                self.mode, X, None, h0[None], c0, 1, False, record, None, None,
+                self._c_weights(), variant=self._variant_arg(), packs=self._c_packs())
+        else:
+            _, h_n, c_n, tape = functional.rnn_forward(
+                self.mode, X, self._layer_params(self._params), h0[None], c0, 1, False,
+                need_tape=record, backend=self.backend, variant=self._variant_arg())
         if record:
             self._tape.append(dict(tape=tape, batched=batched, B=B))
         h = h_n[0] if batched else h_n[0, 0]
