@@ -2,7 +2,7 @@
 # Included by minirnn/_kernels.pyx, in the order listed there (one extension module).
 
 def backward_layer(int mode, X, tuple weights, h0, c0, Y, Cs, S, dY, dhT, dcT, dX, dh0, dc0,
-                   tuple grads, M=None, batch_sizes=None, variant=None):
+                   tuple grads, M=None, batch_sizes=None, variant=None, list pack=None):
     """Backpropagate one layer (every direction) through time.
 
     X, weights, h0, c0, Y, Cs, S, M: as given to and written by forward_layer (training).
@@ -12,20 +12,24 @@ def backward_layer(int mode, X, tuple weights, h0, c0, Y, Cs, S, dY, dhT, dcT, d
     dW_peephole]]), ACCUMULATED into; dW_hr is given exactly when the weights have W_hr, and
     dW_peephole exactly when they have W_peephole.
     batch_sizes, variant: as given to forward_layer. dX is zero at padded positions.
+    pack: None (pack W_hh, W_ih (, W_hr) as right operands into scratch memory for this call),
+    or a list the caller keeps with the layer (not the forward's: the backward's panels are
+    laid out otherwise), empty at first: the panels are kept there and used again while the
+    weights have the same fingerprints, as forward_layer's ``pack``.
     """
     dtype = _dtype_of(X)
     if dtype is _F32:
         _backward_layer(<float *> NULL, dtype, mode, X, weights, h0, c0, Y, Cs, S, dY, dhT, dcT,
-                        dX, dh0, dc0, grads, M, batch_sizes, variant)
+                        dX, dh0, dc0, grads, M, batch_sizes, variant, pack)
     else:
         _backward_layer(<double *> NULL, dtype, mode, X, weights, h0, c0, Y, Cs, S, dY, dhT,
-                        dcT, dX, dh0, dc0, grads, M, batch_sizes, variant)
+                        dcT, dX, dh0, dc0, grads, M, batch_sizes, variant, pack)
 
 
 cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple weights,
                          object h0, object c0, object Y, object Cs, object S, object dY,
                          object dhT, object dcT, object dX, object dh0, object dc0, tuple grads,
-                         object M, object batch_sizes, object variant) except -1:
+                         object M, object batch_sizes, object variant, list pack) except -1:
     cdef _Sizes z
     _layer_sizes(mode, X, weights, h0, c0, &z)
     cdef _Var var
@@ -156,6 +160,33 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     _last_blocks[1] = blocks_team > 0
     # the work buffers of phase 4: one per thread of the team it actually runs on
     cdef int team_big = _team(nt, n_big, <double> D * TB * GH * (2 * I + P + H))
+    # Pack once, as forward_layer: the backward's panels live in an array kept in `pack`, with
+    # the fingerprints of the weights they were packed from and their layout; a call whose
+    # weights have the same fingerprints skips phase 1 (an in-place write is always seen).
+    cdef bint packed_ok = False
+    cdef uint64_t fp[12]
+    cdef Py_ssize_t n_fp = 0, isz = sizeof(floating)
+    cdef char *pan = NULL
+    if pack is not None:
+        with nogil:
+            for d in range(D):
+                mr_fingerprint(Wih[d], GH * I * isz, &fp[n_fp])
+                mr_fingerprint(Whh[d], GH * P * isz, &fp[n_fp + 2])
+                n_fp += 4
+                if proj:
+                    mr_fingerprint(Whr[d], P * H * isz, &fp[n_fp])
+                    n_fp += 2
+        layout = ("backward", mr_get_isa(), NR, dtype, mode, D, I, H, P, proj, var.before)
+        if (len(pack) == 3 and pack[0] == layout
+                and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
+            packed_ok = True
+            panels = pack[2]
+        else:
+            panels = np.empty(D * (size_hh + size_ih + size_hr) + 64 // isz, dtype)
+            fps = np.empty(n_fp, np.uint64)
+            memcpy(cnp.PyArray_DATA(<cnp.ndarray> fps), fp, n_fp * 8)
+        pan = <char *> cnp.PyArray_DATA(<cnp.ndarray> panels)
+        pan += (-<size_t> pan) % 64                      # the first 64-byte boundary
     cdef floating *bufs[14]
     cdef Py_ssize_t sizes[14]
     sizes[:] = [D * size_hh, D * size_ih, D * size_hr, size_X, D * size_Ht, D * size_M,
@@ -163,7 +194,13 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
                 D * B * P, D * B * H if lstm else 1, D * B * H if proj or var.before else 1,
                 max(B * H if proj else 1, 3 * H if lstm and var.cells else 1),
                 team_big * wg_size]
+    if pack is not None:
+        sizes[0] = sizes[1] = sizes[2] = 1
     _scratch(dtype, sizes, 14, <void **> bufs)
+    if pack is not None:
+        bufs[0] = <floating *> pan
+        bufs[1] = bufs[0] + D * size_hh
+        bufs[2] = bufs[1] + D * size_ih
     cdef floating *pWhhP = bufs[0]
     cdef floating *pWihP = bufs[1]
     cdef floating *pWhrP = bufs[2]
@@ -214,8 +251,10 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
                                                                  dbih[d], dbhh[d])
     with nogil:
         # 1. pack W_hh, W_ih (, W_hr) as right operands     units: direction x matrix
-        _backward_phase(<floating *> NULL, &g, 0, n_mat * D,
-                        _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H)))
+        #    (unless `pack` holds them, packed from the same weights)
+        if not packed_ok:
+            _backward_phase(<floating *> NULL, &g, 0, n_mat * D,
+                            _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H)))
         # 2. the reverse time loops                          units: direction x batch slice,
         #                                                    or x block of hidden units
         if blocks_team > 0:
@@ -230,7 +269,10 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         # 4. the big products and sums after the loop        units: blocks of result rows
         #                                                    (dX: and of columns)
         _backward_phase(<floating *> NULL, &g, 3, n_big, team_big)
-    if g.watch and minirnn_unwatch_sigint():
+    cdef bint stopped = g.watch and minirnn_unwatch_sigint()
+    if pack is not None and not packed_ok and not stopped:
+        pack[:] = [layout, fps, panels]
+    if stopped:
         _interrupted()
     return 0
 
