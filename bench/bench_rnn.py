@@ -1,78 +1,79 @@
 #!/usr/bin/env python
-"""Benchmark minirnn's RNN/GRU/LSTM against its NumPy path and (optionally) PyTorch.
+"""Benchmark minirnn's RNN/GRU/LSTM against its NumPy path, PyTorch and ONNX Runtime.
 
-For every (size, mode, dtype, phase) the script
+Each contender runs **alone in a worker process of its own** (bench/bench_workers.py):
+minirnn's compiled backend ``c`` (the *subject*), its NumPy path, torch and onnxruntime, so
+no process holds two runtimes' thread pools. For every (size, mode, dtype, phase) the script
 
-1. builds one model per contender with the *same weights* (minirnn's ``state_dict`` loaded
-   into the others) and draws one input and one set of upstream gradients;
-2. runs each contender once, untimed (the warm-up), and compares its answer with the
-   reference (torch if importable, else the NumPy path): the outputs and final states, and
-   for training also the input and parameter gradients. A row whose answer differs by more
-   than ``max|a - ref| / max|ref| > 1e-3`` (float32; 1e-8 in float64) is marked ``!`` —
+1. draws one input, one set of upstream gradients (and, for a packed row, the lengths) and
+   minirnn's weights (seed 0), and gives the same arrays to every contender (onnxruntime
+   gets the module's ONNX graph, ``minirnn.onnx.export``);
+2. has each contender run once, untimed, and compares its answer with the reference (torch
+   if it runs, else the NumPy path): the outputs and final states, and for training also the
+   input and parameter gradients. A row whose answer differs by more than
+   ``max|a - ref| / max|ref| > 1e-3`` (float32; 1e-8 in float64) is marked ``!`` —
    a benchmark that times a wrong answer is worthless;
-3. times the contenders *interleaved*: in each round every contender runs a turn of a few
-   calls (A, B, C, A, B, C, ...), each call timed on its own with ``time.perf_counter``,
-   so slow drifts of the machine (other load, clock changes) hit all contenders alike.
-   Each turn starts with ``settle()``: untimed calls (or a sleep, for slow calls) for
-   ``--settle-ms``. Right after a call that used OpenBLAS's thread pool (the NumPy path),
-   OpenBLAS's idle threads keep spinning for ~0.1 s, and on a small machine that spin
-   slows the next contender's OpenMP threads 2-50x; and a contender whose threads went to
-   sleep pays to wake them on its first call;
-4. reports the median per contender and the ratios ``numpy_ms / subject_ms`` and
-   ``torch_ms / subject_ms`` (> 1 means minirnn's subject backend is faster).
+3. times the contenders in turns (A, B, C, A, B, C, ...; ``--rounds``), so slow drifts of
+   the machine hit all alike; in each turn the contender first runs untimed calls for
+   ``--settle-ms`` (its threads wake up), then **warm back-to-back calls**, each timed alone
+   with ``time.perf_counter``. Every other worker waits, idle, meanwhile;
+4. reports the median per contender and the ratios ``other_ms / c_ms`` (> 1: minirnn's
+   compiled backend is faster).
 
-The *subject* is minirnn's compiled backend ``"c"`` when it exists, else the first
-non-NumPy backend, else the NumPy path itself. Every backend in ``minirnn.BACKENDS`` is timed.
+Sizes: the project's own (``--sizes``, the default) and the published benchmark shapes as
+named sets (``--set deepbench``, ``fastrnns``, ``gnmt``, ``deepspeech2``, ``odd``,
+``pytorch81634``, ``packed``; ``standard`` = all; ``--list-sets`` prints them; see
+bench/bench_shapes.py). ``--quick`` runs a set's quick subset with shorter timing. Packed rows
+time minirnn on a PackedSequence against torch's ``pack_padded_sequence`` path and against
+minirnn on the same batch padded (``c-padded``: every sequence run to T).
 
 Cell variants (``--variants``, see ``minirnn.variants``): a row of a variant times the
-compiled backend on the variant and, interleaved with it in the same run, the compiled
-backend on PyTorch's cell of the same size and weights (the ``c-default`` column); the
-``variant/default`` column is the variant's cost relative to the default cell. torch has no
-such cells (its column stays empty), so the check is against the NumPy path.
+compiled backend on the variant and, in turns with it, the compiled backend on PyTorch's cell
+of the same size and weights (the ``c-default`` column).
 
-Phases: ``infer`` = forward under ``minirnn.no_grad()`` / ``torch.no_grad()``;
-``train`` = zero the gradients, forward, backward with fixed random upstream gradients for
-the output and every final state (the input gradient is computed too: ``x.requires_grad``).
+Phases: ``infer`` = forward under ``minirnn.no_grad()`` / ``torch.no_grad()`` (onnxruntime:
+inference only, float32 only); ``train`` = zero the gradients, forward, backward with fixed
+random upstream gradients for the output and every final state (and the input gradient).
 
 Usage (see bench/README.md):
-    python bench/bench_rnn.py                          # the full table (several minutes)
-    python bench/bench_rnn.py --sizes tiny,small --quick
-    python bench/bench_rnn.py --threads 1 --dtypes float32 --json bench/results_1t.json
+    python bench/bench_rnn.py                          # the project's sizes (several minutes)
+    python bench/bench_rnn.py --set standard --quick   # the published shapes' quick subset
+    python bench/bench_rnn.py --set deepbench --threads 1 --dtypes float32 --json db_1t.json
+    python bench/bench_rnn.py --set packed
     python bench/bench_rnn.py --sizes medium --variants default,gru:reset_before,lstm:peephole
     python bench/bench_rnn.py --streaming --threads 1     # one step per call, state carried
 
-Only NumPy is required; torch (a contender) and matplotlib (bench/plot_bench.py) are optional.
+Only NumPy is required; torch, onnx + onnxruntime (contenders) and matplotlib
+(bench/plot_bench.py) are optional: a contender that cannot be imported is left out.
 """
 import argparse
-import gc
 import json
 import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
-# numpy, minirnn and torch are imported in main(), after --threads has set the thread
-# environment variables (OpenMP and BLAS read them once, when their library loads).
-np = minirnn = torch = None
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
-# ------------------------------------------------------------------------------ problem sizes
-#   name: (T seq len, B batch, I input, H hidden, layers, bidirectional, batch_first, modes)
-SIZES = {
-    "tiny":   (20,   1,    8,   32, 1, False, False, ("rnn", "gru", "lstm")),
-    "small":  (50,   16,   32,  64, 1, False, False, ("rnn", "gru", "lstm")),
-    "medium": (100,  64,  128, 256, 1, False, False, ("rnn", "gru", "lstm")),
-    "large":  (100,  64,  512, 512, 2, False, False, ("rnn", "gru", "lstm")),
-    "bidir":  (100,  32,  128, 128, 2, True,  False, ("rnn", "gru", "lstm")),
-    "long":   (1000, 8,    32, 128, 1, False, False, ("rnn", "gru", "lstm")),
-    # the example that started the project: a 3-layer bidirectional batch-first GRU
-    "seed":   (112, 1024,   8,  50, 3, True,  True,  ("gru",)),
-}
+from bench_shapes import (DEFAULT_SIZES, QUICK_PHASES, SETS, SIZES,  # noqa: E402
+                          describe_size, draw_lengths, matmul_gflop)
+
+# numpy and minirnn are imported in main(), after --threads has set the thread environment
+# variables; the parent process never runs a kernel (the workers do), it only draws the
+# weights and writes the ONNX graphs.
+np = minirnn = None
+
 MODES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}      # our name -> class name
 DTYPES = ("float32", "float64")
 PHASES = ("infer", "train")
 TOLERANCE = {"float32": 1e-3, "float64": 1e-8}            # max|a - ref| / max|ref|
+UNCHECKED = ("c-default", "c-padded")        # timed next to a row, not the row's answer
 
 # cell variants: name -> (the modes it applies to, the module's variant arguments)
 VARIANTS = {
@@ -98,156 +99,55 @@ def variant_kwargs(variant, mode):
     return dict(VARIANTS[variant][1])
 
 
-def describe_size(name):
-    T, B, I, H, L, bi, bf, modes = SIZES[name]
-    extra = (", bidirectional" if bi else "") + (", batch_first" if bf else "")
-    only = "" if len(modes) == 3 else f"  [{'/'.join(m.upper() for m in modes)} only]"
-    return f"T={T} B={B} I={I} H={H} layers={L}{extra}{only}"
-
-
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-
-
-def matmul_gflop(size, mode, phase):
-    """GFLOP (2 per multiply-add) of the matrix products of one call: the bulk of its work,
-    and what the machine's FMA peak bounds (bench/peak_flops.py). Per layer and direction,
-    with G gates and the layer's input width I_l: the forward's G_x = X W_ih^T and
-    G_h = h W_hh^T over all T*B rows, 2*T*B*G*H*(I_l + H); training adds the backward's
-    dX = dG W_ih and dh = dG W_hh, and the weight gradients dW_ih = dG^T X and
-    dW_hh = dG^T H, twice as much again. The pointwise gate math is not counted."""
-    T, B, I, H, L, bi, _, _ = SIZES[size]
-    D = 2 if bi else 1
-    fwd = sum(2 * T * B * GATES[mode] * H * ((I if layer == 0 else D * H) + H) * D
-              for layer in range(L))
-    return (fwd if phase == "infer" else 3 * fwd) / 1e9
 
 
 # ------------------------------------------------------------------------------ one case
-class Case:
-    """One benchmark problem: shapes, the shared weights, input and upstream gradients."""
+def make_case(size, mode, dtype, variant, tmp, onnx_reason):
+    """Draw a case and write it for the workers: returns (spec, path of the arrays).
 
-    def __init__(self, size, mode, dtype, variant="default"):
-        self.size, self.mode, self.dtype, self.variant = size, mode, dtype, variant
-        (self.T, self.B, self.I, self.H, self.layers, self.bidirectional, self.batch_first,
-         _) = SIZES[size]
-        D = 2 if self.bidirectional else 1
-        rng = np.random.default_rng(1234)
-        x_shape = (self.B, self.T, self.I) if self.batch_first else (self.T, self.B, self.I)
-        out_shape = x_shape[:2] + (D * self.H,)
-        state_shape = (self.layers * D, self.B, self.H)
-        self.x = rng.standard_normal(x_shape).astype(dtype)
-        # upstream gradients: for the output and every final state (h_n, and c_n for LSTM)
-        self.g_out = rng.standard_normal(out_shape).astype(dtype)
-        self.g_states = [rng.standard_normal(state_shape).astype(dtype)
-                         for _ in range(2 if mode == "lstm" else 1)]
-        # the weights every contender uses: minirnn's initialisation with seed 0
-        # (and, for peepholes, weight_peephole drawn from the same generator)
-        self.state_dict = self.minirnn_model("numpy").state_dict()
-
-    def minirnn_model(self, backend, default_cell=False):
-        cls = getattr(minirnn, MODES[self.mode])
-        kw = dict(num_layers=self.layers, batch_first=self.batch_first,
-                  bidirectional=self.bidirectional, dtype=np.dtype(self.dtype), seed=0,
-                  backend=backend)
-        if self.mode == "rnn":
-            kw["nonlinearity"] = "tanh"
-        if not default_cell:
-            kw.update(variant_kwargs(self.variant, self.mode))
-        return cls(self.I, self.H, **kw)
-
-
-# ------------------------------------------------------------------------------ contenders
-# A contender prepares a case, then offers ``call(phase)`` (the work that is timed) and
-# ``answer(phase)`` (one untimed call whose results are compared across contenders).
-
-class MinirnnContender:
-    """minirnn on one backend; with ``default_cell``, PyTorch's cell of the case's size
-    whatever its variant (timed next to a variant, never checked against it)."""
-
-    def __init__(self, backend, default_cell=False):
-        self.backend = backend
-        self.default_cell = self.unchecked = default_cell
-        # column name: "c", "numpy", ..., "c-default"
-        self.name = backend + ("-default" if default_cell else "")
-
-    def prepare(self, case):
-        if self.default_cell and case.variant == "default":
-            raise LookupError("not timed: the row is the default cell")
-        self.case = case
-        self.m = case.minirnn_model(self.backend, self.default_cell)
-        self.m.load_state_dict({k: v for k, v in case.state_dict.items()
-                                if k in self.m.state_dict()})
-        self.lstm = case.mode == "lstm"
-        self.g_state = tuple(case.g_states) if self.lstm else case.g_states[0]
-
-    def call(self, phase):
-        m, x = self.m, self.case.x
-        if phase == "infer":
-            with minirnn.no_grad():
-                return m(x)
-        m.zero_grad()                           # a training step starts from zero grads
-        out, states = m(x)
-        return out, states, m.backward(self.case.g_out, self.g_state)
-
-    def answer(self, phase):
-        res = self.call(phase)
-        states = res[1] if self.lstm else (res[1],)
-        ans = {"output": res[0], "h_n": states[0]}
-        if self.lstm:
-            ans["c_n"] = states[1]
-        if phase == "train":
-            ans["grad_input"] = res[2][0]
-            ans.update({"grad_" + k: g for k, g in self.m.grads.items()})
-        return {k: np.array(v) for k, v in ans.items()}
-
-    def release(self):
-        self.m = self.case = None
-
-
-class TorchContender:
-    name = "torch"
-
-    def prepare(self, case):
-        if case.variant != "default":
-            raise LookupError(f"torch has no {case.variant} cell")
-        self.case = case
-        cls = getattr(torch.nn, MODES[case.mode])
-        kw = dict(num_layers=case.layers, batch_first=case.batch_first,
-                  bidirectional=case.bidirectional, dtype=getattr(torch, case.dtype))
-        if case.mode == "rnn":
-            kw["nonlinearity"] = "tanh"
-        self.m = cls(case.I, case.H, **kw)
-        self.m.load_state_dict({k: torch.from_numpy(v) for k, v in case.state_dict.items()})
-        self.lstm = case.mode == "lstm"
-        self.x = torch.from_numpy(case.x.copy())
-        self.x_train = torch.from_numpy(case.x.copy()).requires_grad_(True)
-        self.g_out = torch.from_numpy(case.g_out)
-        self.g_states = [torch.from_numpy(g) for g in case.g_states]
-
-    def call(self, phase):
-        if phase == "infer":
-            with torch.no_grad():
-                return self.m(self.x)
-        self.m.zero_grad(set_to_none=True)      # as an optimizer step would
-        self.x_train.grad = None
-        out, states = self.m(self.x_train)
-        states = list(states) if self.lstm else [states]
-        torch.autograd.backward([out] + states, [self.g_out] + self.g_states)
-        return out, states
-
-    def answer(self, phase):
-        res = self.call(phase)
-        states = res[1] if phase == "train" else (list(res[1]) if self.lstm else [res[1]])
-        ans = {"output": res[0], "h_n": states[0]}
-        if self.lstm:
-            ans["c_n"] = states[1]
-        if phase == "train":
-            ans["grad_input"] = self.x_train.grad
-            ans.update({"grad_" + k: p.grad for k, p in self.m.named_parameters()})
-        return {k: v.detach().numpy().copy() for k, v in ans.items()}
-
-    def release(self):
-        self.m = self.case = self.x = self.x_train = None
+    The weights are minirnn's initialisation with seed 0 (for peepholes, weight_peephole from
+    the same generator); input and upstream gradients from seed 1234. ``onnx_reason`` is
+    None when onnxruntime runs, else why not; the graph is written for float32 cells ONNX
+    has (``minirnn.onnx.export``, zero initial states, ``sequence_lens`` for a packed row)."""
+    s = SIZES[size]
+    D = 2 if s.bidirectional else 1
+    rng = np.random.default_rng(1234)
+    x_shape = (s.B, s.T, s.I) if s.batch_first else (s.T, s.B, s.I)
+    out_shape = x_shape[:2] + (D * s.H,)
+    state_shape = (s.layers * D, s.B, s.H)
+    arrays = dict(x=rng.standard_normal(x_shape).astype(dtype),
+                  g_out=rng.standard_normal(out_shape).astype(dtype),
+                  g_h=rng.standard_normal(state_shape).astype(dtype))
+    if mode == "lstm":
+        arrays["g_c"] = rng.standard_normal(state_shape).astype(dtype)
+    lengths = draw_lengths(s, rng) if s.lengths else None
+    if lengths is not None:
+        arrays["lengths"] = np.asarray(lengths, np.int64)
+    kw = dict(num_layers=s.layers, batch_first=s.batch_first, bidirectional=s.bidirectional,
+              dtype=np.dtype(dtype), seed=0, backend="numpy")
+    if mode == "rnn":
+        kw["nonlinearity"] = "tanh"
+    vkw = variant_kwargs(variant, mode)
+    m = getattr(minirnn, MODES[mode])(s.I, s.H, **kw, **vkw)
+    sd = m.state_dict()
+    stem = os.path.join(tmp, f"{size}-{mode}-{dtype}-{variant}")
+    np.savez(stem + ".npz", **arrays, **sd)
+    spec = dict(size=size, mode=mode, dtype=dtype, variant=variant, T=s.T, B=s.B, I=s.I,
+                H=s.H, layers=s.layers, bidirectional=s.bidirectional,
+                batch_first=s.batch_first, variant_kwargs=vkw, lengths=lengths)
+    if onnx_reason:
+        spec["onnx_skip"] = onnx_reason
+    elif dtype != "float32":
+        spec["onnx_skip"] = "onnxruntime's CPU RNN kernels have no float64"
+    else:
+        try:
+            import minirnn.onnx as mo
+            mo.export(m, stem + ".onnx", initial_states=False,
+                      sequence_lens=lengths is not None)
+            spec["onnx_path"] = stem + ".onnx"
+        except Exception as e:                    # a variant ONNX has no attribute for
+            spec["onnx_skip"] = f"not exported: {type(e).__name__}: {e}"
+    return spec, stem + ".npz"
 
 
 def max_rel_error(ans, ref):
@@ -263,132 +163,172 @@ def max_rel_error(ans, ref):
     return worst
 
 
-# ------------------------------------------------------------------------------ timing
-def time_calls(fn, n):
-    """Run ``fn`` n times; return each call's wall time in seconds."""
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+# ------------------------------------------------------------------------------ workers
+class Worker:
+    """A contender's process (bench_workers.worker_main), driven one JSON line at a time."""
+
+    def __init__(self, name, threads, tmp):
+        self.name, self.threads, self.tmp = name, threads, tmp
+        self.timed = True
+        self.start()
+
+    def start(self):
+        env = dict(os.environ, OMP_NUM_THREADS=str(self.threads),
+                   OPENBLAS_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
+        # the workers import the parent's minirnn and bench_workers.py
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(minirnn.__file__)))
+        env["PYTHONPATH"] = os.pathsep.join([repo, HERE] + [
+            p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        self.err_path = os.path.join(self.tmp, f"worker-{self.name}.stderr")
+        self.err = open(self.err_path, "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys, bench_workers; "
+             f"sys.exit(bench_workers.worker_main({self.name!r}))"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
+            bufsize=1, env=env, cwd=repo)
+        hello = self.recv()
+        self.ok = bool(hello.get("ok"))
+        self.info = hello.get("info", {})
+        self.error = hello.get("error")
+
+    def recv(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            tail = open(self.err_path).read().strip().splitlines()[-1:] or ["no message"]
+            return dict(ok=False, dead=True,
+                        error=f"worker died (exit {self.proc.returncode}): {tail[0][:200]}")
+        return json.loads(line)
+
+    def ask(self, **cmd):
+        if self.proc.poll() is not None:
+            self.start()                        # died on an earlier row: a fresh process
+            if not self.ok:
+                return dict(ok=False, error=self.error)
+        try:
+            self.proc.stdin.write(json.dumps(cmd) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        return self.recv()
+
+    def pid(self):
+        return self.proc.pid if self.proc.poll() is None else None
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(json.dumps(dict(cmd="quit")) + "\n")
+                self.proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.err.close()
 
 
-def settle(call, seconds, est):
-    """Get a contender ready for a turn; returns nothing, its calls are not timed.
+def measure(workers, spec, path, phase, opt, tmp):
+    """Warm up, check and time the workers on one case, in turns.
 
-    Two effects make the first call of a turn slow, measured on a 2-core VM: the previous
-    contender's thread pool may still be spinning (OpenBLAS's idle threads spin ~0.1 s
-    after a multithreaded BLAS call: a 3 ms torch call took 7-60 ms right after a NumPy-path
-    call, as fast as alone with OPENBLAS_NUM_THREADS=1), and a contender whose own OpenMP
-    threads went to sleep pays to wake them (3 ms became 5-15 ms right after a sleep).
-    So a cheap contender runs untimed calls for ``seconds`` (the other pool goes idle
-    meanwhile, its own threads and caches get warm); one whose call takes longer than
-    that just sleeps ``seconds`` (waking up is small against its call).
-    """
-    if est >= seconds:
-        time.sleep(seconds)
-        return
-    t_end = time.perf_counter() + seconds
-    call()
-    while time.perf_counter() < t_end:
-        call()
-
-
-def measure(contenders, case, phase, opt):
-    """Warm up, check and time the contenders on one case, interleaved.
-
-    Returns {name: dict(ms=median or None, reps=..., times_ms=[...], err=..., note=...)}.
-    """
-    res = {c.name: dict(ms=None, reps=0, times_ms=[], err=None, note="") for c in contenders}
+    Returns {name: dict(ms=median or None, reps=..., times_ms=[...], err=..., note=...)}."""
+    res = {w.name: dict(ms=None, reps=0, times_ms=[], err=None, note="") for w in workers}
     settle_s = opt.settle_ms / 1e3
     live, answers, est = [], {}, {}
-    for c in contenders:
-        call = (lambda c=c: c.call(phase))
-        try:
-            c.prepare(case)
-            # 1. warm-up: one call that also produces the answer for the check (it pays for
-            #    first-time allocations), then untimed calls for the settle time, then up to
-            #    3 calls whose median estimates the per-call time used to plan the reps.
-            #    A call slower than min_time / min_reps gets min_reps reps whatever the
-            #    estimate, so there the answer call's time is estimate enough.
-            t0 = time.perf_counter()
-            answers[c.name] = c.answer(phase)
-            first = time.perf_counter() - t0
-            if first > opt.min_time / opt.min_reps and not opt.reps:
-                est[c.name] = first
-            else:
-                settle(call, settle_s, first)
-                warm = []
-                while len(warm) < 3 and sum(warm) < max(settle_s, 0.05):
-                    warm += time_calls(call, 1)
-                est[c.name] = statistics.median(warm)
-        except LookupError:      # a contender this row does not time (see prepare)
-            c.release()
-            continue
-        except Exception as e:   # a backend that does not support this case: report, go on
-            res[c.name]["note"] = f"{type(e).__name__}: {e}"
-            c.release()
-            continue
-        if (c.name == "numpy" and c is not contenders[0] and opt.skip_numpy_above
-                and est[c.name] * 1e3 > opt.skip_numpy_above):
-            res[c.name]["note"] = f"skipped: one call took {est[c.name] * 1e3:.0f} ms"
-            continue
-        live.append(c)
+    for w in workers:
+        r = w.ask(cmd="prepare", spec=spec, path=path)
+        if r.get("ok"):
+            # 1. one call that also produces the answer for the check (it pays for first-time
+            #    allocations); then settle and 3 warm calls whose median plans the reps (a call
+            #    slower than min_time / min_reps gets min_reps reps: its first time will do)
+            ans_path = os.path.join(tmp, f"answer-{w.name}.npz")
+            r = w.ask(cmd="answer", phase=phase, path=ans_path)
+            if r.get("ok"):
+                with np.load(ans_path) as z:
+                    answers[w.name] = {k: z[k] for k in z.files}
+                os.unlink(ans_path)
+                first = r["sec"]
+                if not w.timed:
+                    w.ask(cmd="release")
+                    continue
+                if first > opt.min_time / opt.min_reps and not opt.reps:
+                    est[w.name] = first
+                else:
+                    r = w.ask(cmd="estimate", settle=settle_s, est=first)
+                    est[w.name] = r.get("sec", first)
+                if (w.name == "numpy" and opt.skip_numpy_above
+                        and est[w.name] * 1e3 > opt.skip_numpy_above):
+                    res[w.name]["note"] = f"skipped: one call took {est[w.name] * 1e3:.0f} ms"
+                    w.ask(cmd="release")
+                    continue
+                live.append(w)
+                continue
+        if r.get("error"):
+            res[w.name]["note"] = r["error"]
+        w.ask(cmd="release")
 
-    # 2. correctness: every minirnn backend against the reference (torch, else numpy)
+    # 2. correctness: every checked contender against the reference (torch, else numpy)
     ref_name = "torch" if "torch" in answers else ("numpy" if "numpy" in answers else None)
-    unchecked = {c.name for c in contenders if getattr(c, "unchecked", False)}
     for name, ans in answers.items():
-        if ref_name and name != ref_name and name not in unchecked:
+        if ref_name and name != ref_name and name not in UNCHECKED:
             res[name]["err"] = max_rel_error(ans, answers[ref_name])
     answers.clear()
 
     # 3. plan: reps so that each contender runs >= min_time seconds and >= min_reps calls;
-    #    the turns of the round-robin are chunks of those reps (fewer turns for slow ones)
+    #    the turns are chunks of those reps (fewer turns for slow ones)
     plan = {}
-    for c in live:
-        n = opt.reps or max(opt.min_reps, math.ceil(opt.min_time / max(est[c.name], 1e-7)))
-        plan[c.name] = min(n, opt.max_reps)
+    for w in live:
+        n = opt.reps or max(opt.min_reps, math.ceil(opt.min_time / max(est[w.name], 1e-7)))
+        plan[w.name] = min(n, opt.max_reps)
     rounds = min(opt.rounds, max(plan.values(), default=0))
     chunk = {name: math.ceil(n / rounds) for name, n in plan.items()} if rounds else {}
 
-    # 4. interleaved timing: round-robin turns, each after settle(), GC off
-    gc_was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for c in live:
-                todo = min(chunk[c.name], plan[c.name] - res[c.name]["reps"])
-                if todo <= 0:
-                    continue
-                call = (lambda c=c: c.call(phase))
-                settle(call, settle_s, est[c.name])
-                times = time_calls(call, todo)
-                res[c.name]["times_ms"] += [t * 1e3 for t in times]
-                res[c.name]["reps"] += todo
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    for c in contenders:
-        r = res[c.name]
+    # 4. turns: each worker settles, then times back-to-back calls; the others wait idle
+    for _ in range(rounds):
+        for w in live:
+            todo = min(chunk[w.name], plan[w.name] - res[w.name]["reps"])
+            if todo <= 0:
+                continue
+            r = w.ask(cmd="time", n=todo, settle=settle_s, est=est[w.name])
+            if not r.get("ok"):
+                res[w.name]["note"] = r.get("error", "failed")
+                plan[w.name] = res[w.name]["reps"]
+                continue
+            res[w.name]["times_ms"] += [t * 1e3 for t in r["times"]]
+            res[w.name]["reps"] += todo
+    for w in live:
+        w.ask(cmd="release")
+    for r in res.values():
         if r["times_ms"]:
             r["ms"] = statistics.median(r["times_ms"])
-        c.release()
     return res
 
 
 # ------------------------------------------------------------------------------ other load
 class OtherLoad:
     """How many cores *other* processes kept busy between start() and stop() (Linux only):
-    busy CPU time of the whole machine (/proc/stat) minus this process's own CPU time, per
-    second of wall time. OpenMP code with 2 threads on 2 cores is very sensitive to a third
-    busy process (a thread waits a whole scheduler slice at each barrier: calls of ~0.1 ms
-    were measured at a flat 8 ms), so rows measured under load are marked."""
+    busy CPU time of the whole machine (/proc/stat) minus the CPU time of this process and of
+    its workers (``pids``), per second of wall time. OpenMP code with 2 threads on 2 cores is
+    very sensitive to a third busy process (a thread waits a whole scheduler slice at each
+    barrier: calls of ~0.1 ms were measured at a flat 8 ms), so rows measured under load are
+    marked."""
 
-    def __init__(self):
+    def __init__(self, pids=()):
         self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.pids = pids
+
+    def _ours(self):
+        t = os.times()
+        own = t.user + t.system
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                own += (int(fields[11]) + int(fields[12])) / self.tick    # utime, stime
+            except (OSError, ValueError, IndexError):
+                pass
+        return own
 
     def _sample(self):
         try:
@@ -397,8 +337,7 @@ class OtherLoad:
         except (OSError, ValueError):
             return None
         busy = (sum(v[:8]) - v[3] - v[4]) / self.tick      # all but idle and iowait
-        t = os.times()
-        return time.perf_counter(), busy, t.user + t.system
+        return time.perf_counter(), busy, self._ours()
 
     def start(self):
         self.t0 = self._sample()
@@ -433,55 +372,46 @@ def fmt_ratio(num, den):
     return f"{num / den:.2f}x" if num is not None and den else "-"
 
 
-def machine_info(threads, torch_error):
+def cpu_name():
     cpu = platform.processor() or "?"
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f
+                        if ln.startswith("model name")), cpu)
     except OSError:
         pass
+    return cpu
+
+
+def machine_info(threads, workers, skipped):
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count()
-    info = dict(cpu=cpu, cpu_count=os.cpu_count(), cores_available=cores, threads=threads,
-                python=platform.python_version(), platform=platform.platform(),
-                numpy=np.__version__, minirnn=getattr(minirnn, "__version__", "?"),
+    info = dict(cpu=cpu_name(), cpu_count=os.cpu_count(), cores_available=cores,
+                threads=threads, python=platform.python_version(),
+                platform=platform.platform(), numpy=np.__version__,
+                minirnn=getattr(minirnn, "__version__", "?"),
                 minirnn_backends=list(minirnn.BACKENDS),
-                torch=torch.__version__ if torch else f"not used ({torch_error})",
-                loadavg_start=os.getloadavg() if hasattr(os, "getloadavg") else None)
+                loadavg_start=os.getloadavg() if hasattr(os, "getloadavg") else None,
+                workers={w.name: w.info for w in workers}, left_out=skipped)
+    try:
+        with open("/proc/loadavg") as f:
+            info["uptime_load"] = f.read().split()[:3]
+    except OSError:
+        pass
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
     except Exception:
         pass
-    kernels = getattr(minirnn, "_kernels", None)
-    if kernels is None:
-        try:
-            from minirnn import _kernels as kernels
-        except ImportError:
-            kernels = None
-    if kernels is not None and hasattr(kernels, "build_info"):
-        info["minirnn_build_info"] = kernels.build_info()
-    if kernels is not None and hasattr(kernels, "get_isa"):
-        info["minirnn_isa"] = kernels.get_isa()
-    if hasattr(minirnn, "openmp_enabled"):
-        info["minirnn_openmp"] = bool(minirnn.openmp_enabled())
-    if hasattr(minirnn, "get_num_threads"):
-        info["minirnn_threads"] = minirnn.get_num_threads()
-    if torch:
-        info["torch_threads"] = torch.get_num_threads()
-    # which OpenMP/BLAS runtimes this process loaded (one libgomp means torch and minirnn
-    # share the same OpenMP thread pool; see bench/README.md)
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {l.split()[-1] for l in f if "/" in l}
-        info["runtimes_loaded"] = sorted(os.path.basename(p) + "  (" + os.path.dirname(p) + ")"
-                                         for p in libs
-                                         if any(s in os.path.basename(p) for s in
-                                                ("gomp", "iomp", "omp.so", "openblas", "mkl_rt")))
-    except OSError:
-        pass
+    for name in ("torch", "onnxruntime"):
+        info[name] = next((w.info[name] for w in workers if name in w.info),
+                          "not used (" + skipped.get("ort" if name == "onnxruntime" else name,
+                                                     "?") + ")")
+    c = next((w for w in workers if w.name == "c"), None)
+    if c is not None:
+        info["minirnn_isa"] = c.info.get("isa")
     return info
 
 
@@ -489,27 +419,32 @@ def print_header(info, subject, names, opt):
     print("minirnn benchmark: median ms per call; ratios = other's ms / "
           f"{subject}'s ms (>1: minirnn-{subject} faster)")
     for k in ("cpu", "cores_available", "threads", "python", "numpy", "numpy_blas", "minirnn",
-              "minirnn_backends", "minirnn_build_info", "minirnn_isa", "minirnn_openmp",
-              "minirnn_threads",
-              "torch", "torch_threads", "loadavg_start"):
+              "minirnn_backends", "minirnn_isa", "torch", "onnxruntime", "loadavg_start"):
         if k in info:
             print(f"  {k:19s} {info[k]}")
-    for lib in info.get("runtimes_loaded", []):
-        print(f"  {'runtime':19s} {lib}")
-    print(f"  {'timing':19s} min {opt.min_time:g} s and {opt.min_reps} calls per contender, "
-          f"{opt.rounds} interleaved rounds, {opt.settle_ms:g} ms settle (untimed calls) before each turn")
+    for name, wi in info["workers"].items():
+        print(f"  {'worker ' + name:19s} threads {wi.get('threads')}, loaded "
+              f"{', '.join(wi.get('libs', [])) or '-'}")
+    for name, why in info["left_out"].items():
+        print(f"  {'left out ' + name:19s} {why}")
+    print(f"  {'timing':19s} each contender alone in its own process; per turn "
+          f"{opt.settle_ms:g} ms of untimed calls, then warm back-to-back calls, each timed; "
+          f"min {opt.min_time:g} s and {opt.min_reps} calls per contender over {opt.rounds} "
+          "turns; the median")
     print("  sizes:")
     for s in opt.sizes:
-        print(f"    {s:7s} {describe_size(s)}")
+        print(f"    {s:22s} {describe_size(s)}")
     print(f"  check: max|a-ref|/max|ref| vs {'torch' if 'torch' in names else 'numpy'}; "
-          "'!' marks a row above tolerance (float32 1e-3, float64 1e-8)")
+          "'!' marks a row above tolerance (float32 1e-3, float64 1e-8); c-padded and "
+          "c-default are not checked (another computation)")
     print("  other load: cores kept busy by other processes while the row was measured; "
           f"'~' above {opt.busy:g} (its times are suspect)")
     print()
 
 
 def table_columns(subject, names, variants):
-    cols = [("size", 7), ("mode", 5), ("dtype", 8), ("phase", 6)]
+    width = max([7] + [len(s) for s in SIZES_SHOWN])
+    cols = [("size", width), ("mode", 5), ("dtype", 8), ("phase", 6)]
     if variants:
         cols.insert(2, ("variant", 16))
     cols += [(f"{n} ms" if n != subject else f"minirnn-{n} ms", 12) for n in names]
@@ -520,13 +455,15 @@ def table_columns(subject, names, variants):
     return cols
 
 
+SIZES_SHOWN = []
+
+
 def format_row(values, cols):
     left = 5 if cols[2][0] == "variant" else 4
     return "  ".join(str(v).rjust(w) if i >= left else str(v).ljust(w)
                      for i, (v, (_, w)) in enumerate(zip(values, cols)))
 
 
-# ------------------------------------------------------------------------------ main
 # ------------------------------------------------------------------------------ streaming
 # A trained model used live: one chunk per call, the state (h, c) carried from call to call
 # (Silero VAD's LSTM: I = H = 128, batch 1, one step per call). Each contender runs in a
@@ -692,24 +629,37 @@ def run_streaming(opt):
     return 0
 
 
+
+
+# ------------------------------------------------------------------------------ main
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default=",".join(SIZES),
-                   help=f"comma list of {', '.join(SIZES)} (default: all)")
+    p.add_argument("--set", default=None,
+                   help=f"comma list of named shape sets: {', '.join(SETS)} ('standard' = "
+                        "every published set; default: the project's own sizes)")
+    p.add_argument("--list-sets", action="store_true", help="print the sets and their sizes")
+    p.add_argument("--sizes", default=None,
+                   help="comma list of sizes (any size of any set; default: the --set's, "
+                        f"else {', '.join(DEFAULT_SIZES)})")
     p.add_argument("--modes", default="rnn,gru,lstm", help="comma list of rnn,gru,lstm")
     p.add_argument("--dtypes", default="float32,float64", help="comma list of float32,float64")
-    p.add_argument("--phases", default="infer,train", help="comma list of infer,train")
+    p.add_argument("--phases", default=None,
+                   help="comma list of infer,train (default: each size's own; the DeepBench "
+                        "rows, for instance, are inference only)")
     p.add_argument("--variants", default="default",
                    help="comma list of cell variants, each a name of VARIANTS (for every "
                         "mode it applies to) or mode:name, e.g. gru:reset_before (default: "
                         "default, PyTorch's cells only)")
     p.add_argument("--threads", type=int, default=None,
-                   help="threads for minirnn, torch and BLAS (default: "
-                        "minirnn.get_num_threads() if it exists, else os.cpu_count())")
-    p.add_argument("--no-torch", action="store_true", help="do not import or time torch")
+                   help="threads for every contender (default: os.cpu_count() of the "
+                        "cores this process may use)")
+    p.add_argument("--no-torch", action="store_true", help="do not run torch")
+    p.add_argument("--no-ort", action="store_true", help="do not run onnxruntime")
     p.add_argument("--no-numpy", action="store_true",
-                   help="do not time the NumPy path (unless it is the only backend)")
+                   help="do not time the NumPy path (default for --set runs; it is still "
+                        "the reference of the check when torch does not run)")
+    p.add_argument("--numpy", action="store_true", help="time the NumPy path in a --set run")
     p.add_argument("--skip-numpy-above", type=float, default=None, metavar="MS",
                    help="do not time the NumPy path on a case where one call takes > MS ms "
                         "(its answer is still checked)")
@@ -717,18 +667,19 @@ def parse_args(argv):
                    help="fixed number of timed calls per contender (default: adaptive)")
     p.add_argument("--min-time", type=float, default=0.3,
                    help="adaptive reps: at least this many seconds per contender (default 0.3)")
-    p.add_argument("--min-reps", type=int, default=3,
-                   help="adaptive reps: at least this many calls per contender (default 3)")
+    p.add_argument("--min-reps", type=int, default=5,
+                   help="adaptive reps: at least this many calls per contender (default 5)")
     p.add_argument("--max-reps", type=int, default=2000, help="cap on timed calls (default 2000)")
     p.add_argument("--rounds", type=int, default=3,
-                   help="round-robin rounds the reps are spread over (default 3)")
-    p.add_argument("--settle-ms", type=float, default=150.0,
-                   help="untimed calls (or sleep) before each turn, so the previous "
-                        "contender's spinning thread pools go idle (default 150; OpenBLAS "
-                        "spins ~0.1 s)")
+                   help="turns per contender the reps are spread over (default 3)")
+    p.add_argument("--settle-ms", type=float, default=100.0,
+                   help="untimed calls before each turn: the contender's threads wake up, "
+                        "the previous contender's spinning pool goes idle (default 100; "
+                        "OpenBLAS spins ~0.1 s)")
     p.add_argument("--quick", action="store_true",
-                   help="a fast, noisier run: min-time 0.05 s, 1 rep minimum, 2 rounds, "
-                        "100 ms settle")
+                   help="a fast, noisier run: a --set's quick subset (the costliest sizes "
+                        "inference only); min-time 0.05 s, 3 reps minimum, 2 turns, 50 ms "
+                        "settle")
     p.add_argument("--busy", type=float, default=0.2, metavar="CORES",
                    help="mark a row '~' when other processes kept more than CORES cores busy "
                         "while it was measured (default 0.2)")
@@ -743,13 +694,30 @@ def parse_args(argv):
     p.add_argument("--streaming-size", help=argparse.SUPPRESS)
     opt = p.parse_args(argv)
     if opt.quick:
-        opt.min_time, opt.min_reps, opt.rounds, opt.settle_ms = 0.05, 1, 2, 100.0
+        opt.min_time, opt.min_reps, opt.rounds, opt.settle_ms = 0.05, 3, 2, 50.0
+    sets = []
+    if opt.set:
+        sets = [v.strip() for v in opt.set.split(",") if v.strip()]
+        bad = [v for v in sets if v not in SETS]
+        if bad or not sets:
+            p.error(f"--set: unknown {bad or 'empty list'}; choose from {', '.join(SETS)}")
+    opt.set = sets
+    if opt.sizes is None:
+        if sets:
+            chosen = [s for k in sets for s in SETS[k][2 if opt.quick else 1]]
+            opt.sizes = ",".join(dict.fromkeys(chosen))
+        else:
+            opt.sizes = ",".join(DEFAULT_SIZES)
     for attr, allowed in (("sizes", SIZES), ("modes", MODES), ("dtypes", DTYPES),
                           ("phases", PHASES)):
-        vals = [v.strip() for v in getattr(opt, attr).split(",") if v.strip()]
+        raw = getattr(opt, attr)
+        if raw is None:
+            continue
+        vals = [v.strip() for v in raw.split(",") if v.strip()]
         bad = [v for v in vals if v not in allowed]
         if bad or not vals:
-            p.error(f"--{attr}: unknown {bad or 'empty list'}; choose from {', '.join(allowed)}")
+            shown = ", ".join(allowed) if attr != "sizes" else "a size of --list-sets"
+            p.error(f"--{attr}: unknown {bad or 'empty list'}; choose from {shown}")
         setattr(opt, attr, vals)
     opt.variants = [v.strip() for v in opt.variants.split(",") if v.strip()]
     for v in opt.variants:
@@ -761,97 +729,172 @@ def parse_args(argv):
         p.error("--threads must be >= 1")
     if opt.rounds < 1 or opt.min_reps < 1 or (opt.reps is not None and opt.reps < 1):
         p.error("--rounds, --min-reps and --reps must be >= 1")
+    if sets and not opt.numpy:
+        opt.no_numpy = True
     return opt
 
 
+def list_sets():
+    for name, (desc, sizes, quick) in SETS.items():
+        print(f"{name}: {desc} ({len(sizes)} sizes, --quick: {len(quick)})")
+        if name in ("standard",):
+            continue
+        for s in sizes:
+            print(f"    {s:24s} {describe_size(s)}{'  (quick)' if s in quick else ''}")
+    return 0
+
+
+def importable(module):
+    """Why ``module`` cannot be used in a worker (None if it can), asked of a subprocess so
+    that the parent never loads a contender's runtime."""
+    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                          text=True)
+    if proc.returncode == 0:
+        return None
+    return "not importable: " + ((proc.stderr.strip().splitlines() or ["?"])[-1])[:120]
+
+
+def rows_of(opt):
+    """(size, mode, variant, dtype, phases) for every row the options select."""
+    out = []
+    for size in opt.sizes:
+        s = SIZES[size]
+        for m in opt.modes:
+            if m not in s.modes:
+                continue
+            for v in opt.variants:
+                vmode, _, vname = v.rpartition(":")
+                if m not in VARIANTS[vname][0] or vmode not in ("", m):
+                    continue
+                if s.lengths and vname != "default":
+                    continue
+                phases = opt.phases or list(
+                    QUICK_PHASES.get(size, s.phases) if opt.quick and opt.set else s.phases)
+                for d in opt.dtypes:
+                    out.append((size, m, vname, d, phases))
+    return out
+
+
+def write_json(opt, argv, info, subject, names, results, total, partial=False):
+    doc = dict(meta=dict(info, subject=subject, contenders=names, tolerance=TOLERANCE,
+                         argv=sys.argv[1:] if argv is None else list(argv),
+                         options={k: v for k, v in vars(opt).items()},
+                         date=time.strftime("%Y-%m-%d %H:%M:%S"), total_seconds=total,
+                         partial=partial),
+               sizes={s: describe_size(s) for s in opt.sizes}, results=results)
+    with open(opt.json + ".tmp", "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(opt.json + ".tmp", opt.json)
+
+
 def main(argv=None):
-    global np, minirnn, torch
+    global np, minirnn
     opt = parse_args(argv)
+    if opt.list_sets:
+        return list_sets()
     if opt.streaming_worker:
         streaming_worker(opt.streaming_worker, opt.streaming_size, opt.threads or 1, opt.json)
         return 0
     if opt.streaming:
         return run_streaming(opt)
     t_start = time.perf_counter()
-    if opt.threads is not None:
-        # before any library loads: OpenMP (minirnn, torch) and BLAS pools read these once
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(opt.threads)
-    import numpy
-    import minirnn as _minirnn
-    np, minirnn = numpy, _minirnn
-    try:
-        # minirnn's extension first: its libgomp is loaded and torch then shares it
-        # (the dynamic loader loads one libgomp.so.1 per process; see bench/README.md)
-        import minirnn._kernels  # noqa: F401
-    except ImportError:
-        pass
-
     threads = opt.threads
     if threads is None:
-        get = getattr(minirnn, "get_num_threads", None)
-        threads = get() if get else os.cpu_count()
-    set_threads = getattr(minirnn, "set_num_threads", None)
-    if set_threads:
-        set_threads(threads)
-
-    torch_error = "--no-torch"
-    if not opt.no_torch:
         try:
-            import torch as _torch
-            torch = _torch
-            torch.set_num_threads(threads)
-        except ImportError as e:
-            torch_error = f"not importable: {e}"
+            threads = len(os.sched_getaffinity(0))
+        except AttributeError:
+            threads = os.cpu_count() or 1
+    # the parent's own BLAS stays at one thread: it only draws arrays and writes files
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    import numpy
+    try:
+        import minirnn as _minirnn
+    except ImportError:                       # run from a checkout: the repository's minirnn
+        sys.path.append(os.path.dirname(HERE))
+        import minirnn as _minirnn
+    np, minirnn = numpy, _minirnn
+    rows = rows_of(opt)
+    SIZES_SHOWN[:] = opt.sizes
+    any_packed = any(SIZES[r[0]].lengths for r in rows)
+    any_infer32 = any("infer" in r[4] and r[3] == "float32" and r[2] == "default"
+                      for r in rows)
 
-    # contenders: the subject first, then the other minirnn backends, numpy last, then torch
-    backends = list(minirnn.BACKENDS)
-    subject = "c" if "c" in backends else next((b for b in backends if b != "numpy"), "numpy")
-    names = [subject] + [b for b in backends if b not in (subject, "numpy")]
-    if "numpy" in backends and subject != "numpy" and not opt.no_numpy:
+    # contenders: the subject first, then minirnn's companions, numpy, torch, onnxruntime
+    skipped = {}
+    names = ["c"] if "c" in minirnn.BACKENDS else []
+    if not names:
+        skipped["c"] = "minirnn's compiled backend is not built"
+    if opt.variants != ["default"] and names:
+        names.append("c-default")
+    if any_packed and names:
+        names.append("c-padded")
+    timed_numpy = not opt.no_numpy or not names
+    if timed_numpy:
         names.append("numpy")
-    contenders = [MinirnnContender(b) for b in names]
-    show_variants = opt.variants != ["default"]
-    if show_variants and subject == "c":
-        # PyTorch's cell on the compiled backend, timed interleaved with each variant row
-        contenders.insert(1, MinirnnContender("c", default_cell=True))
-        names.insert(1, "c-default")
-    if torch:
-        contenders.append(TorchContender())
-        names.append("torch")
+    if opt.no_torch:
+        skipped["torch"] = "--no-torch"
+    else:
+        why = importable("torch")
+        if why:
+            skipped["torch"] = why
+        else:
+            names.append("torch")
+    if opt.no_ort:
+        skipped["ort"] = "--no-ort"
+    elif not any_infer32:
+        skipped["ort"] = "no float32 inference row of a PyTorch cell selected"
+    else:
+        why = importable("onnxruntime") or importable("onnx")
+        if why:
+            skipped["ort"] = why
+        else:
+            names.append("ort")
+    subject = names[0]
+    tmp_dir = tempfile.TemporaryDirectory(prefix="bench_rnn_")
+    tmp = tmp_dir.name
+    workers = []
+    try:
+        for n in names:
+            w = Worker(n, threads, tmp)
+            if w.ok:
+                workers.append(w)
+            else:
+                skipped[n] = w.error
+                w.close()
+        if "torch" not in [w.name for w in workers] and "numpy" not in names:
+            ref = Worker("numpy", threads, tmp)   # the reference of the check, not timed
+            ref.timed = False
+            workers.append(ref)
+        names = [w.name for w in workers if w.timed]
+        subject = names[0]
+        show_variants = opt.variants != ["default"]
+        info = machine_info(threads, workers, skipped)
+        print_header(info, subject, names, opt)
+        cols = table_columns(subject, names, show_variants)
+        print(format_row([c for c, _ in cols], cols))
+        print(format_row(["-" * w for _, w in cols], cols), flush=True)
 
-    info = machine_info(threads, torch_error)
-    print_header(info, subject, names, opt)
-    cols = table_columns(subject, names, show_variants)
-    print(format_row([c for c, _ in cols], cols))
-    print(format_row(["-" * w for _, w in cols], cols), flush=True)
+        # one-time costs (library initialisation, first allocations) are paid here, not by
+        # the first row: every worker runs the tiny case of each selected mode and phase
+        for mode in opt.modes:
+            spec, path = make_case("tiny", mode, "float32", "default", tmp,
+                                   skipped.get("ort"))
+            for w in workers:
+                if w.ask(cmd="prepare", spec=spec, path=path).get("ok"):
+                    for phase in PHASES:
+                        w.ask(cmd="answer", phase=phase, path=os.path.join(tmp, "warm.npz"))
+                w.ask(cmd="release")
 
-    # one-time costs (library initialisation, first allocations) are paid here, not by the
-    # first row: every contender runs the tiny case of each selected mode and phase
-    for mode in opt.modes:
-        case = Case("tiny", mode, "float32")
-        for c in contenders:
-            try:
-                c.prepare(case)
-                for phase in opt.phases:
-                    time_calls(lambda: c.call(phase), 3)
-            except Exception:
-                pass                            # reported in the table when it happens again
-            c.release()
-
-    rows, bad_rows, busy_rows, load = [], 0, 0, OtherLoad()
-    for size in opt.sizes:
-        # each mode with each variant that applies to it, each dtype
-        rows_of_size = [(m, v.rpartition(":")[2], d) for m in opt.modes if m in SIZES[size][7]
-                        for v in opt.variants if m in VARIANTS[v.rpartition(":")[2]][0]
-                        and v.rpartition(":")[0] in ("", m) for d in opt.dtypes]
-        for mode, variant, dtype in rows_of_size:
-            case = Case(size, mode, dtype, variant)
-            for phase in opt.phases:
+        results, bad_rows, busy_rows = [], 0, 0
+        load = OtherLoad(lambda: [p for p in (w.pid() for w in workers) if p])
+        for size, mode, variant, dtype, phases in rows:
+            spec, path = make_case(size, mode, dtype, variant, tmp, skipped.get("ort"))
+            for phase in phases:
                 if opt.wait_idle:
                     wait_idle(load, opt.busy, opt.wait_idle)
                 load.start()
-                res = measure(contenders, case, phase, opt)
+                res = measure(workers, spec, path, phase, opt, tmp)
                 other = load.stop()
                 busy_rows += other is not None and other > opt.busy
                 ms = {n: res[n]["ms"] for n in names}
@@ -870,36 +913,46 @@ def main(argv=None):
                            "-" if other is None else f"{other:.2f}" + (
                                " ~" if other > opt.busy else "")]
                 print(format_row(values, cols), flush=True)
-                for n in names:
-                    if res[n]["note"]:
-                        print(f"    {n}: {res[n]['note']}", flush=True)
-                rows.append(dict(
+                for n, r in res.items():
+                    if r["note"]:
+                        print(f"    {n}: {r['note']}", flush=True)
+                s = SIZES[size]
+                results.append(dict(
                     size=size, mode=mode, variant=variant, dtype=dtype, phase=phase,
-                    shape=dict(zip(("T", "B", "I", "H", "layers", "bidirectional",
-                                    "batch_first"), SIZES[size][:7])),
-                    ms=ms, gflop=matmul_gflop(size, mode, phase),
+                    set=next((k for k in opt.set for _ in [0] if size in SETS[k][1]), None),
+                    shape=dict(T=s.T, B=s.B, I=s.I, H=s.H, layers=s.layers,
+                               bidirectional=s.bidirectional, batch_first=s.batch_first,
+                               lengths=s.lengths),
+                    lengths=spec["lengths"],
+                    ms=ms, gflop=matmul_gflop(size, mode, phase, spec["lengths"]),
                     ratio={n: (ms[n] / ms[subject] if ms[n] and ms[subject] else None)
                            for n in names if n != subject},
                     reps={n: res[n]["reps"] for n in names},
                     times_ms={n: res[n]["times_ms"] for n in names},
-                    err={n: res[n]["err"] for n in names if res[n]["err"] is not None},
-                    ok=ok, other_load=other, notes={n: res[n]["note"] for n in names if res[n]["note"]}))
+                    err={n: r["err"] for n, r in res.items() if r["err"] is not None},
+                    ok=ok, other_load=other,
+                    notes={n: r["note"] for n, r in res.items() if r["note"]}))
+                if opt.json:            # after every row: an interrupted run keeps its rows
+                    write_json(opt, argv, info, subject, names, results,
+                               time.perf_counter() - t_start, partial=True)
+            for ext in (".npz", ".onnx"):
+                stem = path[:-4]
+                if os.path.exists(stem + ext):
+                    os.unlink(stem + ext)
+    finally:
+        for w in workers:
+            w.close()
+        tmp_dir.cleanup()
 
     total = time.perf_counter() - t_start
     if hasattr(os, "getloadavg"):
         info["loadavg_end"] = os.getloadavg()
     print()
-    print(f"{len(rows)} rows, {bad_rows} with a wrong answer (!), {busy_rows} measured while "
+    print(f"{len(results)} rows, {bad_rows} with a wrong answer (!), {busy_rows} measured while "
           f"other processes kept more than {opt.busy:g} core busy (~); total time {total:.0f} s "
-          f"({total / 60:.1f} min)")
+          f"({total / 60:.1f} min); load average at the end {info.get('loadavg_end')}")
     if opt.json:
-        doc = dict(meta=dict(info, subject=subject, contenders=names, tolerance=TOLERANCE,
-                             argv=sys.argv[1:] if argv is None else list(argv),
-                             options={k: v for k, v in vars(opt).items()},
-                             date=time.strftime("%Y-%m-%d %H:%M:%S"), total_seconds=total),
-                   sizes={s: describe_size(s) for s in opt.sizes}, results=rows)
-        with open(opt.json, "w") as f:
-            json.dump(doc, f, indent=1)
+        write_json(opt, argv, info, subject, names, results, total)
         print(f"results written to {opt.json}")
     return 1 if bad_rows else 0
 

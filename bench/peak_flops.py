@@ -4,12 +4,17 @@
 Every RNN call here is mostly matrix products, so its speed is bounded by the machine's peak
 of multiply-adds. This script measures, for 1 and for N threads:
 
-- ``fma``: the FMA peak, from ``bench/peak_flops.c`` (12 independent chains of 256-bit FMAs
-  per thread, no memory traffic), compiled here with the system's C compiler (``cc``, or
-  ``$CC``) with ``-O3 -mavx2 -mfma -fopenmp``. No number when it cannot be built (no
-  compiler, or not x86-64);
+- ``fma``: the FMA peak, from ``bench/peak_flops.c`` (12 independent chains of FMAs per
+  thread, no memory traffic) at 256 bits and, where the CPU has AVX-512F, at 512 bits: the
+  widest is *the* peak (``float32``/``float64``). Zen 4 splits a 512-bit FMA into two 256-bit
+  halves (the same peak at both widths); Intel cores with two 512-bit FMA units reach twice
+  their 256-bit peak. The best of 200 short runs (~3 ms each), so that a run landing in a
+  time slice of its own on a shared machine gives the figure. Compiled here with the
+  system's C compiler (``cc``, or ``$CC``) with ``-O3 -mavx2 -mfma -fopenmp`` (the 512-bit
+  functions by a target attribute). No number when it cannot be built (no compiler, or not
+  x86-64);
 - ``numpy``: NumPy's matrix product (its BLAS, OpenBLAS in the PyPI wheels) on a square
-  product of ``--n`` (1024), the best of a few calls: the "SGEMM/DGEMM peak" of a tuned
+  product of ``--n`` (1024), the best of 25 calls: the "SGEMM/DGEMM peak" of a tuned
   library.
 
 Usage:
@@ -32,7 +37,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def fma_peak(threads_list):
-    """{threads: {"float32": GFLOP/s, "float64": GFLOP/s}} from peak_flops.c, or None."""
+    """{threads: {"float32_256": GFLOP/s, ..., "float32": the widest, "width": bits}} from
+    peak_flops.c, or None."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         print("  fma: no C compiler (cc or $CC): not measured", file=sys.stderr)
@@ -54,6 +60,19 @@ def fma_peak(threads_list):
         return out
 
 
+def cpu_name():
+    """The CPU's model name (Linux), else platform.processor()."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
 def numpy_peak(threads_list, n):
     """{threads: {dtype: GFLOP/s}} of NumPy's n x n x n matrix product, each thread count in a
     fresh process (BLAS reads its thread count once, when it loads)."""
@@ -67,7 +86,7 @@ for dt in ("float32", "float64"):
     b = a.T.copy()
     a @ b
     best = float("inf")
-    for _ in range(7):
+    for _ in range(25):
         t0 = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - t0)
@@ -95,17 +114,23 @@ def main(argv=None):
     t0 = time.perf_counter()
     fma = fma_peak(threads)
     blas = numpy_peak(threads, opt.n)
-    print(f"GFLOP/s (2 flops per multiply-add); fma = peak_flops.c, numpy = {opt.n}^3 product")
-    print(f"{'threads':>7}  {'fma f32':>9}  {'fma f64':>9}  {'numpy f32':>9}  {'numpy f64':>9}")
+    print(f"GFLOP/s (2 flops per multiply-add); fma = peak_flops.c at 256 and 512 bits, "
+          f"numpy = {opt.n}^3 product; {cpu_name()}")
+    heads = ["fma256 f32", "fma256 f64", "fma512 f32", "fma512 f64", "numpy f32", "numpy f64"]
+    print(f"{'threads':>7}  " + "  ".join(f"{h:>10}" for h in heads))
     for t in threads:
         f = fma.get(t, {}) if fma else {}
-        cells = [f.get("float32"), f.get("float64"), blas[t]["float32"], blas[t]["float64"]]
-        print(f"{t:>7}  " + "  ".join("-".rjust(9) if v is None else f"{v:9.1f}"
+        cells = [f.get("float32_256"), f.get("float64_256"), f.get("float32_512"),
+                 f.get("float64_512"), blas[t]["float32"], blas[t]["float64"]]
+        print(f"{t:>7}  " + "  ".join("-".rjust(10) if v is None else f"{v:10.1f}"
                                        for v in cells))
+    if hasattr(os, "getloadavg"):
+        print("load average %.2f %.2f %.2f (other processes share these cores)"
+              % os.getloadavg())
     print(f"({time.perf_counter() - t0:.0f} s)")
     if opt.json:
         with open(opt.json, "w") as f:
-            json.dump({"fma": {str(k): v for k, v in (fma or {}).items()},
+            json.dump({"cpu": cpu_name(), "fma": {str(k): v for k, v in (fma or {}).items()},
                        "numpy": {str(k): v for k, v in blas.items()},
                        "numpy_n": opt.n, "date": time.strftime("%Y-%m-%d %H:%M:%S")}, f,
                       indent=1)

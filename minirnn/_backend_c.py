@@ -133,7 +133,7 @@ def _give(*arrays):
         p.nbytes += size
 
 
-def pool_stats():
+def pool_stats() -> dict:
     """This thread's pool: ``{"buffers", "bytes", "bound"}`` (for tests and benchmarks)."""
     p = _pool()
     return dict(buffers=len(p.free), bytes=p.nbytes, bound=p.bound())
@@ -161,7 +161,7 @@ def _trim_heap():
         _malloc_trim(0)
 
 
-def release_buffers():
+def release_buffers() -> None:
     """Free the buffers this thread keeps for reuse and the kernels' scratch memory, and give
     the freed memory back to the operating system where the allocator allows it (glibc)."""
     _pools.__dict__.clear()

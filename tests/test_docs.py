@@ -9,7 +9,9 @@
 - With Sphinx installed, the book builds with warnings as errors.
 """
 import ast
+import contextlib
 import importlib.util
+import io
 import os
 import re
 import subprocess
@@ -36,14 +38,60 @@ def python_blocks(text):
 def test_code_blocks_run(path):
     blocks = python_blocks(read(path))
     assert blocks, f"{path} has no python example"
+    shown = printed_outputs(read(path)) if os.path.basename(path) in OUTPUT_CHECKED else {}
     namespace = {"__name__": "__docs__"}
     for i, block in enumerate(blocks):
+        stdout = io.StringIO()
         try:
-            exec(compile(block, f"{path}[block {i}]", "exec"), namespace)
+            with contextlib.redirect_stdout(stdout):
+                exec(compile(block, f"{path}[block {i}]", "exec"), namespace)
         except ModuleNotFoundError as e:
             if e.name not in OPTIONAL_MODULES:
                 raise
             pytest.skip(f"{path} needs the optional package {e.name}")
+        if i in shown:
+            assert _lines(stdout.getvalue()) == _lines(shown[i]), (
+                f"{path}[block {i}] prints\n{stdout.getvalue()}\nbut the page shows\n{shown[i]}")
+
+
+#: chapters whose shown output is checked: a ```text block that follows a paragraph ending
+#: in "prints:" (or "prints (float64):") is what the python block before it prints
+OUTPUT_CHECKED = ("bptt.md", "gradients.md", "lstm.md")
+
+
+def printed_outputs(text):
+    """{index of a python block: the output the page shows for it}."""
+    found, count, prose, fenced, kind, body = {}, -1, "", False, None, ""
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith("```"):
+            if not fenced:
+                fenced, kind, body = True, line.strip()[3:], ""
+                if kind == "text" and count >= 0 and re.search(
+                        r"prints( \([^)]*\))?:\s*$", prose):
+                    found[count] = None                 # filled in at the closing fence
+            else:
+                fenced = False
+                if kind == "python":
+                    count += 1
+                elif kind == "text" and found.get(count, "") is None:
+                    found[count] = body
+                prose = ""
+        elif fenced:
+            body += line
+        else:
+            prose += line
+    return found
+
+
+def _lines(text):
+    return [line.rstrip() for line in text.strip().splitlines()]
+
+
+def test_printed_output_finder_can_fail():
+    text = ("```python\nprint(1)\n```\nThis prints:\n\n```text\n1\n```\n"
+            "```python\nprint(2)\n```\nA note:\n\n```text\n3\n```\n"
+            "```python\nprint(4)\n```\nIt prints (float64):\n```text\n5\n```\n")
+    assert printed_outputs(text) == {0: "1\n", 2: "5\n"}
 
 
 #: packages of optional extras a chapter may need (its examples skip without them)
@@ -52,7 +100,7 @@ OPTIONAL_MODULES = ("onnx", "onnxruntime")
 
 #: the learner chapters: a reader arriving from a link at any section can paste and run it
 LEARNER_CHAPTERS = ["notation.md", "elman.md", "output-and-h_n.md", "gru.md", "lstm.md",
-                    "bptt.md", "variable-length.md"]
+                    "bptt.md", "variable-length.md", "first-rnn.md", "char-lm.md"]
 
 
 def section_first_blocks(text):
@@ -75,6 +123,9 @@ def section_first_blocks(text):
         elif re.match(r"#{1,2} ", line):
             heading, taken = line.strip("# \n"), False
     return found
+
+
+LEARNER_CHAPTERS += ["gradients.md"]         # vanishing and exploding gradients, after bptt
 
 
 @pytest.mark.parametrize("chapter", LEARNER_CHAPTERS)
@@ -246,6 +297,39 @@ def test_figure_layout_facts():
     states, h_n, matches = mf.layout()
     last = mf.L - 1
     assert matches == {0: [(0, last, 0)], 1: [(0, 0, 1)], 2: [(1, last, 0)], 3: [(1, 0, 1)]}
+
+
+def test_performance_figure_reads_the_tables():
+    """performance.png is drawn from the ratio tables of docs/performance.md: both thread
+    counts are found, each with the inference and training ratio of every row."""
+    runs = _make_figures().performance_runs()
+    assert sorted(threads for threads, _, _ in runs) == [1, 2]
+    for _, _, rows in runs:
+        keys = {(r["size"], r["mode"]) for r in rows}
+        assert len(keys) >= 10
+        assert len(rows) == 2 * len(keys) and all(r["ratio"]["torch"] > 0 for r in rows)
+
+
+def test_gradient_figure_facts():
+    """The gradients chapter's figures: recompute what they show, without matplotlib."""
+    spec = importlib.util.spec_from_file_location(
+        "fig_gradients", os.path.join(DOCS, "figures", "fig_gradients.py"))
+    fg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fg)
+    curves = fg.reach_curves()
+
+    def slope(c):                                               # geometric mean, d = 10 .. 90
+        return (c[90] / c[10]) ** (1 / 80)
+
+    for name in ("Elman", "GRU", "LSTM"):                     # vanish at the default init
+        assert curves[name][-1] < 1e-15 * curves[name][0]
+    assert (curves["LSTM"][-1] < curves["LSTM, forget bias +1"][-1]
+            < curves["LSTM, forget bias +3"][-1])
+    for scale in (1.0, 4.0):                                   # the bound holds and sets the slope
+        measured, bound = fg.jacobian_curves(scale)
+        assert (measured <= bound).all()
+        assert abs(slope(measured) - slope(bound)) < 0.05 * slope(bound)
+    assert fg.jacobian_curves(4.0)[0][-1] > 100 * fg.jacobian_curves(4.0)[0][0]
 
 
 def test_figures_exist():

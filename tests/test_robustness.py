@@ -191,19 +191,26 @@ print("works", np.array_equal(out, expected))
 @pytest.mark.parametrize("phase", ["forward", "backward"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_ctrl_c_interrupts_a_long_call_quickly(tmp_path, phase, threads):
+    # A delay can exceed the bound once on a loaded machine (the process is not scheduled);
+    # a second try then decides. A call that ignores SIGINT until it ends (seconds) fails both.
     (tmp_path / "interrupt.py").write_text(INTERRUPT_SCRIPT)
-    try:
-        res = subprocess.run([sys.executable, str(tmp_path / "interrupt.py"), phase,
-                              str(threads)], capture_output=True, text=True, timeout=300,
-                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"the interrupted call hung\nstdout: {e.stdout}")
-    assert res.returncode == 0, res.stderr
-    first, second = res.stdout.splitlines()
-    what, seconds = first.split()
-    assert what == "delay", res.stdout
-    assert float(seconds) < 0.5, f"KeyboardInterrupt came {seconds} s after SIGINT"
-    assert second == "works True"
+    delays = []
+    for _ in range(2):
+        try:
+            res = subprocess.run([sys.executable, str(tmp_path / "interrupt.py"), phase,
+                                  str(threads)], capture_output=True, text=True, timeout=300,
+                                 cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+        except subprocess.TimeoutExpired as e:
+            pytest.fail(f"the interrupted call hung\nstdout: {e.stdout}")
+        assert res.returncode == 0, res.stderr
+        first, second = res.stdout.splitlines()
+        what, seconds = first.split()
+        assert what == "delay", res.stdout
+        assert second == "works True"
+        delays.append(float(seconds))
+        if delays[-1] < 0.5:
+            break
+    assert min(delays) < 0.5, f"KeyboardInterrupt came {delays} s after SIGINT"
 
 
 def test_calls_from_other_threads_and_small_calls_leave_the_sigint_handler_alone():
