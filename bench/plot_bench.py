@@ -48,9 +48,10 @@ def load(path):
     return doc
 
 
-def panel(ax, rows, sizes, modes, vs, subject, busy, targets=None):
+def panel(ax, rows, sizes, modes, vs, subject, busy, targets=None, fontsize=6):
     """Bars for one panel: rows of one (file, dtype, phase); ``targets`` {size: ratio} are
-    drawn as a black tick across each size's group of bars."""
+    drawn as a black tick across each size's group of bars; ``fontsize``: of the values
+    written on the bars."""
     width = 0.8 / len(modes)
     heights = []
     for j, mode in enumerate(modes):
@@ -67,7 +68,7 @@ def panel(ax, rows, sizes, modes, vs, subject, busy, targets=None):
                    alpha=0.4 if loaded else 1.0,
                    edgecolor="red" if bad else "none", hatch="//" if bad else None, linewidth=1.5)
             ax.text(x, ratio, f"{ratio:.2g}", ha="center",
-                    va="bottom" if ratio >= 1 else "top", fontsize=6)
+                    va="bottom" if ratio >= 1 else "top", fontsize=fontsize)
             heights.append(ratio)
     for i, size in enumerate(sizes):
         if targets and targets.get(size):
@@ -92,6 +93,55 @@ def panel(ax, rows, sizes, modes, vs, subject, busy, targets=None):
 def _ratio_formatter():
     from matplotlib.ticker import FuncFormatter
     return FuncFormatter(lambda v, _: f"{v:g}x")
+
+
+#: the size groups of the split figure: ratios of tens and ratios near 1 get their own scale
+SIZE_GROUPS = (("tiny", "small"), ("medium", "large", "bidir", "long", "seed"))
+
+
+def draw_split(runs, out, vs="torch", targets=True, title=None):
+    """The ratios as a grid that can be read at a page's width: one row of panels per
+    (phase, thread count), and in each row one panel per group of sizes (SIZE_GROUPS), each
+    with its own logarithmic scale, so the rows near 1x are not squeezed by the tiny sizes'
+    20-70x. ``runs`` is a list of ``(threads, dtype, rows)`` with ``rows`` in the JSON's
+    result format (``size``, ``mode``, ``phase``, ``ratio``, optionally ``ok`` and
+    ``other_load``)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    phases = [ph for ph in PHASE_TITLES if any(r["phase"] == ph for _, _, rows in runs
+                                                for r in rows)]
+    grid = [(ph, threads, dtype, rows) for ph in phases for threads, dtype, rows in runs]
+    sizes = list(dict.fromkeys(r["size"] for _, _, rows in runs for r in rows))
+    groups = [[s for s in g if s in sizes] for g in SIZE_GROUPS]
+    groups = [g for g in groups if g] + [[s for s in sizes
+                                          if not any(s in g for g in SIZE_GROUPS)]]
+    groups = [g for g in groups if g]
+    modes = [m for m in MODE_COLORS if any(r["mode"] == m for _, _, rows in runs
+                                           for r in rows)]
+    fig, axes = plt.subplots(len(grid), len(groups), squeeze=False,
+                             figsize=(10, 2.9 * len(grid) + 0.6),
+                             gridspec_kw={"width_ratios": [len(g) for g in groups]})
+    for r, (phase, threads, dtype, rows) in enumerate(grid):
+        for c, group in enumerate(groups):
+            ax = axes[r][c]
+            mine = [x for x in rows if x["phase"] == phase and x["size"] in group]
+            goals = ({size: target(dtype, phase, size) for size in group}
+                     if targets and vs == "torch" else None)
+            panel(ax, mine, group, modes, vs, "c", 0.2, goals, fontsize=9)
+            ax.tick_params(labelsize=10)
+            ax.set_ylabel(f"{vs} ms / minirnn ms" if c == 0 else "", fontsize=10)
+            ax.set_title(f"{PHASE_TITLES.get(phase, phase)}, {threads} thread"
+                         f"{'s' if str(threads) != '1' else ''}", fontsize=11)
+    axes[0][0].legend(handles=[Patch(color=MODE_COLORS[m], label=m.upper()) for m in modes]
+                      + ([Patch(facecolor="white", edgecolor="black", linestyle="--",
+                                label="target")] if targets else []),
+                      fontsize=9, loc="upper right")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.98 if title else 1))
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
 
 
 def markdown_table(doc, vs="torch"):
@@ -216,6 +266,9 @@ def main(argv=None):
     p.add_argument("--phases", default="infer,train", help="comma list of infer,train")
     p.add_argument("--targets", action="store_true",
                    help="draw the speed targets against torch (dashed ticks)")
+    p.add_argument("--split", action="store_true",
+                   help="one row of panels per (phase, file), the sizes split in groups with "
+                        "their own scale (readable at a page's width; first dtype only)")
     p.add_argument("--markdown", action="store_true",
                    help="print the ratios and targets as a Markdown table instead of plotting")
     p.add_argument("--peak", metavar="JSON",
@@ -265,6 +318,15 @@ def main(argv=None):
     if not panels:
         sys.exit("nothing to draw (check --dtypes)")
 
+    if opt.split:
+        runs = [(doc["meta"].get("threads"), dtype,
+                 [x for x in doc["results"] if x["dtype"] == dtype and x["phase"] in phases])
+                for path, doc, dtype in panels]
+        seen = set()
+        runs = [r for r in runs if not (r[0] in seen or seen.add(r[0]))]
+        draw_split(runs, opt.out, opt.vs, opt.targets)
+        print(f"wrote {opt.out}")
+        return
     n_sizes = max(len({x["size"] for x in doc["results"]}) for _, doc in docs)
     fig, axes = plt.subplots(len(panels), len(phases), squeeze=False,
                              figsize=(max(6.5, 0.45 * n_sizes) * len(phases),

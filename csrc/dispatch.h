@@ -17,53 +17,55 @@ static inline void SFX(gemm)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const REAL *
     MR_PICK(SFX(gemm))(M, N, K, A, lda, Bp, C, ldc, accumulate, bias);
 }
 
-static inline void SFX(elman_cell_forward)(ptrdiff_t rows, ptrdiff_t H, int relu,
+static inline void SFX(elman_cell_forward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc, int relu,
                                            const REAL *gx, ptrdiff_t ldgx, const REAL *gh,
                                            ptrdiff_t ldgh, REAL *h, ptrdiff_t ldh)
 {
-    MR_PICK(SFX(elman_cell_forward))(rows, H, relu, gx, ldgx, gh, ldgh, h, ldh);
+    MR_PICK(SFX(elman_cell_forward))(rows, H, nc, relu, gx, ldgx, gh, ldgh, h, ldh);
 }
 
-static inline void SFX(elman_cell_backward)(ptrdiff_t rows, ptrdiff_t H, int relu,
+static inline void SFX(elman_cell_backward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc, int relu,
                                             const REAL *dy, ptrdiff_t lddy, const REAL *dh_next,
                                             const REAL *h, ptrdiff_t ldh, REAL *dg, ptrdiff_t ldg)
 {
-    MR_PICK(SFX(elman_cell_backward))(rows, H, relu, dy, lddy, dh_next, h, ldh, dg, ldg);
+    MR_PICK(SFX(elman_cell_backward))(rows, H, nc, relu, dy, lddy, dh_next, h, ldh, dg, ldg);
 }
 
-static inline void SFX(gru_cell_forward)(ptrdiff_t rows, ptrdiff_t H, const REAL *gx,
+static inline void SFX(gru_cell_forward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc, const REAL *gx,
                                          ptrdiff_t ldgx, const REAL *gh, ptrdiff_t ldgh,
                                          const REAL *h_prev, ptrdiff_t ldhp, REAL *h,
                                          ptrdiff_t ldh, REAL *saved, ptrdiff_t lds)
 {
-    MR_PICK(SFX(gru_cell_forward))(rows, H, gx, ldgx, gh, ldgh, h_prev, ldhp, h, ldh, saved, lds);
+    MR_PICK(SFX(gru_cell_forward))(rows, H, nc, gx, ldgx, gh, ldgh, h_prev, ldhp, h, ldh, saved,
+                                   lds);
 }
 
-static inline void SFX(gru_cell_backward)(ptrdiff_t rows, ptrdiff_t H, const REAL *dy,
+static inline void SFX(gru_cell_backward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc, const REAL *dy,
                                           ptrdiff_t lddy, REAL *dh_next, const REAL *saved,
                                           ptrdiff_t lds, const REAL *h_prev, ptrdiff_t ldhp,
                                           REAL *dgx, ptrdiff_t ldgx, REAL *dgh, ptrdiff_t ldgh)
 {
-    MR_PICK(SFX(gru_cell_backward))(rows, H, dy, lddy, dh_next, saved, lds, h_prev, ldhp,
+    MR_PICK(SFX(gru_cell_backward))(rows, H, nc, dy, lddy, dh_next, saved, lds, h_prev, ldhp,
                                     dgx, ldgx, dgh, ldgh);
 }
 
-static inline void SFX(lstm_cell_forward)(ptrdiff_t rows, ptrdiff_t H, const REAL *gx,
+static inline void SFX(lstm_cell_forward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc, const REAL *gx,
                                           ptrdiff_t ldgx, const REAL *gh, ptrdiff_t ldgh,
                                           const REAL *c_prev, ptrdiff_t ldcp, REAL *h,
                                           ptrdiff_t ldh, REAL *c, ptrdiff_t ldc, REAL *saved,
                                           ptrdiff_t lds)
 {
-    MR_PICK(SFX(lstm_cell_forward))(rows, H, gx, ldgx, gh, ldgh, c_prev, ldcp, h, ldh, c, ldc,
+    MR_PICK(SFX(lstm_cell_forward))(rows, H, nc, gx, ldgx, gh, ldgh, c_prev, ldcp, h, ldh, c, ldc,
                                     saved, lds);
 }
 
-static inline void SFX(lstm_cell_backward)(ptrdiff_t rows, ptrdiff_t H, const REAL *dy,
+static inline void SFX(lstm_cell_backward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
+                                           const REAL *dy,
                                            ptrdiff_t lddy, const REAL *dh_next, REAL *dc_next,
                                            const REAL *saved, ptrdiff_t lds, const REAL *c_prev,
                                            ptrdiff_t ldcp, REAL *dg, ptrdiff_t ldg)
 {
-    MR_PICK(SFX(lstm_cell_backward))(rows, H, dy, lddy, dh_next, dc_next, saved, lds, c_prev,
+    MR_PICK(SFX(lstm_cell_backward))(rows, H, nc, dy, lddy, dh_next, dc_next, saved, lds, c_prev,
                                      ldcp, dg, ldg);
 }
 
@@ -90,87 +92,94 @@ static inline void SFX(weight_grad)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, p
 }
 
 /* the cell variants (the *_v rows of elman.h, gru.h, lstm.h) */
-static inline void SFX(elman_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H,
+static inline void SFX(elman_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
                                              const mr_cell_variant *v, const REAL *gx,
                                              ptrdiff_t ldgx, const REAL *gh, ptrdiff_t ldgh,
                                              REAL *h, ptrdiff_t ldh, REAL *saved, ptrdiff_t lds)
 {
-    MR_PICK(SFX(elman_cell_forward_v))(rows, H, v, gx, ldgx, gh, ldgh, h, ldh, saved, lds);
+    MR_PICK(SFX(elman_cell_forward_v))(rows, H, nc, v, gx, ldgx, gh, ldgh, h, ldh, saved, lds);
 }
 
-static inline void SFX(elman_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H,
+static inline void SFX(elman_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
                                               const mr_cell_variant *v, const REAL *dy,
                                               ptrdiff_t lddy, const REAL *dh_next, const REAL *h,
                                               ptrdiff_t ldh, const REAL *saved, ptrdiff_t lds,
                                               REAL *dg, ptrdiff_t ldg)
 {
-    MR_PICK(SFX(elman_cell_backward_v))(rows, H, v, dy, lddy, dh_next, h, ldh, saved, lds, dg,
+    MR_PICK(SFX(elman_cell_backward_v))(rows, H, nc, v, dy, lddy, dh_next, h, ldh, saved, lds, dg,
                                         ldg);
 }
 
-static inline void SFX(gru_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+static inline void SFX(gru_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
+                                           const mr_cell_variant *v,
                                            const REAL *gx, ptrdiff_t ldgx, const REAL *gh,
                                            ptrdiff_t ldgh, const REAL *h_prev, ptrdiff_t ldhp,
                                            REAL *h, ptrdiff_t ldh, REAL *saved, ptrdiff_t lds)
 {
-    MR_PICK(SFX(gru_cell_forward_v))(rows, H, v, gx, ldgx, gh, ldgh, h_prev, ldhp, h, ldh, saved,
+    MR_PICK(SFX(gru_cell_forward_v))(rows, H, nc, v, gx, ldgx, gh, ldgh, h_prev, ldhp, h, ldh,
+                                     saved,
                                      lds);
 }
 
-static inline void SFX(gru_cell_rz_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+static inline void SFX(gru_cell_rz_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
+                                      const mr_cell_variant *v,
                                       const REAL *gx, ptrdiff_t ldgx, REAL *gh, ptrdiff_t ldgh,
                                       const REAL *h_prev, ptrdiff_t ldhp, REAL *q, ptrdiff_t ldq,
                                       REAL *saved, ptrdiff_t lds)
 {
-    MR_PICK(SFX(gru_cell_rz_v))(rows, H, v, gx, ldgx, gh, ldgh, h_prev, ldhp, q, ldq, saved, lds);
+    MR_PICK(SFX(gru_cell_rz_v))(rows, H, nc, v, gx, ldgx, gh, ldgh, h_prev, ldhp, q, ldq, saved,
+                                lds);
 }
 
-static inline void SFX(gru_cell_n_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+static inline void SFX(gru_cell_n_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
+                                     const mr_cell_variant *v,
                                      const REAL *gx, ptrdiff_t ldgx, const REAL *gh,
                                      ptrdiff_t ldgh, const REAL *h_prev, ptrdiff_t ldhp, REAL *h,
                                      ptrdiff_t ldh, REAL *saved, ptrdiff_t lds)
 {
-    MR_PICK(SFX(gru_cell_n_v))(rows, H, v, gx, ldgx, gh, ldgh, h_prev, ldhp, h, ldh, saved, lds);
+    MR_PICK(SFX(gru_cell_n_v))(rows, H, nc, v, gx, ldgx, gh, ldgh, h_prev, ldhp, h, ldh, saved,
+                               lds);
 }
 
-static inline void SFX(gru_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H,
+static inline void SFX(gru_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
                                             const mr_cell_variant *v, int after, const REAL *dy,
                                             ptrdiff_t lddy, REAL *dh_next, const REAL *saved,
                                             ptrdiff_t lds, const REAL *h_prev, ptrdiff_t ldhp,
                                             REAL *dgx, ptrdiff_t ldgx, REAL *dgh, ptrdiff_t ldgh)
 {
-    MR_PICK(SFX(gru_cell_backward_v))(rows, H, v, after, dy, lddy, dh_next, saved, lds, h_prev,
+    MR_PICK(SFX(gru_cell_backward_v))(rows, H, nc, v, after, dy, lddy, dh_next, saved, lds, h_prev,
                                       ldhp, dgx, ldgx, dgh, ldgh);
 }
 
-static inline void SFX(gru_cell_back_r_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+static inline void SFX(gru_cell_back_r_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
+                                          const mr_cell_variant *v,
                                           const REAL *dq, ptrdiff_t ldq, REAL *dh_next,
                                           const REAL *saved, ptrdiff_t lds, const REAL *h_prev,
                                           ptrdiff_t ldhp, REAL *dgx, ptrdiff_t ldgx, REAL *dgh,
                                           ptrdiff_t ldgh)
 {
-    MR_PICK(SFX(gru_cell_back_r_v))(rows, H, v, dq, ldq, dh_next, saved, lds, h_prev, ldhp, dgx,
+    MR_PICK(SFX(gru_cell_back_r_v))(rows, H, nc, v, dq, ldq, dh_next, saved, lds, h_prev, ldhp, dgx,
                                     ldgx, dgh, ldgh);
 }
 
-static inline void SFX(lstm_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H,
+static inline void SFX(lstm_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
                                             const mr_cell_variant *v, const REAL *pp,
                                             const REAL *gx, ptrdiff_t ldgx, const REAL *gh,
                                             ptrdiff_t ldgh, const REAL *c_prev, ptrdiff_t ldcp,
                                             REAL *h, ptrdiff_t ldh, REAL *c, ptrdiff_t ldc,
                                             REAL *saved, ptrdiff_t lds)
 {
-    MR_PICK(SFX(lstm_cell_forward_v))(rows, H, v, pp, gx, ldgx, gh, ldgh, c_prev, ldcp, h, ldh,
+    MR_PICK(SFX(lstm_cell_forward_v))(rows, H, nc, v, pp, gx, ldgx, gh, ldgh, c_prev, ldcp, h, ldh,
                                       c, ldc, saved, lds);
 }
 
-static inline void SFX(lstm_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H,
+static inline void SFX(lstm_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
                                              const mr_cell_variant *v, const REAL *pp,
                                              const REAL *dy, ptrdiff_t lddy, const REAL *dh_next,
                                              REAL *dc_next, const REAL *saved, ptrdiff_t lds,
                                              const REAL *c_prev, ptrdiff_t ldcp, const REAL *c,
                                              ptrdiff_t ldc, REAL *dg, ptrdiff_t ldg)
 {
-    MR_PICK(SFX(lstm_cell_backward_v))(rows, H, v, pp, dy, lddy, dh_next, dc_next, saved, lds,
+    MR_PICK(SFX(lstm_cell_backward_v))(rows, H, nc, v, pp, dy, lddy, dh_next, dc_next, saved, lds,
                                        c_prev, ldcp, c, ldc, dg, ldg);
 }

@@ -21,6 +21,7 @@
  */
 
 #define NR ((ptrdiff_t)(2 * VEC_BYTES / sizeof(REAL)))  /* columns of a panel: two vectors */
+#define MR_NP 6                                /* the most panels of a register tile */
 
 /* The register tile: mr rows x np panels (np*NR columns, 2*np vectors), both constants after
    inlining, so the mr*2*np accumulators live in registers.
@@ -35,24 +36,24 @@ static inline __attribute__((always_inline)) void FN(mr_microkernel)(
 {
     typedef REAL vec __attribute__((vector_size(VEC_BYTES)));
     enum { V = VEC_BYTES / sizeof(REAL) };            /* lanes; a panel is two vectors */
-    vec acc[MR_MR][8];                                /* [r][v]: columns [v*V, (v+1)*V) */
+    vec acc[MR_MR][2 * MR_NP];                        /* [r][v]: columns [v*V, (v+1)*V) */
     _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++)
-        _Pragma("GCC unroll 8") for (int v = 0; v < 2 * np; v++)
+        _Pragma("GCC unroll 12") for (int v = 0; v < 2 * np; v++)
             acc[r][v] = (vec){0};
     for (ptrdiff_t k = 0; k < kc; k++) {
-        vec b[8];                                     /* row k of the np panels */
-        _Pragma("GCC unroll 8") for (int v = 0; v < 2 * np; v++)
+        vec b[2 * MR_NP];                             /* row k of the np panels */
+        _Pragma("GCC unroll 12") for (int v = 0; v < 2 * np; v++)
             memcpy(&b[v], Bp + (v / 2) * pstride + k * NR + (v % 2) * V, sizeof b[v]);
         _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) {
             const REAL a = A[r * rsa + k * csa];
-            _Pragma("GCC unroll 8") for (int v = 0; v < 2 * np; v++)
+            _Pragma("GCC unroll 12") for (int v = 0; v < 2 * np; v++)
                 acc[r][v] += a * b[v];
         }
     }
     _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) {
         REAL *c = C + r * ldc;
         if (nr == np * NR) {                          /* whole panels: vector stores */
-            _Pragma("GCC unroll 8") for (int v = 0; v < 2 * np; v++) {
+            _Pragma("GCC unroll 12") for (int v = 0; v < 2 * np; v++) {
                 vec base = (vec){0};
                 if (load_c)
                     memcpy(&base, c + v * V, sizeof base);
@@ -62,8 +63,8 @@ static inline __attribute__((always_inline)) void FN(mr_microkernel)(
                 memcpy(c + v * V, &base, sizeof base);
             }
         } else {                                      /* the last, partial panel */
-            REAL tile[8 * V] = {0};
-            _Pragma("GCC unroll 8") for (int v = 0; v < 2 * np; v++)
+            REAL tile[2 * MR_NP * V] = {0};
+            _Pragma("GCC unroll 12") for (int v = 0; v < 2 * np; v++)
                 memcpy(&tile[v * V], &acc[r][v], sizeof acc[r][v]);
             for (ptrdiff_t j = 0; j < nr; j++)
                 c[j] = (load_c ? c[j] : (bias ? bias[j] : (REAL)0)) + tile[j];
@@ -71,7 +72,7 @@ static inline __attribute__((always_inline)) void FN(mr_microkernel)(
     }
 }
 
-/* The tile shape for a product of M rows: TR rows x TP panels. Measured on AMD Zen 4 (one
+/* The tile shape for a product of M rows: TR rows x TP panels (TP <= MR_NP). Measured on AMD Zen 4 (one
  * core, float32 AVX2; peak of its two FMA units 117 GFLOP/s, latency 4 cycles, so 8
  * independent accumulators are the bare minimum and 12 leave slack for the loads; with 16
  * the 16 vector registers overflow, spill, and 8 x 16 ran at 65 GFLOP/s):
@@ -85,13 +86,30 @@ static inline __attribute__((always_inline)) void FN(mr_microkernel)(
  *    k 4 loads of B + 6 broadcasts for 24 FMAs). Whole models, large (products of 32 and
  *    6400 rows), one thread, against 1 panel: float64 LSTM inference 1.12-1.19 -> 1.07 s,
  *    GRU 826 -> 792 ms, float32 LSTM training +3 %; small, medium, long within the noise.
+ *  - The few-row products (1 to 4 rows: the per-step products of batch 1 to 4, which stream
+ *    W_hh once per step) with AVX-512: wider tiles, 1 x 6, 2 x 4, 3 x 3, 4 x 3 panels (12 to 24
+ *    accumulators). Per FMA they load no more of B (that is fixed by the rows), but the tile
+ *    has more independent sums and each broadcast of A serves more FMAs. On Zen 4 a product of
+ *    1 row is bound by the bandwidth of the cache W_hh lives in (2 flops per 4 bytes of B),
+ *    one of 3 or more rows by the FMA peak (2 FMA units of 256 bits: 117 GFLOP/s float32),
+ *    2 rows by both. Measured (one core, float32, AMD EPYC Zen 4 under load ~9; % of a plain
+ *    read of the same packed B in the same run, GFLOP/s), 1x4/2x3/3x2/4x2 -> 1x6/2x4/3x3/4x3:
+ *      N=512 K=128 (B 256 KiB, L2):  1 row 96 -> 96 %, 2 rows 81 -> 85 %,
+ *                                    3 rows 88 -> 92 GFLOP/s, 4 rows 113 -> 113 GFLOP/s;
+ *      N=2048 K=512 (B 4 MiB, L3):   1 row 91 -> 97 %, 2 rows 80 -> 84 %,
+ *                                    3 rows 77 -> 94 GFLOP/s, 4 rows 110 -> 112 GFLOP/s.
+ *    (bench/gemm_rows.c; docs/performance.md, "Few-row products").
  * Remainder tiles (rows < TR) use the same panels; after whole tiles of 6, gemm leaves none
  * of fewer than 3 rows (next_tile_rows). Which tile computes a row never changes its result:
  * each element is still one sum over k in order. */
 static inline void FN(tile_shape)(ptrdiff_t M, int *TR, int *TP)
 {
     *TR = M <= MR_MR ? (int)M : M <= 8 ? 4 : MR_MR;
-    *TP = *TR == 1 ? 4 : *TR == 2 ? 3 : *TR == 3 ? 2 : VEC_BYTES == 64 ? 2 : 1;
+#if VEC_BYTES == 64
+    *TP = *TR == 1 ? 6 : *TR == 2 ? 4 : *TR <= 4 ? 3 : 2;
+#else
+    *TP = *TR == 1 ? 4 : *TR == 2 ? 3 : *TR == 3 ? 2 : 1;
+#endif
 }
 
 /* The rows of gemm's next register tile, when `left` rows are left and whole tiles have TR.
@@ -115,24 +133,42 @@ static inline void FN(tile_call)(int rows, int np, ptrdiff_t kc, const REAL *a, 
 {
 #define MR_TILE(mr, np) FN(mr_microkernel)(mr, np, kc, a, ars, acs, b, pstride, c, ldc, nr, \
                                            load_c, bias)
+    /* every (rows, np) with np <= the TP of tile_shape(rows) (a last group of panels may be
+       narrower), and np <= the TP of TR for the remainder tiles gemm cuts */
     switch (rows * 8 + np) {
+#if VEC_BYTES == 64
+    case 1 * 8 + 6: MR_TILE(1, 6); break;
+    case 1 * 8 + 5: MR_TILE(1, 5); break;
+    case 2 * 8 + 4: MR_TILE(2, 4); break;
+    case 3 * 8 + 3: MR_TILE(3, 3); break;
+    case 4 * 8 + 3: MR_TILE(4, 3); break;
+    case 4 * 8 + 2: MR_TILE(4, 2); break;
+    case 5 * 8 + 2: MR_TILE(5, 2); break;
+    case 6 * 8 + 2: MR_TILE(6, 2); break;
+#endif
     case 1 * 8 + 4: MR_TILE(1, 4); break;
     case 1 * 8 + 3: MR_TILE(1, 3); break;
     case 1 * 8 + 2: MR_TILE(1, 2); break;
     case 2 * 8 + 3: MR_TILE(2, 3); break;
     case 2 * 8 + 2: MR_TILE(2, 2); break;
     case 3 * 8 + 2: MR_TILE(3, 2); break;
-#if VEC_BYTES == 64
-    case 6 * 8 + 2: MR_TILE(6, 2); break;
-    case 5 * 8 + 2: MR_TILE(5, 2); break;
-    case 4 * 8 + 2: MR_TILE(4, 2); break;
-#endif
     case 6 * 8 + 1: MR_TILE(6, 1); break;
     case 5 * 8 + 1: MR_TILE(5, 1); break;
     case 4 * 8 + 1: MR_TILE(4, 1); break;
     case 3 * 8 + 1: MR_TILE(3, 1); break;
     case 2 * 8 + 1: MR_TILE(2, 1); break;
-    default:        MR_TILE(1, 1); break;
+    case 1 * 8 + 1: MR_TILE(1, 1); break;
+    default:        /* a shape tile_shape never makes: one row and one panel at a time (the same
+                       sums; kept so that no shape can compute a wrong answer) */
+        for (int r = 0; r < rows; r++)
+            for (int p = 0; p < np; p++) {
+                const ptrdiff_t nr_p = nr - p * NR < NR ? nr - p * NR : NR;
+                if (nr_p > 0)
+                    FN(mr_microkernel)(1, 1, kc, a + r * ars, ars, acs, b + p * pstride,
+                                       pstride, c + r * ldc + p * NR, ldc, nr_p, load_c,
+                                       bias ? bias + p * NR : NULL);
+            }
+        break;
     }
 #undef MR_TILE
 }
@@ -466,4 +502,5 @@ static void FN(weight_grad)(ptrdiff_t K, ptrdiff_t nj, const REAL *dG, ptrdiff_t
 
 static ptrdiff_t FN(panel_width)(void) { return NR; }
 
+#undef MR_NP
 #undef NR

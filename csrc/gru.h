@@ -24,12 +24,12 @@
 /* IN  gx, gh (rows, 3H) [ldgx, ldgh], h_prev (rows, H) [ldhp];
    OUT h (rows, H) [ldh]; saved (rows, 4H) [lds] or NULL (inference) */
 static inline __attribute__((always_inline)) void FN(gru_forward_row)(
-    ptrdiff_t H, const REAL *MR_RESTRICT x, const REAL *MR_RESTRICT u,
+    ptrdiff_t H, ptrdiff_t nc, const REAL *MR_RESTRICT x, const REAL *MR_RESTRICT u,
     const REAL *MR_RESTRICT hp, REAL *MR_RESTRICT y, REAL *MR_RESTRICT s, const int save)
 {
     const REAL *x_r = x + GRU_R * H, *x_z = x + GRU_Z * H, *x_n = x + GRU_N * H;
     const REAL *u_r = u + GRU_R * H, *u_z = u + GRU_Z * H, *u_n = u + GRU_N * H;
-    for (ptrdiff_t j = 0; j < H; j++) {
+    for (ptrdiff_t j = 0; j < nc; j++) {
         const REAL r = FN(mr_sigmoid)(x_r[j] + u_r[j]);        /* r = sigmoid(gx_r + gh_r) */
         const REAL z = FN(mr_sigmoid)(x_z[j] + u_z[j]);        /* z = sigmoid(gx_z + gh_z) */
         const REAL n = FN(mr_tanh)(x_n[j] + r * u_n[j]);       /* n = tanh(gx_n + r * gh_n) */
@@ -43,29 +43,29 @@ static inline __attribute__((always_inline)) void FN(gru_forward_row)(
     }
 }
 
-static void FN(gru_cell_forward)(ptrdiff_t rows, ptrdiff_t H,
+static void FN(gru_cell_forward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
                                  const REAL *gx, ptrdiff_t ldgx, const REAL *gh, ptrdiff_t ldgh,
                                  const REAL *h_prev, ptrdiff_t ldhp, REAL *h, ptrdiff_t ldh,
                                  REAL *saved, ptrdiff_t lds)
 {
     for (ptrdiff_t b = 0; b < rows; b++) {
         if (saved)
-            FN(gru_forward_row)(H, gx + b * ldgx, gh + b * ldgh, h_prev + b * ldhp, h + b * ldh,
+            FN(gru_forward_row)(H, nc, gx + b * ldgx, gh + b * ldgh, h_prev + b * ldhp, h + b * ldh,
                                 saved + b * lds, 1);
         else
-            FN(gru_forward_row)(H, gx + b * ldgx, gh + b * ldgh, h_prev + b * ldhp, h + b * ldh,
+            FN(gru_forward_row)(H, nc, gx + b * ldgx, gh + b * ldgh, h_prev + b * ldhp, h + b * ldh,
                                 NULL, 0);
     }
 }
 
 static inline __attribute__((always_inline)) void FN(gru_backward_row)(
-    ptrdiff_t H, const REAL *MR_RESTRICT dyb, REAL *MR_RESTRICT dn_,
+    ptrdiff_t H, ptrdiff_t nc, const REAL *MR_RESTRICT dyb, REAL *MR_RESTRICT dn_,
     const REAL *MR_RESTRICT s, const REAL *MR_RESTRICT hp, REAL *MR_RESTRICT dx,
     REAL *MR_RESTRICT du)
 {
     /* dyb = dL/dh_t from the output, dn_ = dL/dh_t via step t+1; saved s = r | z | n | gh_n */
     const REAL *r_ = s, *z_ = s + H, *n_ = s + 2 * H, *un_ = s + 3 * H;
-    for (ptrdiff_t j = 0; j < H; j++) {
+    for (ptrdiff_t j = 0; j < nc; j++) {
         const REAL r = r_[j], z = z_[j], n = n_[j];
         const REAL dh = dyb[j] + dn_[j];
         /* backprop through h = (1 - z) n + z h_prev, then z = sigmoid(.), n = tanh(.) */
@@ -86,14 +86,14 @@ static inline __attribute__((always_inline)) void FN(gru_backward_row)(
 /* IN  dy (rows, H) [lddy]; saved (rows, 4H) [lds]; h_prev (rows, H) [ldhp];
    IN/OUT dh_next (rows, H) contiguous: in dL/dh_t via step t+1, out the direct part dh * z;
    OUT dgx, dgh (rows, 3H) [ldgx, ldgh] */
-static void FN(gru_cell_backward)(ptrdiff_t rows, ptrdiff_t H,
+static void FN(gru_cell_backward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
                                   const REAL *dy, ptrdiff_t lddy, REAL *dh_next,
                                   const REAL *saved, ptrdiff_t lds,
                                   const REAL *h_prev, ptrdiff_t ldhp,
                                   REAL *dgx, ptrdiff_t ldgx, REAL *dgh, ptrdiff_t ldgh)
 {
     for (ptrdiff_t b = 0; b < rows; b++)
-        FN(gru_backward_row)(H, dy + b * lddy, dh_next + b * H, saved + b * lds,
+        FN(gru_backward_row)(H, nc, dy + b * lddy, dh_next + b * H, saved + b * lds,
                              h_prev + b * ldhp, dgx + b * ldgx, dgh + b * ldgh);
 }
 
@@ -133,14 +133,15 @@ static void FN(gru_cell_backward)(ptrdiff_t rows, ptrdiff_t H,
 #define MR_GRU_G(std) ((std) ? MR_TANH : v->act[1])
 
 static inline __attribute__((always_inline)) void FN(gru_forward_row_v)(
-    ptrdiff_t H, const mr_cell_variant *v, const int std, const int save, const int pre,
+    ptrdiff_t H, ptrdiff_t nc,
+    const mr_cell_variant *v, const int std, const int save, const int pre,
     const REAL *MR_RESTRICT x, const REAL *MR_RESTRICT u, const REAL *MR_RESTRICT hp,
     REAL *MR_RESTRICT y, REAL *MR_RESTRICT s)
 {
     const int fa = MR_GRU_F(std), ga = MR_GRU_G(std);
     const REAL fal = (REAL)v->alpha[0], fbe = (REAL)v->beta[0];
     const REAL gal = (REAL)v->alpha[1], gbe = (REAL)v->beta[1], cl = (REAL)v->clip;
-    for (ptrdiff_t j = 0; j < H; j++) {
+    for (ptrdiff_t j = 0; j < nc; j++) {
         const REAL ar = x[GRU_R * H + j] + u[GRU_R * H + j];
         const REAL az = x[GRU_Z * H + j] + u[GRU_Z * H + j];
         const REAL r = FN(mr_act)(fa, fal, fbe, FN(mr_clip)(ar, cl));
@@ -163,14 +164,15 @@ static inline __attribute__((always_inline)) void FN(gru_forward_row_v)(
 }
 
 /* As gru_cell_forward, for a variant v with the reset after the product. */
-static void FN(gru_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+static void FN(gru_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
+                                   const mr_cell_variant *v,
                                    const REAL *gx, ptrdiff_t ldgx, const REAL *gh,
                                    ptrdiff_t ldgh, const REAL *h_prev, ptrdiff_t ldhp, REAL *h,
                                    ptrdiff_t ldh, REAL *saved, ptrdiff_t lds)
 {
     const int save = saved != NULL, pre = save && v->save_pre;
     for (ptrdiff_t b = 0; b < rows; b++) {
-#define MR_ROW(std, save, pre) FN(gru_forward_row_v)(H, v, std, save, pre, gx + b * ldgx, \
+#define MR_ROW(std, save, pre) FN(gru_forward_row_v)(H, nc, v, std, save, pre, gx + b * ldgx, \
     gh + b * ldgh, h_prev + b * ldhp, h + b * ldh, save ? saved + b * lds : NULL)
         MR_DISPATCH_ROW(v->std_acts, save, pre);
 #undef MR_ROW
@@ -182,13 +184,14 @@ static void FN(gru_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_va
    gru_cell_n_v), q = r * h_prev (rows, H) [ldq]; saved (rows, 4H or 7H) [lds] or NULL: r, z
    (and a_r, a_z). With saved, q is its 4th block (the caller passes q = saved + 3H). */
 static inline __attribute__((always_inline)) void FN(gru_rz_row_v)(
-    ptrdiff_t H, const mr_cell_variant *v, const int std, const int save, const int pre,
+    ptrdiff_t H, ptrdiff_t nc,
+    const mr_cell_variant *v, const int std, const int save, const int pre,
     const REAL *MR_RESTRICT x, REAL *MR_RESTRICT u, const REAL *MR_RESTRICT hp,
     REAL *MR_RESTRICT q, REAL *MR_RESTRICT s)
 {
     const int fa = MR_GRU_F(std);
     const REAL fal = (REAL)v->alpha[0], fbe = (REAL)v->beta[0], cl = (REAL)v->clip;
-    for (ptrdiff_t j = 0; j < H; j++) {
+    for (ptrdiff_t j = 0; j < nc; j++) {
         const REAL ar = x[GRU_R * H + j] + u[GRU_R * H + j];
         const REAL az = x[GRU_Z * H + j] + u[GRU_Z * H + j];
         const REAL r = FN(mr_act)(fa, fal, fbe, FN(mr_clip)(ar, cl));
@@ -206,14 +209,14 @@ static inline __attribute__((always_inline)) void FN(gru_rz_row_v)(
     }
 }
 
-static void FN(gru_cell_rz_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+static void FN(gru_cell_rz_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc, const mr_cell_variant *v,
                               const REAL *gx, ptrdiff_t ldgx, REAL *gh, ptrdiff_t ldgh,
                               const REAL *h_prev, ptrdiff_t ldhp, REAL *q, ptrdiff_t ldq,
                               REAL *saved, ptrdiff_t lds)
 {
     const int save = saved != NULL, pre = save && v->save_pre;
     for (ptrdiff_t b = 0; b < rows; b++) {
-#define MR_ROW(std, save, pre) FN(gru_rz_row_v)(H, v, std, save, pre, gx + b * ldgx, \
+#define MR_ROW(std, save, pre) FN(gru_rz_row_v)(H, nc, v, std, save, pre, gx + b * ldgx, \
     gh + b * ldgh, h_prev + b * ldhp, q + b * ldq, save ? saved + b * lds : NULL)
         MR_DISPATCH_ROW(v->std_acts, save, pre);
 #undef MR_ROW
@@ -224,13 +227,14 @@ static void FN(gru_cell_rz_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant
    (from gru_cell_rz_v), gh_n = q W_hn^T + b_hn in its n block; h_prev. OUT h (rows, H) [ldh];
    saved: n (and a_n). */
 static inline __attribute__((always_inline)) void FN(gru_n_row_v)(
-    ptrdiff_t H, const mr_cell_variant *v, const int std, const int save, const int pre,
+    ptrdiff_t H, ptrdiff_t nc,
+    const mr_cell_variant *v, const int std, const int save, const int pre,
     const REAL *MR_RESTRICT x, const REAL *MR_RESTRICT u, const REAL *MR_RESTRICT hp,
     REAL *MR_RESTRICT y, REAL *MR_RESTRICT s)
 {
     const int ga = MR_GRU_G(std);
     const REAL gal = (REAL)v->alpha[1], gbe = (REAL)v->beta[1], cl = (REAL)v->clip;
-    for (ptrdiff_t j = 0; j < H; j++) {
+    for (ptrdiff_t j = 0; j < nc; j++) {
         const REAL z = u[GRU_Z * H + j];
         const REAL an = x[GRU_N * H + j] + u[GRU_N * H + j];
         const REAL n = FN(mr_act)(ga, gal, gbe, FN(mr_clip)(an, cl));
@@ -242,14 +246,14 @@ static inline __attribute__((always_inline)) void FN(gru_n_row_v)(
     }
 }
 
-static void FN(gru_cell_n_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+static void FN(gru_cell_n_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc, const mr_cell_variant *v,
                              const REAL *gx, ptrdiff_t ldgx, const REAL *gh, ptrdiff_t ldgh,
                              const REAL *h_prev, ptrdiff_t ldhp, REAL *h, ptrdiff_t ldh,
                              REAL *saved, ptrdiff_t lds)
 {
     const int save = saved != NULL, pre = save && v->save_pre;
     for (ptrdiff_t b = 0; b < rows; b++) {
-#define MR_ROW(std, save, pre) FN(gru_n_row_v)(H, v, std, save, pre, gx + b * ldgx, \
+#define MR_ROW(std, save, pre) FN(gru_n_row_v)(H, nc, v, std, save, pre, gx + b * ldgx, \
     gh + b * ldgh, h_prev + b * ldhp, h + b * ldh, save ? saved + b * lds : NULL)
         MR_DISPATCH_ROW(v->std_acts, save, pre);
 #undef MR_ROW
@@ -270,7 +274,8 @@ static void FN(gru_cell_n_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant 
    IN dyb, dn_ = dL/dh_t (from the output, via step t+1), s saved, hp h_prev;
    OUT dn_ = dh * z; dx, du: the gate gradients (before: r left for gru_cell_back_r_v). */
 static inline __attribute__((always_inline)) void FN(gru_backward_row_v)(
-    ptrdiff_t H, const mr_cell_variant *v, const int std, const int pre, const int after,
+    ptrdiff_t H, ptrdiff_t nc,
+    const mr_cell_variant *v, const int std, const int pre, const int after,
     const REAL *MR_RESTRICT dyb, REAL *MR_RESTRICT dn_, const REAL *MR_RESTRICT s,
     const REAL *MR_RESTRICT hp, REAL *MR_RESTRICT dx, REAL *MR_RESTRICT du)
 {
@@ -278,7 +283,7 @@ static inline __attribute__((always_inline)) void FN(gru_backward_row_v)(
     const REAL fal = (REAL)v->alpha[0], fbe = (REAL)v->beta[0];
     const REAL gal = (REAL)v->alpha[1], gbe = (REAL)v->beta[1], cl = (REAL)v->clip;
     const REAL *r_ = s, *z_ = s + H, *n_ = s + 2 * H, *un_ = s + 3 * H;
-    for (ptrdiff_t j = 0; j < H; j++) {
+    for (ptrdiff_t j = 0; j < nc; j++) {
         const REAL r = r_[j], z = z_[j], n = n_[j];
         MR_GRU_PRE(GRU_R, xr, mr)
         MR_GRU_PRE(GRU_Z, xz, mz)
@@ -307,7 +312,8 @@ static inline __attribute__((always_inline)) void FN(gru_backward_row_v)(
 /* IN dy (rows, H) [lddy], saved (rows, 4H or 7H) [lds], h_prev [ldhp]; IN/OUT dh_next
    (rows, H) contiguous; OUT dgx, dgh (rows, 3H) [ldgx, ldgh] (reset before: r left out,
    gru_cell_back_r_v writes it) */
-static void FN(gru_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+static void FN(gru_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
+                                    const mr_cell_variant *v,
                                     int after, const REAL *dy, ptrdiff_t lddy, REAL *dh_next,
                                     const REAL *saved, ptrdiff_t lds, const REAL *h_prev,
                                     ptrdiff_t ldhp, REAL *dgx, ptrdiff_t ldgx, REAL *dgh,
@@ -317,11 +323,11 @@ static void FN(gru_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_v
 #define MR_ROW(std, save, pre)                                                              \
         do {                                                                                \
             if (after)                                                                      \
-                FN(gru_backward_row_v)(H, v, std, pre, 1, dy + b * lddy, dh_next + b * H,   \
+                FN(gru_backward_row_v)(H, nc, v, std, pre, 1, dy + b * lddy, dh_next + b * H,   \
                                        saved + b * lds, h_prev + b * ldhp, dgx + b * ldgx,  \
                                        dgh + b * ldgh);                                     \
             else                                                                            \
-                FN(gru_backward_row_v)(H, v, std, pre, 0, dy + b * lddy, dh_next + b * H,   \
+                FN(gru_backward_row_v)(H, nc, v, std, pre, 0, dy + b * lddy, dh_next + b * H,   \
                                        saved + b * lds, h_prev + b * ldhp, dgx + b * ldgx,  \
                                        dgh + b * ldgh);                                     \
         } while (0)
@@ -334,13 +340,13 @@ static void FN(gru_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_v
    IN dq (rows, H) [ldq], saved, h_prev; OUT da_r into dgx and dgh's r blocks;
    dh_next += dq * r (the caller then adds dG_h[r,z] W_hh[r,z]). */
 static inline __attribute__((always_inline)) void FN(gru_back_r_row_v)(
-    ptrdiff_t H, const mr_cell_variant *v, const int std, const int pre,
+    ptrdiff_t H, ptrdiff_t nc, const mr_cell_variant *v, const int std, const int pre,
     const REAL *MR_RESTRICT dq, REAL *MR_RESTRICT dn_, const REAL *MR_RESTRICT s,
     const REAL *MR_RESTRICT hp, REAL *MR_RESTRICT dx, REAL *MR_RESTRICT du)
 {
     const int fa = MR_GRU_F(std);
     const REAL fal = (REAL)v->alpha[0], fbe = (REAL)v->beta[0], cl = (REAL)v->clip;
-    for (ptrdiff_t j = 0; j < H; j++) {
+    for (ptrdiff_t j = 0; j < nc; j++) {
         const REAL r = s[j];
         MR_GRU_PRE(GRU_R, xr, mr)
         /* backprop through q = r * h_prev, then r = F(.) */
@@ -351,14 +357,15 @@ static inline __attribute__((always_inline)) void FN(gru_back_r_row_v)(
     }
 }
 
-static void FN(gru_cell_back_r_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+static void FN(gru_cell_back_r_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
+                                  const mr_cell_variant *v,
                                   const REAL *dq, ptrdiff_t ldq, REAL *dh_next,
                                   const REAL *saved, ptrdiff_t lds, const REAL *h_prev,
                                   ptrdiff_t ldhp, REAL *dgx, ptrdiff_t ldgx, REAL *dgh,
                                   ptrdiff_t ldgh)
 {
     for (ptrdiff_t b = 0; b < rows; b++) {
-#define MR_ROW(std, save, pre) FN(gru_back_r_row_v)(H, v, std, pre, dq + b * ldq,          \
+#define MR_ROW(std, save, pre) FN(gru_back_r_row_v)(H, nc, v, std, pre, dq + b * ldq,          \
     dh_next + b * H, saved + b * lds, h_prev + b * ldhp, dgx + b * ldgx, dgh + b * ldgh)
         MR_DISPATCH_ROW(v->std_acts, 1, v->save_pre);
 #undef MR_ROW

@@ -25,11 +25,11 @@
  */
 
 static inline __attribute__((always_inline)) void FN(lstm_forward_row)(
-    ptrdiff_t H, const REAL *MR_RESTRICT x, const REAL *MR_RESTRICT u,
+    ptrdiff_t H, ptrdiff_t nc, const REAL *MR_RESTRICT x, const REAL *MR_RESTRICT u,
     const REAL *MR_RESTRICT cp, REAL *MR_RESTRICT y, REAL *MR_RESTRICT c,
     REAL *MR_RESTRICT s, const int save)
 {
-    for (ptrdiff_t j = 0; j < H; j++) {
+    for (ptrdiff_t j = 0; j < nc; j++) {
         const REAL i = FN(mr_sigmoid)(x[LSTM_I * H + j] + u[LSTM_I * H + j]);
         const REAL f = FN(mr_sigmoid)(x[LSTM_F * H + j] + u[LSTM_F * H + j]);
         const REAL g = FN(mr_tanh)(x[LSTM_G * H + j] + u[LSTM_G * H + j]);
@@ -51,28 +51,28 @@ static inline __attribute__((always_inline)) void FN(lstm_forward_row)(
 /* IN  gx, gh (rows, 4H) [ldgx, ldgh], c_prev (rows, H) [ldcp];
    OUT h (rows, H) [ldh], c (rows, H) [ldc], saved (rows, 5H) [lds] or NULL (inference).
    No output may overlap an input. */
-static void FN(lstm_cell_forward)(ptrdiff_t rows, ptrdiff_t H,
+static void FN(lstm_cell_forward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
                                   const REAL *gx, ptrdiff_t ldgx, const REAL *gh, ptrdiff_t ldgh,
                                   const REAL *c_prev, ptrdiff_t ldcp, REAL *h, ptrdiff_t ldh,
                                   REAL *c, ptrdiff_t ldc, REAL *saved, ptrdiff_t lds)
 {
     for (ptrdiff_t b = 0; b < rows; b++) {
         if (saved)
-            FN(lstm_forward_row)(H, gx + b * ldgx, gh + b * ldgh, c_prev + b * ldcp, h + b * ldh,
-                                 c + b * ldc, saved + b * lds, 1);
+            FN(lstm_forward_row)(H, nc, gx + b * ldgx, gh + b * ldgh, c_prev + b * ldcp,
+                                 h + b * ldh, c + b * ldc, saved + b * lds, 1);
         else
-            FN(lstm_forward_row)(H, gx + b * ldgx, gh + b * ldgh, c_prev + b * ldcp, h + b * ldh,
-                                 c + b * ldc, NULL, 0);
+            FN(lstm_forward_row)(H, nc, gx + b * ldgx, gh + b * ldgh, c_prev + b * ldcp,
+                                 h + b * ldh, c + b * ldc, NULL, 0);
     }
 }
 
 static inline __attribute__((always_inline)) void FN(lstm_backward_row)(
-    ptrdiff_t H, const REAL *MR_RESTRICT dyb, const REAL *MR_RESTRICT dhn,
+    ptrdiff_t H, ptrdiff_t nc, const REAL *MR_RESTRICT dyb, const REAL *MR_RESTRICT dhn,
     REAL *MR_RESTRICT dcn, const REAL *MR_RESTRICT s, const REAL *MR_RESTRICT cp,
     REAL *MR_RESTRICT d)
 {
     /* dyb = dL/dh_t from the output, dhn = dL/dh_t via step t+1, dcn = dL/dc_t via t+1 */
-    for (ptrdiff_t j = 0; j < H; j++) {
+    for (ptrdiff_t j = 0; j < nc; j++) {
         const REAL i = s[LSTM_I * H + j], f = s[LSTM_F * H + j];
         const REAL g = s[LSTM_G * H + j], o = s[LSTM_O * H + j], tc = s[4 * H + j];
         const REAL dh = dyb[j] + dhn[j];
@@ -91,13 +91,13 @@ static inline __attribute__((always_inline)) void FN(lstm_backward_row)(
        c_prev (rows, H) [ldcp];
    IN/OUT dc_next (rows, H) contiguous: in dL/dc_t via step t+1, out dL/dc_{t-1};
    OUT dg (rows, 4H) [ldg] = dG_x = dG_h */
-static void FN(lstm_cell_backward)(ptrdiff_t rows, ptrdiff_t H,
+static void FN(lstm_cell_backward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
                                    const REAL *dy, ptrdiff_t lddy, const REAL *dh_next,
                                    REAL *dc_next, const REAL *saved, ptrdiff_t lds,
                                    const REAL *c_prev, ptrdiff_t ldcp, REAL *dg, ptrdiff_t ldg)
 {
     for (ptrdiff_t b = 0; b < rows; b++)
-        FN(lstm_backward_row)(H, dy + b * lddy, dh_next + b * H, dc_next + b * H,
+        FN(lstm_backward_row)(H, nc, dy + b * lddy, dh_next + b * H, dc_next + b * H,
                               saved + b * lds, c_prev + b * ldcp, dg + b * ldg);
 }
 
@@ -130,7 +130,8 @@ static void FN(lstm_cell_backward)(ptrdiff_t rows, ptrdiff_t H,
 #define MR_LSTM_ACT(k, std, dflt) ((std) ? (dflt) : v->act[k])
 
 static inline __attribute__((always_inline)) void FN(lstm_forward_row_v)(
-    ptrdiff_t H, const mr_cell_variant *v, const int std, const int save, const int pre,
+    ptrdiff_t H, ptrdiff_t nc,
+    const mr_cell_variant *v, const int std, const int save, const int pre,
     const REAL *MR_RESTRICT x, const REAL *MR_RESTRICT u, const REAL *MR_RESTRICT pp,
     const REAL *MR_RESTRICT cp, REAL *MR_RESTRICT y, REAL *MR_RESTRICT c, REAL *MR_RESTRICT s)
 {
@@ -142,7 +143,7 @@ static inline __attribute__((always_inline)) void FN(lstm_forward_row_v)(
     const REAL cl = (REAL)v->clip;
     const int coupled = v->coupled;
     const REAL *p_i = pp, *p_f = pp + H, *p_o = pp + 2 * H;
-    for (ptrdiff_t j = 0; j < H; j++) {
+    for (ptrdiff_t j = 0; j < nc; j++) {
         const REAL ai = x[LSTM_I * H + j] + u[LSTM_I * H + j] + p_i[j] * cp[j];
         const REAL af = x[LSTM_F * H + j] + u[LSTM_F * H + j] + p_f[j] * cp[j];
         const REAL ag = x[LSTM_G * H + j] + u[LSTM_G * H + j];
@@ -173,7 +174,8 @@ static inline __attribute__((always_inline)) void FN(lstm_forward_row_v)(
 
 /* As lstm_cell_forward, for a variant v; pp (3H,) the peepholes p_i | p_f | p_o (zeros
    without them); saved (rows, (5 or 9) H) [lds] or NULL. */
-static void FN(lstm_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+static void FN(lstm_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
+                                    const mr_cell_variant *v,
                                     const REAL *pp, const REAL *gx, ptrdiff_t ldgx,
                                     const REAL *gh, ptrdiff_t ldgh, const REAL *c_prev,
                                     ptrdiff_t ldcp, REAL *h, ptrdiff_t ldh, REAL *c,
@@ -181,7 +183,7 @@ static void FN(lstm_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_v
 {
     const int save = saved != NULL, pre = save && v->save_pre;
     for (ptrdiff_t b = 0; b < rows; b++) {
-#define MR_ROW(std, save, pre) FN(lstm_forward_row_v)(H, v, std, save, pre, gx + b * ldgx, \
+#define MR_ROW(std, save, pre) FN(lstm_forward_row_v)(H, nc, v, std, save, pre, gx + b * ldgx, \
     gh + b * ldgh, pp, c_prev + b * ldcp, h + b * ldh, c + b * ldc, save ? saved + b * lds : NULL)
         MR_DISPATCH_ROW(v->std_acts, save, pre);
 #undef MR_ROW
@@ -189,7 +191,7 @@ static void FN(lstm_cell_forward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_v
 }
 
 static inline __attribute__((always_inline)) void FN(lstm_backward_row_v)(
-    ptrdiff_t H, const mr_cell_variant *v, const int std, const int pre,
+    ptrdiff_t H, ptrdiff_t nc, const mr_cell_variant *v, const int std, const int pre,
     const REAL *MR_RESTRICT dyb,
     const REAL *MR_RESTRICT dhn, REAL *MR_RESTRICT dcn, const REAL *MR_RESTRICT s,
     const REAL *MR_RESTRICT pp, const REAL *MR_RESTRICT cp, const REAL *MR_RESTRICT ct_,
@@ -203,7 +205,7 @@ static inline __attribute__((always_inline)) void FN(lstm_backward_row_v)(
     const REAL cl = (REAL)v->clip;
     const int coupled = v->coupled;
     const REAL *p_i = pp, *p_f = pp + H, *p_o = pp + 2 * H;
-    for (ptrdiff_t j = 0; j < H; j++) {
+    for (ptrdiff_t j = 0; j < nc; j++) {
         const REAL i = s[LSTM_I * H + j], f = s[LSTM_F * H + j];
         const REAL g = s[LSTM_G * H + j], o = s[LSTM_O * H + j], hc = s[4 * H + j];
         /* the gates' inputs (clipped) and the clip's masks; without saved pre-activations
@@ -239,14 +241,15 @@ static inline __attribute__((always_inline)) void FN(lstm_backward_row_v)(
 
 /* As lstm_cell_backward, for a variant v; pp (3H,) the peepholes (zeros without them);
    c (rows, H) [ldc] = c_t (read by Hc' from the input and by nothing else). */
-static void FN(lstm_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H, const mr_cell_variant *v,
+static void FN(lstm_cell_backward_v)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t nc,
+                                     const mr_cell_variant *v,
                                      const REAL *pp, const REAL *dy, ptrdiff_t lddy,
                                      const REAL *dh_next, REAL *dc_next, const REAL *saved,
                                      ptrdiff_t lds, const REAL *c_prev, ptrdiff_t ldcp,
                                      const REAL *c, ptrdiff_t ldc, REAL *dg, ptrdiff_t ldg)
 {
     for (ptrdiff_t b = 0; b < rows; b++) {
-#define MR_ROW(std, save, pre) FN(lstm_backward_row_v)(H, v, std, pre, dy + b * lddy, \
+#define MR_ROW(std, save, pre) FN(lstm_backward_row_v)(H, nc, v, std, pre, dy + b * lddy, \
     dh_next + b * H, dc_next + b * H, saved + b * lds, pp, c_prev + b * ldcp, c + b * ldc, \
     dg + b * ldg)
         MR_DISPATCH_ROW(v->std_acts, 1, v->save_pre);

@@ -3,6 +3,12 @@
  * Glossary (also used in _kernels.pyx): T time steps, B batch, I input size, H hidden size,
  * G gates (1 Elman, 3 GRU, 4 LSTM), GH = G*H, D directions, L layers. All offsets ptrdiff_t.
  *
+ * The cells (elman.h, gru.h, lstm.h) take (rows, H, nc, ...): H is the hidden size, the
+ * distance between gate blocks (gate k of unit j at [k*H + j]) and between the rows of their
+ * contiguous (rows, H) arrays; they compute units j < nc, counted from the pointers. A caller
+ * computing units j0 <= j < j0 + nc (one block of hidden units: the small-batch schedule,
+ * _kernel_parts/schedule.pxi) passes every pointer advanced by j0; all units: nc = H.
+ *
  * What is here (one source for float and double, one source for every instruction set):
  *   activations.h  exp/sigmoid/tanh that vectorise
  *   gemm.h         the matrix product, B packed in panels (pack_panels, gemm), and the

@@ -16,10 +16,13 @@ It exits with status 1 if anything differs from PyTorch beyond the tolerance.
 ``python -m minirnn explain [options]`` does step 1 for any configuration you choose
 (``python -m minirnn explain --help``).
 """
+from __future__ import annotations
+
 import argparse
 import os
 import sys
 import time
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 
@@ -32,7 +35,7 @@ def _default_dumps():
     return DATA_DIR
 
 
-def demo(seed=0):
+def demo(seed: int = 0) -> bool:
     """The demo: a 3-layer bidirectional GRU; which slices of output are which slices of h_n,
     checked on the numbers. Returns ok."""
     N, L, I, H, layers = 4, 7, 8, 50, 3
@@ -88,7 +91,8 @@ def _fmt_error(err):
     return "inf" if not np.isfinite(err) else f"{err:.1e}"
 
 
-def conformance(directory, backends, verbose=False, out=print):
+def conformance(directory: str, backends: Sequence[str], verbose: bool = False,
+                out: Callable[..., Any] = print) -> bool:
     """Run every dump in ``directory`` on ``backends`` in float64 and float32; print the
     summary (every case too with ``verbose``). Returns ok."""
     if not os.path.isdir(directory):
@@ -98,7 +102,7 @@ def conformance(directory, backends, verbose=False, out=print):
     if not paths:
         out(f"\nno reference cases (*.npz) found in {directory} (pass --dumps DIR)")
         return False
-    dtypes = [np.dtype(np.float64), np.dtype(np.float32)]
+    dtypes: List[np.dtype] = [np.dtype(np.float64), np.dtype(np.float32)]
     t0 = time.perf_counter()
     results = run_cases(paths, backends, dtypes)
     seconds = time.perf_counter() - t0
@@ -118,11 +122,11 @@ def conformance(directory, backends, verbose=False, out=print):
     out("")
     out(f"  {'mode':<10} {'backend':<8} {'dtype':<8} {'cases':>5} {'passed':>6}  "
         f"{'worst error':>11}  {'tolerance used':>14}")
-    for r in summarize(results):
-        used = r.worst / r.tolerance
-        out(f"  {r.mode:<10} {r.backend:<8} {r.dtype:<8} {r.cases:>5} {r.passed:>6}  "
-            f"{_fmt_error(r.worst):>11}  {_fmt_used(used):>14}"
-            + ("" if r.passed == r.cases else "  FAIL"))
+    for row in summarize(results):
+        used = row.worst / row.tolerance
+        out(f"  {row.mode:<10} {row.backend:<8} {row.dtype:<8} {row.cases:>5} {row.passed:>6}  "
+            f"{_fmt_error(row.worst):>11}  {_fmt_used(used):>14}"
+            + ("" if row.passed == row.cases else "  FAIL"))
     failed = [r for r in results if not r.ok]
     out("")
     if not failed:
@@ -184,7 +188,7 @@ backends: "c" runs the compiled kernels (the default), "numpy" the readable NumP
 reference; both must give PyTorch's numbers."""
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line ``python -m minirnn [options] [explain ...]``; return the exit
     status."""
     p = argparse.ArgumentParser(prog="python -m minirnn", description=DESCRIPTION,

@@ -133,7 +133,7 @@ def _give(*arrays):
         p.nbytes += size
 
 
-def pool_stats():
+def pool_stats() -> dict:
     """This thread's pool: ``{"buffers", "bytes", "bound"}`` (for tests and benchmarks)."""
     p = _pool()
     return dict(buffers=len(p.free), bytes=p.nbytes, bound=p.bound())
@@ -161,7 +161,7 @@ def _trim_heap():
         _malloc_trim(0)
 
 
-def release_buffers():
+def release_buffers() -> None:
     """Free the buffers this thread keeps for reuse and the kernels' scratch memory, and give
     the freed memory back to the operating system where the allocator allows it (glibc)."""
     _pools.__dict__.clear()
@@ -223,10 +223,11 @@ def _kernel_variant(mode, variant):
 
 def model_packs(num_layers):
     """Where the kernels keep each layer's packed weights between calls (``packs`` of
-    :func:`rnn_forward`): one list per layer, empty until the first call fills it. A module
-    keeps them with its parameters; the kernels check on every call that the weights are the
-    ones the panels were packed from (see ``forward_layer``'s ``pack``)."""
-    return tuple([] for _ in range(num_layers))
+    :func:`rnn_forward`): one list per layer for the forward's panels, then one per layer for
+    the backward's (laid out otherwise), each empty until a call fills it. A module keeps them
+    with its parameters; the kernels check on every call that the weights are the ones the
+    panels were packed from (see ``forward_layer``'s and ``backward_layer``'s ``pack``)."""
+    return tuple([] for _ in range(2 * num_layers))
 
 
 def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
@@ -302,7 +303,7 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         x = x_next
     tape = dict(backend="c", mode=mode, num_layers=num_layers, D=D, layers=layers,
                 dropout_masks=dropout_masks, batch_sizes=batch_sizes,
-                variant=kv) if need_tape else None
+                variant=kv, packs=packs) if need_tape else None
     return (x.copy() if need_tape else x), h_n, c_n, tape
 
 
@@ -317,6 +318,7 @@ def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
     grad_h0 = np.empty_like(grad_h_n)
     grad_c0 = np.empty_like(grad_c_n) if lstm else None
     dY = _c(grad_output)
+    packs = tape.get("packs")                           # the backward's: packs[num_layers:]
     for layer in reversed(range(num_layers)):
         lt = tape["layers"][layer]
         k = slice(layer * D, (layer + 1) * D)
@@ -328,7 +330,8 @@ def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
         _kernels.backward_layer(code, lt["X"], lt["w"], lt["h0"], lt["c0"], lt["Y"], lt["Cs"],
                                 lt["S"], dY, grad_h_n[k], grad_c_n[k] if lstm else None, dX,
                                 grad_h0[k], grad_c0[k] if lstm else None, g, lt["M"],
-                                tape["batch_sizes"], tape["variant"])
+                                tape["batch_sizes"], tape["variant"],
+                                None if packs is None else packs[num_layers + layer])
         # this layer's saved buffers are spent; so are its output (unless it is the caller's
         # output) and the gradient that came from the layer above
         _give(lt["Cs"], lt["S"], lt["M"], lt["Y"])

@@ -13,14 +13,18 @@ For any mode and options it prints
 
 :func:`explain` returns True when every identity held; the command exits 1 otherwise.
 """
+from __future__ import annotations
+
 import argparse
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .modules import BACKENDS, GRU, LSTM, RNN
+from ._typing import DType, Seed
+from .modules import BACKENDS, GRU, LSTM, RNN, _RNNBase
 
 #: mode name -> (class, extra constructor kwargs)
-MODES = {
+MODES: Dict[str, Tuple[type, Dict[str, Any]]] = {
     "rnn_tanh": (RNN, {"nonlinearity": "tanh"}),
     "rnn_relu": (RNN, {"nonlinearity": "relu"}),
     "gru": (GRU, {}),
@@ -37,7 +41,7 @@ GATES = {
 }
 
 
-def gate_blocks(mode, kind):
+def gate_blocks(mode: str, kind: str) -> List[Tuple[str, str, str, str]]:
     """[(gate, PyTorch symbol, paper symbol, description)] for one block of rows each.
 
     kind: 'weight_ih', 'weight_hh', 'bias_ih' or 'bias_hh'."""
@@ -55,9 +59,10 @@ def gate_blocks(mode, kind):
     return rows
 
 
-def build(mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-          bidirectional=False, dtype=np.float32, seed=0, backend=None, proj_size=0,
-          variant=None):
+def build(mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+          batch_first: bool = False, bidirectional: bool = False, dtype: DType = np.float32,
+          seed: Seed = 0, backend: Optional[str] = None, proj_size: int = 0,
+          variant: Optional[Mapping[str, Any]] = None) -> _RNNBase:
     """The module a configuration describes (``variant``: the cell-variant keyword arguments,
     e.g. ``{"reset_after": False}``, see :mod:`minirnn.variants`)."""
     cls, extra = MODES[mode]
@@ -81,9 +86,12 @@ def _layer_name(layer, d):
     return f"weight_ih_l{layer}{'_reverse' if d else ''}"
 
 
-def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectional=False,
-            batch_first=False, batch=4, seq=7, bias=True, unbatched=False, dtype=np.float32,
-            seed=0, backend=None, out=print, proj_size=0, variant=None):
+def explain(mode: str = "gru", input_size: int = 8, hidden_size: int = 50, num_layers: int = 1,
+            bidirectional: bool = False, batch_first: bool = False, batch: int = 4,
+            seq: int = 7, bias: bool = True, unbatched: bool = False,
+            dtype: DType = np.float32, seed: int = 0, backend: Optional[str] = None,
+            out: Callable[..., Any] = print, proj_size: int = 0,
+            variant: Optional[Mapping[str, Any]] = None) -> bool:
     """Print the explanation of one configuration through ``out``; return True if every
     identity between ``output`` and ``h_n`` held on the real numbers. ``variant``: the
     cell-variant keyword arguments of the constructor (``reset_after``, ``peephole``,
@@ -106,6 +114,7 @@ def explain(mode="gru", input_size=8, hidden_size=50, num_layers=1, bidirectiona
     # ---------------------------------------------------------------- shapes
     rng = np.random.default_rng(seed + 1)
     hw = "P" if proj_size else "H"                       # the letter of h's width
+    x_shape: Tuple[int, ...]
     if unbatched:
         x_shape, x_axes = (L, I), "(L, H_in)"
         out_axes, st_axes, c_axes = f"(L, D*{hw})", f"(num_layers*D, {hw})", "(num_layers*D, H)"
@@ -303,7 +312,7 @@ def _activation_list(text):
     return acts
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The ``explain`` subcommand's options: the constructors' names (``--num-layers``,
     ``--hidden-size`` ...; ``_`` or ``-`` between words), with the short forms kept as
     aliases."""
@@ -357,9 +366,9 @@ def add_arguments(p):
     return p
 
 
-def variant_of(args):
+def variant_of(args: argparse.Namespace) -> Dict[str, Any]:
     """The variant keyword arguments the parsed options ask for (``{}`` for PyTorch's)."""
-    kw = {}
+    kw: Dict[str, Any] = {}
     if getattr(args, "reset_before", False):
         kw["reset_after"] = False
     for name in ("peephole", "coupled_input_forget", "reverse"):
@@ -384,7 +393,7 @@ def _mode(text):
     return mode
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Run ``explain`` from parsed arguments; return the exit status."""
     for name, option in (("num_layers", "--num-layers"), ("hidden_size", "--hidden-size"),
                          ("input_size", "--input-size"), ("batch", "--batch"),

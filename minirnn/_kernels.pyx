@@ -5,10 +5,12 @@ One layer at a time (both directions at once), called by :mod:`minirnn._backend_
 
     forward_layer:   pack W_ih^T, W_hh^T (, W_hr^T)   (units: direction x matrix)
                      G_x = X W_ih^T + b_ih            (units: direction x block of T*B rows)
-                     the time loop                    (units: direction x batch slice)
+                     the time loop                    (units: direction x batch slice, or at
+                                                       small batch direction x block of hidden
+                                                       units: "small batches", schedule.pxi)
                        (or G_x inside the time loop, step by step: "input product" below)
     backward_layer:  pack W_hh, W_ih (, W_hr)         (units: direction x matrix)
-                     the reverse time loop            (units: direction x batch slice)
+                     the reverse time loop            (units: as the forward's)
                      pack X, H_prev (, M)             (units: register tiles)
                      dW_ih += dG_x^T X, dW_hh += dG_h^T H_prev, db += sums, dW_hr += dH^T M
                                                       (units: blocks of columns of dG or dH)
@@ -16,10 +18,11 @@ One layer at a time (both directions at once), called by :mod:`minirnn._backend_
 
 Each phase is one loop over work units (``_forward_unit``/``_backward_unit``), an OpenMP
 ``prange`` when the phase is big enough for several threads, else a plain loop (``_team``,
-``_forward_phase``). A unit writes memory no other unit of its phase touches, and the units are
-fixed by the problem's shape, never by the thread count; a unit computes each number in a fixed
-order. So the results are bitwise identical for any number of threads. A batch slice runs its
-whole time loop alone: no barrier per time step.
+``_forward_phase``). A unit writes memory no other unit of its phase touches, and a unit
+computes each number in a fixed order, the same whichever unit computes it. So the results
+are bitwise identical for any number of threads. A batch slice runs its whole time loop alone:
+no barrier per time step; the blocks of hidden units of the small-batch schedule step together,
+one barrier per step, in one parallel region.
 
 The math is C (csrc/minirnn.h): the product ``gemm`` (B packed in panels), each cell's pointwise
 ``*_cell_forward``/``*_cell_backward``, and the weight gradients with their bias sums
@@ -90,7 +93,7 @@ import numpy as np
 cimport numpy as cnp
 cnp.import_array()
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset

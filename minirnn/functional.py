@@ -47,14 +47,21 @@ gradient), and **reverse-only** layers (a unidirectional layer run in reverse). 
 packed batch that never take a step (empty sequences) need nothing: their state is never
 touched, so ``h_n = h0`` and ``grad_h0 = grad_h_n`` for them.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, cast
+
 import numpy as np
 
 from . import _backend_c
-from .cells import CELLS, make_spec
+from ._typing import DType, FloatArray, IntArray, Tape
+from .cells import CELLS, CellMath, CellSpec, make_spec
+from .variants import Variant
 
 
-def param_shapes(gates, input_size, hidden_size, num_layers, bidirectional, bias, proj_size=0,
-                 peephole=False):
+def param_shapes(gates: int, input_size: int, hidden_size: int, num_layers: int,
+                 bidirectional: bool, bias: bool, proj_size: int = 0,
+                 peephole: bool = False) -> Dict[str, Tuple[int, ...]]:
     """{PyTorch name: shape} in PyTorch's order: layer, then direction (forward before
     ``_reverse``), then weight_ih, weight_hh, bias_ih, bias_hh, weight_hr (LSTM with
     ``proj_size > 0`` only), weight_peephole (LSTM with ``peephole=True`` only: ``(3H,)``,
@@ -62,7 +69,7 @@ def param_shapes(gates, input_size, hidden_size, num_layers, bidirectional, bias
     layer k-1 side by side (D*P features, P = proj_size or else hidden_size)."""
     G, H, D = gates, hidden_size, 2 if bidirectional else 1
     P = proj_size if proj_size > 0 else H             # the width of h
-    shapes = {}
+    shapes: Dict[str, Tuple[int, ...]] = {}
     for layer in range(num_layers):
         in_size = input_size if layer == 0 else D * P
         for sfx in ("", "_reverse")[:D]:
@@ -82,7 +89,8 @@ def param_shapes(gates, input_size, hidden_size, num_layers, bidirectional, bias
 LAYER_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
-def draw_dropout_masks(rng, p, num_masks, shape, dtype):
+def draw_dropout_masks(rng: np.random.Generator, p: float, num_masks: int,
+                       shape: Tuple[int, ...], dtype: DType) -> List[FloatArray]:
     """The dropout masks of one training-mode forward, shared by both backends.
 
     For each layer but the last, in layer order: ``u = rng.random(shape)`` (float64,
@@ -110,25 +118,31 @@ def _keep_rest(new, old, n):
     return np.concatenate([new, old[n:]])
 
 
-def _split_product(W_hh, b_hh, first):
+def _split_product(W_hh: FloatArray, b_hh: Optional[FloatArray], first: int
+                   ) -> Tuple[Callable[[FloatArray], FloatArray],
+                              Callable[[FloatArray], FloatArray]]:
     """The two halves of a split recurrent product whose rows ``first:`` of ``W_hh`` multiply
     the cell's operand ``u`` instead of ``h_{t-1}``: ``u @ W_hh[first:]^T + b_hh[first:]``
     (forward) and ``dG @ W_hh[first:]`` (backward, the gradient of ``u``)."""
     W_rest = W_hh[first:]
     b_rest = None if b_hh is None else b_hh[first:]
 
-    def recur(u):
+    def recur(u: FloatArray) -> FloatArray:
         g = u @ W_rest.T
         return g if b_rest is None else g + b_rest
 
-    def recur_grad(dg):
+    def recur_grad(dg: FloatArray) -> FloatArray:
         return dg @ W_rest
 
     return recur, recur_grad
 
 
-def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=True,
-                  W_hr=None, batch_sizes=None, spec=None):
+def layer_forward(cell: CellMath, X: FloatArray, W_ih: FloatArray, W_hh: FloatArray,
+                  b_ih: Optional[FloatArray], b_hh: Optional[FloatArray], h0: FloatArray,
+                  c0: Optional[FloatArray], reverse: bool, need_tape: bool = True,
+                  W_hr: Optional[FloatArray] = None, batch_sizes: Optional[IntArray] = None,
+                  spec: Optional[CellSpec] = None
+                  ) -> Tuple[FloatArray, FloatArray, Optional[FloatArray], Optional[Tape]]:
     """Run one direction of one layer over a whole sequence.
 
     X (T, B, I) read; W_ih (G*H, I), W_hh (G*H, P) read; b_ih, b_hh (G*H,) or None;
@@ -187,7 +201,9 @@ def layer_forward(cell, X, W_ih, W_hh, b_ih, b_hh, h0, c0, reverse, need_tape=Tr
     return Y, h, c, tape
 
 
-def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
+def layer_backward(cell: CellMath, tape: Tape, dY: FloatArray, dh_T: FloatArray,
+                   dc_T: Optional[FloatArray], grads: Sequence[Any]
+                   ) -> Tuple[FloatArray, FloatArray, Optional[FloatArray]]:
     """Backpropagate one direction of one layer through time.
 
     dY (T, B, P) gradient of the layer's outputs; dh_T (B, P), dc_T (B, H) gradients of
@@ -255,9 +271,13 @@ def layer_backward(cell, tape, dY, dh_T, dc_T, grads):
 
 # --------------------------------------------------------------------------- layers x directions
 
-def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=True,
-                backend="numpy", dropout_masks=None, batch_sizes=None, c_weights=None,
-                variant=None, c_packs=None):
+def rnn_forward(mode: str, X: FloatArray, params: Mapping[str, FloatArray], h0: FloatArray,
+                c0: Optional[FloatArray], num_layers: int, bidirectional: bool,
+                need_tape: bool = True, backend: str = "numpy",
+                dropout_masks: Optional[Sequence[FloatArray]] = None,
+                batch_sizes: Optional[IntArray] = None, c_weights: Any = None,
+                variant: Optional[Variant] = None, c_packs: Any = None
+                ) -> Tuple[FloatArray, FloatArray, Optional[FloatArray], Optional[Tape]]:
     """Whole-model forward on time-major input.
 
     mode: 'RNN_TANH', 'RNN_RELU', 'GRU' or 'LSTM'; X (T, B, I);
@@ -324,8 +344,8 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
             spec = make_spec(mode, variant, d, params.get(f"weight_peephole_l{layer}{sfx}"))
             # direction 1 runs in reverse; so does a reverse-only (unidirectional) layer
             reverse = bool(d) or (variant is not None and variant.reverse)
-            y, h_n[k], c_T, tape = layer_forward(
-                cell, x, W_ih, W_hh, b_ih, b_hh, h0[k], None if c0 is None else c0[k],
+            y, h_n[k], c_T, tape = layer_forward(      # (every layer has W_ih and W_hh)
+                cell, x, cast(FloatArray, W_ih), cast(FloatArray, W_hh), b_ih, b_hh, h0[k], None if c0 is None else c0[k],
                 reverse=reverse, need_tape=need_tape, W_hr=W_hr, batch_sizes=batch_sizes,
                 spec=spec)
             if c_n is not None:
@@ -367,7 +387,9 @@ def _forward_empty_rows(mode, X, params, h0, c0, num_layers, bidirectional, need
     return out, h_n, c_n, tape
 
 
-def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
+def rnn_backward(tape: Tape, grad_output: FloatArray, grad_h_n: FloatArray,
+                 grad_c_n: Optional[FloatArray], grads: Mapping[str, FloatArray]
+                 ) -> Tuple[FloatArray, FloatArray, Optional[FloatArray]]:
     """Whole-model backward. grad_output (T, B, D*P); grad_h_n (L*D, B, P), grad_c_n
     (L*D, B, H) (None unless LSTM). ``grads`` {name: array} is ACCUMULATED into.
     Returns grad_X (T, B, I), grad_h0 (L*D, B, P), grad_c0 or None."""
@@ -408,5 +430,5 @@ def rnn_backward(tape, grad_output, grad_h_n, grad_c_n, grads):
                 grad_c0[k] = dc0
             # both directions read the same input: their gradients add (fixed order)
             dx_below = dX_d if dx_below is None else dx_below + dX_d
-        dx = dx_below
+        dx = cast(FloatArray, dx_below)                # D >= 1: set by the loop
     return dx, grad_h0, grad_c0

@@ -23,8 +23,12 @@ code that keeps something derived from the parameters (packed weight panels) com
 versions to know it is stale. Whoever writes into a parameter array in place by other
 means calls ``m._parameters_changed()`` afterwards.
 """
+from __future__ import annotations
+
 import math
 import warnings
+from typing import (TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple, TypeVar, Union, cast, overload)
 
 import numpy as np
 
@@ -35,13 +39,20 @@ from ._validation import (check_array, check_bool, check_dropout, check_dtype,
                           check_parameter_bytes, check_shape, check_size)
 from .cells import CELLS
 from .packed import PackedSequence, packed_rows, padded_from_rows
+from ._typing import ArrayLike, DType, FloatArray, Seed, StateIn, StatePair
+
+#: an activation of a cell variant: ONNX's name, or ``(name, alpha, beta)``
+Activation = Union[str, Tuple[Any, ...]]
+#: a module's output or input gradient: an array, or a PackedSequence for packed input
+ArrayOrPacked = Union[FloatArray, PackedSequence]
+_M = TypeVar("_M", bound="_Module")
 
 #: compute paths a module can use: ``"c"``, the compiled kernels (minirnn._kernels, the
 #: default), and ``"numpy"``, the readable reference they are tested against
-BACKENDS = ("c", "numpy")
+BACKENDS: Tuple[str, ...] = ("c", "numpy")
 DEFAULT_BACKEND = "c"
 
-_NOT_GIVEN = object()
+_NOT_GIVEN: Any = object()     # proj_size of RNN/GRU when the caller did not give one
 
 
 def _check_backend(backend):
@@ -71,6 +82,12 @@ def _variant_backend(owner, backend, mode, variant):
 class _Module:
     """Parameters, gradients, the tape and the train/eval flag, shared by modules and cells."""
 
+    #: the accumulated gradients, one array per parameter (keys as ``state_dict``)
+    grads: Dict[str, FloatArray]
+    #: training mode (dropout active); set by ``train()`` and ``eval()``
+    training: bool
+    dtype: np.dtype
+
     def _init_parameters(self, shapes, hidden_size, dtype, seed):
         # Every parameter ~ U(-1/sqrt(hidden_size), +1/sqrt(hidden_size)), drawn in
         # PyTorch's parameter order from numpy.random.default_rng(seed).
@@ -90,6 +107,17 @@ class _Module:
         self.training = True
         return rng
 
+    def _variant_arg(self):
+        """``self.variant``, or None for PyTorch's cell: what the functional layer takes.
+        Kept from call to call (``Variant.is_default`` compares dataclasses: 1 us of a
+        streaming call); recomputed if ``self.variant`` is replaced."""
+        d = self.__dict__
+        v = d["variant"]
+        if d.get("_variant_key") is not v:
+            d["_variant_value"] = None if v.is_default else v
+            d["_variant_key"] = v
+        return d["_variant_value"]
+
     def _zero_state(self, shape):
         """The default initial state (h0 or c0 of None): zeros of ``shape``. One read-only array
         per shape is kept from call to call, since nothing writes an initial state (the
@@ -106,7 +134,7 @@ class _Module:
     # -- parameters -------------------------------------------------------------------------
     _absent_parameters: tuple = ()     # names that read as None when the parameter does not exist
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         # PyTorch-style attribute access to parameters: m.weight_ih_l0, cell.weight_hh
         params = self.__dict__.get("_params", {})
         if name in params:
@@ -115,7 +143,7 @@ class _Module:
             return None
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         # m.weight_hh_l0 = arr copies into the live parameter (as load_state_dict does for one
         # key); it never creates an instance attribute hiding the parameter.
         params = self.__dict__.get("_params")
@@ -154,27 +182,27 @@ class _Module:
                              f"got {v.shape}")
         return v
 
-    def _parameters_changed(self):
+    def _parameters_changed(self) -> None:
         """Record that parameter values changed (increments ``_param_version``). Assignment,
         ``load_state_dict`` and optimizers call it; call it after writing into a parameter
         array in place by any other means."""
         self.__dict__["_param_version"] = self.__dict__.get("_param_version", 0) + 1
 
-    def named_parameters(self):
+    def named_parameters(self) -> Iterator[Tuple[str, FloatArray]]:
         """(name, array) pairs in PyTorch's order. The arrays are the live parameters:
         updating them in place (``p -= lr * m.grads[name]``) updates the module; call
         ``m._parameters_changed()`` after such a write."""
         return iter(self._params.items())
 
-    def parameters(self):
+    def parameters(self) -> List[FloatArray]:
         """The live parameter arrays, in PyTorch's order."""
         return list(self._params.values())
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, FloatArray]:
         """{name: copy of the parameter}, PyTorch's names, shapes and order."""
         return {name: p.copy() for name, p in self._params.items()}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, ArrayLike]) -> None:
         """Copy parameters in, strictly: every key must be present, none unexpected,
         every shape equal. Values are cast to the module's dtype (so float32 weights
         load into a float64 module); they may be NumPy arrays or anything
@@ -223,17 +251,17 @@ class _Module:
                 f"accumulates into it); {got}. Restore it: m.grads[{name!r}] = "
                 f"numpy.zeros_like(m.{name})")
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every accumulated gradient in ``grads`` to zero (in place)."""
         for g in self.grads.values():
             g.fill(0)
 
     @property
-    def tape_size(self):
+    def tape_size(self) -> int:
         """How many forwards are waiting for their backward."""
         return len(self._tape)
 
-    def clear_tape(self):
+    def clear_tape(self) -> None:
         """Forget every forward not yet backpropagated (frees their saved activations)."""
         self._tape.clear()
 
@@ -247,16 +275,16 @@ class _Module:
         return self._tape[-1]
 
     # -- train / eval -----------------------------------------------------------------------
-    def train(self, mode=True):
+    def train(self: _M, mode: bool = True) -> _M:
         """Training mode (the default): dropout between layers is active. Returns self."""
         self.training = check_bool("mode", mode)
         return self
 
-    def eval(self):
+    def eval(self: _M) -> _M:
         """Evaluation mode: no dropout. Returns self."""
         return self.train(False)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
 
@@ -285,9 +313,10 @@ def _incoming_grad(owner, name, g, shape, dtype):
 # =========================================================================================== modules
 
 class _RNNBase(_Module):
-    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, seed=None,
-                 backend=None, **variant):
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0, *, dtype: DType = np.float32,
+                 seed: Seed = None, backend: Optional[str] = None, **variant: Any) -> None:
         name = {"RNN_TANH": "RNN", "RNN_RELU": "RNN"}.get(mode, mode)
         self.mode = mode
         self.input_size = check_size("input_size", input_size)
@@ -334,7 +363,8 @@ class _RNNBase(_Module):
         # The generator that drew the parameters goes on to draw the dropout masks.
         #: numpy.random.Generator of the dropout masks (replace it to reseed them)
         self.generator = self._init_parameters(shapes, self.hidden_size, self.dtype, seed)
-        self._zero_hx = {}          # B -> (h0, c0) of hx=None, see _check_hx
+        # B -> (h0, c0) of hx=None, see _check_hx
+        self._zero_hx: Dict[int, Tuple[FloatArray, Optional[FloatArray]]] = {}
 
     def _c_weights(self):
         """The compiled kernels' weight tuples (``_backend_c.model_weights``), built once: the
@@ -357,7 +387,7 @@ class _RNNBase(_Module):
         return p
 
     @property
-    def num_directions(self):
+    def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
     @property
@@ -365,7 +395,7 @@ class _RNNBase(_Module):
         """The width of h (states, output per direction): proj_size, or else hidden_size."""
         return self.proj_size if self.proj_size > 0 else self.hidden_size
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
@@ -410,10 +440,15 @@ class _RNNBase(_Module):
 
     def _check_state(self, label, s, width, B, batched):
         """One initial state (h0 or c0): None -> zeros (L*D, B, width)."""
-        name = self._name
         LD = self.num_layers * self.num_directions
         if s is None:
             return self._zero_state((LD, B, width))
+        if s.__class__ is np.ndarray and s.dtype is self.dtype:   # the usual case, kept short
+            if batched and s.shape == (LD, B, width):
+                return s
+            if not batched and s.shape == (LD, width):
+                return s[:, None, :]
+        name = self._name                              # else: the checks, one by one
         check_array(name, label, s, self.dtype)
         if batched and s.ndim != 3:
             raise ValueError(f"{name}: For batched 3-D input, {label} should also be 3-D "
@@ -439,7 +474,8 @@ class _RNNBase(_Module):
             return pair
         H, P = self.hidden_size, self._h_width
         if self.mode == "LSTM":
-            h0, c0 = _pair("LSTM", "hx", hx, "h0, c0")
+            h0, c0 = hx if hx.__class__ is tuple and len(hx) == 2 else \
+                _pair("LSTM", "hx", hx, "h0, c0")
             return (self._check_state("h0", h0, P, B, batched),
                     self._check_state("c0", c0, H, B, batched))
         if isinstance(hx, (tuple, list)):
@@ -447,7 +483,8 @@ class _RNNBase(_Module):
                             f"{type(hx).__name__} (only LSTM takes a tuple (h0, c0))")
         return self._check_state("h0", hx, H, B, batched), None
 
-    def forward(self, input, hx=None):
+    def forward(self, input: ArrayOrPacked, hx: StateIn = None
+                ) -> Tuple[ArrayOrPacked, Union[FloatArray, StatePair]]:
         """Run the whole sequence. See the class docstring for shapes.
 
         Returns ``(output, h_n)`` (RNN, GRU) or ``(output, (h_n, c_n))`` (LSTM).
@@ -465,7 +502,7 @@ class _RNNBase(_Module):
                 self.generator, self.dropout, self.num_layers - 1,
                 (T, B, self.num_directions * self._h_width), self.dtype)
         record = is_grad_enabled()
-        variant = None if self.variant.is_default else self.variant
+        variant = self._variant_arg()
         if self.backend == "c":         # (what functional.rnn_forward would call: the module
             # checked at construction that the kernels compute its variant)
             out, h_n, c_n, tape = _backend_c.rnn_forward(
@@ -521,7 +558,7 @@ class _RNNBase(_Module):
             masks = [padded_from_rows(m, rows, T, B) for m in functional.draw_dropout_masks(
                 self.generator, self.dropout, self.num_layers - 1, (len(rows), F), self.dtype)]
         record = is_grad_enabled()
-        variant = None if self.variant.is_default else self.variant
+        variant = self._variant_arg()
         out, h_n, c_n, tape = functional.rnn_forward(
             self.mode, X, self._params, h0, c0, self.num_layers, self.bidirectional,
             need_tape=record, backend=self.backend, dropout_masks=masks, batch_sizes=bs,
@@ -558,7 +595,8 @@ class _RNNBase(_Module):
         return s[:, 0, :]
 
     # -- backward ---------------------------------------------------------------------------
-    def backward(self, grad_output=None, grad_state=None):
+    def backward(self, grad_output: Optional[ArrayOrPacked] = None, grad_state: StateIn = None
+                 ) -> Tuple[ArrayOrPacked, Union[FloatArray, StatePair]]:
         """Backpropagate the latest forward not yet backpropagated.
 
         ``grad_output``: gradient of the loss w.r.t. ``output`` (same shape), or None; for a
@@ -748,10 +786,27 @@ class RNN(_RNNBase):
     nonlinearity: ``'tanh'`` (default) or ``'relu'`` (its derivative at 0 is 0).
     """ + _MODULE_DOC_COMMON
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
-                 seed=None, backend=None, proj_size=_NOT_GIVEN, cell_clip=None,
-                 activations=None, reverse=False):
+    if TYPE_CHECKING:           # what a type checker sees: the output's type follows the input's
+        @overload
+        def forward(self, input: PackedSequence, hx: StateIn = None
+                    ) -> Tuple[PackedSequence, FloatArray]: ...
+        @overload
+        def forward(self, input: FloatArray, hx: StateIn = None
+                    ) -> Tuple[FloatArray, FloatArray]: ...
+        def forward(self, input: ArrayOrPacked, hx: StateIn = None
+                    ) -> Tuple[ArrayOrPacked, FloatArray]: ...
+        __call__ = forward
+
+        def backward(self, grad_output: Optional[ArrayOrPacked] = None,
+                     grad_state: StateIn = None) -> Tuple[ArrayOrPacked, FloatArray]: ...
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, *,
+                 dtype: DType = np.float32, seed: Seed = None, backend: Optional[str] = None,
+                 proj_size: int = _NOT_GIVEN, cell_clip: Optional[float] = None,
+                 activations: Optional[Sequence[Activation]] = None,
+                 reverse: bool = False) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity {nonlinearity!r}. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
@@ -788,10 +843,27 @@ class GRU(_RNNBase):
     ``linear_before_reset=0``, Keras ``reset_after=False``), with the same parameters.
     """ + _MODULE_DOC_COMMON
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, dtype=np.float32, seed=None, backend=None,
-                 proj_size=_NOT_GIVEN, reset_after=True, cell_clip=None, activations=None,
-                 reverse=False):
+    if TYPE_CHECKING:           # what a type checker sees: the output's type follows the input's
+        @overload
+        def forward(self, input: PackedSequence, hx: StateIn = None
+                    ) -> Tuple[PackedSequence, FloatArray]: ...
+        @overload
+        def forward(self, input: FloatArray, hx: StateIn = None
+                    ) -> Tuple[FloatArray, FloatArray]: ...
+        def forward(self, input: ArrayOrPacked, hx: StateIn = None
+                    ) -> Tuple[ArrayOrPacked, FloatArray]: ...
+        __call__ = forward
+
+        def backward(self, grad_output: Optional[ArrayOrPacked] = None,
+                     grad_state: StateIn = None) -> Tuple[ArrayOrPacked, FloatArray]: ...
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, dtype: DType = np.float32, seed: Seed = None,
+                 backend: Optional[str] = None, proj_size: int = _NOT_GIVEN,
+                 reset_after: bool = True, cell_clip: Optional[float] = None,
+                 activations: Optional[Sequence[Activation]] = None,
+                 reverse: bool = False) -> None:
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, dtype=dtype, seed=seed, backend=backend,
                          reset_after=reset_after, cell_clip=cell_clip, activations=activations,
@@ -841,10 +913,27 @@ class LSTM(_RNNBase):
     gate's rows of the weights are then unused (zero gradient).
     """ + _MODULE_DOC_COMMON
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, seed=None,
-                 backend=None, peephole=False, coupled_input_forget=False, cell_clip=None,
-                 activations=None, reverse=False):
+    if TYPE_CHECKING:           # what a type checker sees: the output's type follows the input's
+        @overload
+        def forward(self, input: PackedSequence, hx: StateIn = None
+                    ) -> Tuple[PackedSequence, StatePair]: ...
+        @overload
+        def forward(self, input: FloatArray, hx: StateIn = None
+                    ) -> Tuple[FloatArray, StatePair]: ...
+        def forward(self, input: ArrayOrPacked, hx: StateIn = None
+                    ) -> Tuple[ArrayOrPacked, StatePair]: ...
+        __call__ = forward
+
+        def backward(self, grad_output: Optional[ArrayOrPacked] = None,
+                     grad_state: StateIn = None) -> Tuple[ArrayOrPacked, StatePair]: ...
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0, *, dtype: DType = np.float32,
+                 seed: Seed = None, backend: Optional[str] = None, peephole: bool = False,
+                 coupled_input_forget: bool = False, cell_clip: Optional[float] = None,
+                 activations: Optional[Sequence[Activation]] = None,
+                 reverse: bool = False) -> None:
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, dtype=dtype, seed=seed, backend=backend,
                          peephole=peephole, coupled_input_forget=coupled_input_forget,
@@ -856,8 +945,9 @@ class LSTM(_RNNBase):
 class _CellBase(_Module):
     """One time step. Runs the same code as one step of a 1-layer module."""
 
-    def __init__(self, mode, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None,
-                 backend=None, **variant):
+    def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True, *,
+                 dtype: DType = np.float32, seed: Seed = None, backend: Optional[str] = None,
+                 **variant: Any) -> None:
         self.mode = mode
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
@@ -873,7 +963,8 @@ class _CellBase(_Module):
             type(self).__name__, [("input_size", self.input_size), ("hidden_size", H)],
             G * H * (self.input_size + H + 2 * self.bias) + (3 * H if self.variant.peephole else 0),
             self.dtype)
-        shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
+        shapes: Dict[str, Tuple[int, ...]] = {"weight_ih": (G * H, self.input_size),
+                                              "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
         if self.variant.peephole:
@@ -884,6 +975,15 @@ class _CellBase(_Module):
     _absent_parameters = ("bias_ih", "bias_hh")
 
 
+    def _c_weights(self):
+        """The compiled kernels' weight tuples of this cell (as a module's ``_c_weights``),
+        built once: the parameter arrays never change identity."""
+        w = self.__dict__.get("_c_weights_cache")
+        if w is None:
+            w = self._c_weights_cache = _backend_c.model_weights(
+                self._layer_params(self._params), 1, 1)
+        return w
+
     def _c_packs(self):
         """Where the kernels keep this cell's packed weights between steps (as a module's
         ``_c_packs``): used again while the parameters hold the same numbers."""
@@ -892,7 +992,7 @@ class _CellBase(_Module):
             p = self._c_packs_cache = _backend_c.model_packs(1)
         return p
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
         if not self.bias:
             s += ", bias=False"
@@ -909,10 +1009,15 @@ class _CellBase(_Module):
         return {f"{k}_l0": v for k, v in d.items()}
 
     def _check_cell_state(self, label, s, B, batched):
-        name = type(self).__name__
         H = self.hidden_size
         if s is None:
             return self._zero_state((B, H))
+        if s.__class__ is np.ndarray and s.dtype is self.dtype:   # the usual case, kept short
+            if batched and s.shape == (B, H):
+                return s
+            if not batched and s.shape == (H,):
+                return s[None, :]
+        name = type(self).__name__                     # else: the checks, one by one
         check_array(name, label, s, self.dtype)
         if s.ndim not in (1, 2):
             raise ValueError(f"{name}: Expected {label} to be 1-D (H,) or 2-D (N, H), got "
@@ -923,9 +1028,11 @@ class _CellBase(_Module):
                              f"{'batch ' + str(B) if batched else 'unbatched shape'}, got {s.shape}")
         return s if batched else s[None, :]
 
-    def forward(self, input, hx=None):
+    def forward(self, input: FloatArray, hx: StateIn = None) -> Union[FloatArray, StatePair]:
+        """One step: returns ``h'`` (RNNCell, GRUCell) or ``(h', c')`` (LSTMCell)."""
         name = type(self).__name__
-        check_array(name, "input", input, self.dtype)
+        if input.__class__ is not np.ndarray or input.dtype is not self.dtype:
+            check_array(name, "input", input, self.dtype)    # raises unless an equal dtype
         if input.ndim not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1-D (H_in,) or 2-D (N, H_in), got "
                              f"{input.ndim}-D array of shape {input.shape}")
@@ -936,7 +1043,8 @@ class _CellBase(_Module):
         X = input[None] if batched else input[None, None]            # (1, N, H_in)
         B = X.shape[1]
         if self.mode == "LSTM":
-            hx = _pair("LSTMCell", "hx", hx, "h, c")
+            if hx.__class__ is not tuple or len(hx) != 2:
+                hx = _pair("LSTMCell", "hx", hx, "h, c")
             h0 = self._check_cell_state("h", hx[0], B, batched)
             c0 = self._check_cell_state("c", hx[1], B, batched)[None]
         else:
@@ -945,19 +1053,25 @@ class _CellBase(_Module):
                                 f"{type(hx).__name__} (only LSTMCell takes a tuple (h, c))")
             h0, c0 = self._check_cell_state("h", hx, B, batched), None
         record = is_grad_enabled()
-        _, h_n, c_n, tape = functional.rnn_forward(
-            self.mode, X, self._layer_params(self._params), h0[None], c0, 1, False,
-            need_tape=record, backend=self.backend,
-            variant=None if self.variant.is_default else self.variant,
-            c_packs=self._c_packs() if self.backend == "c" else None)
+        if self.backend == "c":         # (what functional.rnn_forward would call, with the
+            # weight tuples and panels kept: the cell checked at construction that the kernels
+            # compute its variant)
+            _, h_n, c_n, tape = _backend_c.rnn_forward(
+                self.mode, X, None, h0[None], c0, 1, False, record, None, None,
+                self._c_weights(), variant=self._variant_arg(), packs=self._c_packs())
+        else:
+            _, h_n, c_n, tape = functional.rnn_forward(
+                self.mode, X, self._layer_params(self._params), h0[None], c0, 1, False,
+                need_tape=record, backend=self.backend, variant=self._variant_arg())
         if record:
             self._tape.append(dict(tape=tape, batched=batched, B=B))
         h = h_n[0] if batched else h_n[0, 0]
         if self.mode == "LSTM":
-            return h, (c_n[0] if batched else c_n[0, 0])
+            c = cast(FloatArray, c_n)                  # an LSTM's rnn_forward returns c_n
+            return h, (c[0] if batched else c[0, 0])
         return h
 
-    def backward(self, grad):
+    def backward(self, grad: StateIn) -> Tuple[FloatArray, Union[FloatArray, StatePair]]:
         """Backpropagate the latest step not yet backpropagated.
 
         ``grad``: gradient w.r.t. the step's ``h`` (RNNCell, GRUCell) or a tuple
@@ -1024,8 +1138,16 @@ class RNNCell(_CellBase):
     ``bias_hh (H,)``. nonlinearity: ``'tanh'`` (default) or ``'relu'``.
     """ + _CELL_DOC_COMMON
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *,
-                 dtype=np.float32, seed=None, backend=None, cell_clip=None, activations=None):
+    if TYPE_CHECKING:           # what a type checker sees: a step returns h'
+        def forward(self, input: FloatArray, hx: StateIn = None) -> FloatArray: ...
+        __call__ = forward
+
+        def backward(self, grad: StateIn) -> Tuple[FloatArray, FloatArray]: ...
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", *, dtype: DType = np.float32, seed: Seed = None,
+                 backend: Optional[str] = None, cell_clip: Optional[float] = None,
+                 activations: Optional[Sequence[Activation]] = None) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity {nonlinearity!r}. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
@@ -1043,8 +1165,16 @@ class GRUCell(_CellBase):
     ``bias_hh (3H,)``.
     """ + _CELL_DOC_COMMON
 
-    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None,
-                 backend=None, reset_after=True, cell_clip=None, activations=None):
+    if TYPE_CHECKING:           # what a type checker sees: a step returns h'
+        def forward(self, input: FloatArray, hx: StateIn = None) -> FloatArray: ...
+        __call__ = forward
+
+        def backward(self, grad: StateIn) -> Tuple[FloatArray, FloatArray]: ...
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
+                 dtype: DType = np.float32, seed: Seed = None, backend: Optional[str] = None,
+                 reset_after: bool = True, cell_clip: Optional[float] = None,
+                 activations: Optional[Sequence[Activation]] = None) -> None:
         super().__init__("GRU", input_size, hidden_size, bias, dtype=dtype, seed=seed,
                          backend=backend, reset_after=reset_after, cell_clip=cell_clip,
                          activations=activations)
@@ -1060,9 +1190,17 @@ class LSTMCell(_CellBase):
     ``bias_hh (4H,)``.
     """ + _CELL_DOC_COMMON
 
-    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None,
-                 backend=None, peephole=False, coupled_input_forget=False, cell_clip=None,
-                 activations=None):
+    if TYPE_CHECKING:           # what a type checker sees: a step returns (h', c')
+        def forward(self, input: FloatArray, hx: StateIn = None) -> StatePair: ...
+        __call__ = forward
+
+        def backward(self, grad: StateIn) -> Tuple[FloatArray, StatePair]: ...
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
+                 dtype: DType = np.float32, seed: Seed = None, backend: Optional[str] = None,
+                 peephole: bool = False, coupled_input_forget: bool = False,
+                 cell_clip: Optional[float] = None,
+                 activations: Optional[Sequence[Activation]] = None) -> None:
         super().__init__("LSTM", input_size, hidden_size, bias, dtype=dtype, seed=seed,
                          backend=backend, peephole=peephole,
                          coupled_input_forget=coupled_input_forget, cell_clip=cell_clip,

@@ -40,16 +40,21 @@ whose fields disagree are each a ``ValueError`` naming what was received and exp
 Ties in length keep the caller's order (a stable sort); PyTorch's sort does not promise
 that for batches of 17 or more, so compare such batches after unpacking.
 """
+from __future__ import annotations
+
 import numbers
 from collections import namedtuple
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar
 
 import numpy as np
+
+from ._typing import FloatArray, IntArray, IntVector
 
 __all__ = ["PackedSequence", "pack_padded_sequence", "pad_packed_sequence", "pack_sequence",
            "pad_sequence", "unpack_sequence", "unpad_sequence"]
 
 
-def _int_vector(name, value):
+def _int_vector(name: str, value: Any) -> IntArray:
     """A 1-D int64 copy of ``value`` (a list of ints or an integer array)."""
     a = np.asarray(value)
     if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
@@ -59,11 +64,13 @@ def _int_vector(name, value):
     return a.astype(np.int64)
 
 
-def _check_permutation(name, p, B):
+def _check_permutation(name: str, p: IntArray, B: int) -> None:
     if p.shape != (B,) or not np.array_equal(np.sort(p), np.arange(B)):
         raise ValueError(f"PackedSequence: {name} must be a permutation of 0..{B - 1} "
                          f"(batch_sizes[0] = {B}), got {p.tolist()}")
 
+
+_P = TypeVar("_P", bound="PackedSequence")
 
 # named PackedSequence (not _Fields) for PyTorch's repr
 _Fields = namedtuple("PackedSequence",  # type: ignore[name-match]
@@ -79,7 +86,15 @@ class PackedSequence(_Fields):
     """
     __slots__ = ()
 
-    def __new__(cls, data, batch_sizes, sorted_indices=None, unsorted_indices=None):
+    # the fields, as the checks below leave them (collections.namedtuple types them Any)
+    data: FloatArray
+    batch_sizes: IntArray
+    sorted_indices: Optional[IntArray]
+    unsorted_indices: Optional[IntArray]
+
+    def __new__(cls, data: FloatArray, batch_sizes: IntVector,
+                sorted_indices: Optional[IntVector] = None,
+                unsorted_indices: Optional[IntVector] = None) -> PackedSequence:
         if not isinstance(data, np.ndarray):
             raise TypeError(f"PackedSequence: data must be a numpy.ndarray, got "
                             f"{type(data).__name__}")
@@ -116,7 +131,7 @@ class PackedSequence(_Fields):
                                      f"{unsorted_indices.tolist()}")
         return super().__new__(cls, data, bs, sorted_indices, unsorted_indices)
 
-    def _replace(self, **fields):
+    def _replace(self: _P, **fields: Any) -> _P:
         """A copy with some fields replaced, checked like a new PackedSequence (replacing
         ``sorted_indices`` alone recomputes ``unsorted_indices``)."""
         unknown = sorted(set(fields) - set(self._fields))
@@ -127,13 +142,15 @@ class PackedSequence(_Fields):
             fields["unsorted_indices"] = None
         return type(self)(**{**self._asdict(), **fields})
 
+    # mypy types a namedtuple's own _make over a type variable bound to the bare tuple and
+    # reports every override of it as incompatible (mypy 2.4), whatever its signature
     @classmethod
-    def _make(cls, iterable):
+    def _make(cls: Type[_P], iterable: Iterable[Any]) -> _P:  # type: ignore[override]
         """A PackedSequence from its four fields, checked."""
         return cls(*iterable)
 
     @property
-    def batch_size(self):
+    def batch_size(self) -> int:
         """The number of sequences: ``len(sorted_indices)`` when present (it counts the empty
         sequences too), else ``batch_sizes[0]``."""
         if self.sorted_indices is not None:
@@ -141,25 +158,25 @@ class PackedSequence(_Fields):
         return int(self.batch_sizes[0])
 
     @property
-    def lengths(self):
+    def lengths(self) -> IntArray:
         """(B,) int64: each sequence's length, in the caller's (unsorted) order."""
         return _lengths(self.batch_sizes, self.batch_size)[
             self.unsorted_indices if self.unsorted_indices is not None else slice(None)]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"PackedSequence(data={self.data!r}, batch_sizes={self.batch_sizes!r}, "
                 f"sorted_indices={self.sorted_indices!r}, "
                 f"unsorted_indices={self.unsorted_indices!r})")
 
 
-def _lengths(batch_sizes, B=None):
+def _lengths(batch_sizes: IntArray, B: Optional[int] = None) -> IntArray:
     """The sorted lengths of ``B`` sequences (default ``batch_sizes[0]``): sequence k has a
     step t exactly when k < batch_sizes[t]."""
     B = int(batch_sizes[0]) if B is None else B
     return (batch_sizes[None, :] > np.arange(B)[:, None]).sum(axis=1).astype(np.int64)
 
 
-def packed_rows(batch_sizes, B=None):
+def packed_rows(batch_sizes: IntVector, B: Optional[int] = None) -> IntArray:
     """Where each row of ``data`` goes in a time-major padded batch (T, B) of the sorted
     sequences, as flat indices ``t*B + k``: the step t rows are k = 0..batch_sizes[t]-1.
     ``padded.reshape(T*B, -1)[packed_rows(bs, B)]`` is ``data``; assigning to it unpacks.
@@ -170,7 +187,8 @@ def packed_rows(batch_sizes, B=None):
     return np.repeat(np.arange(len(bs)) * B, bs) + (np.arange(int(bs.sum())) - starts)
 
 
-def padded_from_rows(data, rows, T, B, fill=0.0):
+def padded_from_rows(data: FloatArray, rows: IntArray, T: int, B: int,
+                     fill: float = 0.0) -> FloatArray:
     """Packed rows ``data`` (sum(lengths), *) laid out as a time-major ``(T, B, *)`` batch of
     the *sorted* sequences, ``fill`` elsewhere; ``rows`` = :func:`packed_rows` (T may exceed
     the longest length)."""
@@ -181,8 +199,9 @@ def padded_from_rows(data, rows, T, B, fill=0.0):
 
 # --------------------------------------------------------------------------- packing
 
-def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True, *,
-                         allow_empty=False):
+def pack_padded_sequence(input: FloatArray, lengths: IntVector, batch_first: bool = False,
+                         enforce_sorted: bool = True, *,
+                         allow_empty: bool = False) -> PackedSequence:
     """Pack a padded batch ``input``, ``(T, B, *)`` or, with ``batch_first``, ``(B, T, *)``,
     whose sequence b has ``lengths[b]`` valid steps (1 <= lengths[b] <= T).
 
@@ -241,7 +260,9 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True,
     return PackedSequence(data, batch_sizes, sorted_indices)
 
 
-def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_length=None):
+def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False,
+                        padding_value: float = 0.0,
+                        total_length: Optional[int] = None) -> Tuple[FloatArray, IntArray]:
     """Undo :func:`pack_padded_sequence`: returns ``(padded, lengths)``, padded ``(T, B, *)`` or,
     with ``batch_first``, ``(B, T, *)``, with ``padding_value`` past each sequence's end;
     T = ``total_length`` if given (at least the longest length), else the longest length.
@@ -270,7 +291,7 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
     return np.ascontiguousarray(padded), lengths
 
 
-def _check_sequences(fn, sequences):
+def _check_sequences(fn: str, sequences: Any) -> List[FloatArray]:
     if isinstance(sequences, np.ndarray) or not hasattr(sequences, "__iter__"):
         raise TypeError(f"{fn}: Expected a list of sequences (arrays of shape (L_i, *)), got "
                         f"{type(sequences).__name__}")
@@ -291,7 +312,8 @@ def _check_sequences(fn, sequences):
     return sequences
 
 
-def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="right"):
+def pad_sequence(sequences: Sequence[FloatArray], batch_first: bool = False,
+                 padding_value: float = 0.0, padding_side: str = "right") -> FloatArray:
     """Stack arrays of shapes ``(L_i, *)`` into one padded batch ``(max L_i, B, *)`` or, with
     ``batch_first``, ``(B, max L_i, *)``; ``padding_side`` "right" (default) or "left"."""
     sequences = _check_sequences("pad_sequence", sequences)
@@ -309,7 +331,8 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
     return out if batch_first else np.ascontiguousarray(np.swapaxes(out, 0, 1))
 
 
-def pack_sequence(sequences, enforce_sorted=True, *, allow_empty=False):
+def pack_sequence(sequences: Sequence[FloatArray], enforce_sorted: bool = True, *,
+                  allow_empty: bool = False) -> PackedSequence:
     """Pack a list of arrays ``(L_i, *)``: :func:`pad_sequence` then :func:`pack_padded_sequence`
     with lengths L_i (each at least 1, or 0 with ``allow_empty=True``)."""
     sequences = _check_sequences("pack_sequence", sequences)
@@ -322,13 +345,14 @@ def pack_sequence(sequences, enforce_sorted=True, *, allow_empty=False):
                                 allow_empty=allow_empty)
 
 
-def unpack_sequence(packed):
+def unpack_sequence(packed: PackedSequence) -> List[FloatArray]:
     """The list of arrays ``(L_i, *)`` in a PackedSequence, in the caller's order."""
     padded, lengths = pad_packed_sequence(packed, batch_first=True)
     return [padded[b, :n] for b, n in enumerate(lengths)]
 
 
-def unpad_sequence(padded, lengths, batch_first=False):
+def unpad_sequence(padded: FloatArray, lengths: IntVector,
+                   batch_first: bool = False) -> List[FloatArray]:
     """The list of arrays ``(L_i, *)`` in a padded batch ``(T, B, *)`` (or ``(B, T, *)`` with
     ``batch_first``); never modifies ``padded`` (PyTorch's transposes it in place)."""
     if not isinstance(padded, np.ndarray) or padded.ndim < 2:

@@ -100,7 +100,7 @@ OPTIONAL_MODULES = ("onnx", "onnxruntime")
 
 #: the learner chapters: a reader arriving from a link at any section can paste and run it
 LEARNER_CHAPTERS = ["notation.md", "elman.md", "output-and-h_n.md", "gru.md", "lstm.md",
-                    "bptt.md", "variable-length.md"]
+                    "bptt.md", "variable-length.md", "first-rnn.md", "char-lm.md"]
 
 
 def section_first_blocks(text):
@@ -297,6 +297,17 @@ def test_figure_layout_facts():
     states, h_n, matches = mf.layout()
     last = mf.L - 1
     assert matches == {0: [(0, last, 0)], 1: [(0, 0, 1)], 2: [(1, last, 0)], 3: [(1, 0, 1)]}
+
+
+def test_performance_figure_reads_the_tables():
+    """performance.png is drawn from the ratio tables of docs/performance.md: both thread
+    counts are found, each with the inference and training ratio of every row."""
+    runs = _make_figures().performance_runs()
+    assert sorted(threads for threads, _, _ in runs) == [1, 2]
+    for _, _, rows in runs:
+        keys = {(r["size"], r["mode"]) for r in rows}
+        assert len(keys) >= 10
+        assert len(rows) == 2 * len(keys) and all(r["ratio"]["torch"] > 0 for r in rows)
 
 
 def test_gradient_figure_facts():

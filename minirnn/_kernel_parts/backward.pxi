@@ -2,7 +2,7 @@
 # Included by minirnn/_kernels.pyx, in the order listed there (one extension module).
 
 def backward_layer(int mode, X, tuple weights, h0, c0, Y, Cs, S, dY, dhT, dcT, dX, dh0, dc0,
-                   tuple grads, M=None, batch_sizes=None, variant=None):
+                   tuple grads, M=None, batch_sizes=None, variant=None, list pack=None):
     """Backpropagate one layer (every direction) through time.
 
     X, weights, h0, c0, Y, Cs, S, M: as given to and written by forward_layer (training).
@@ -12,20 +12,24 @@ def backward_layer(int mode, X, tuple weights, h0, c0, Y, Cs, S, dY, dhT, dcT, d
     dW_peephole]]), ACCUMULATED into; dW_hr is given exactly when the weights have W_hr, and
     dW_peephole exactly when they have W_peephole.
     batch_sizes, variant: as given to forward_layer. dX is zero at padded positions.
+    pack: None (pack W_hh, W_ih (, W_hr) as right operands into scratch memory for this call),
+    or a list the caller keeps with the layer (not the forward's: the backward's panels are
+    laid out otherwise), empty at first: the panels are kept there and used again while the
+    weights have the same fingerprints, as forward_layer's ``pack``.
     """
     dtype = _dtype_of(X)
     if dtype is _F32:
         _backward_layer(<float *> NULL, dtype, mode, X, weights, h0, c0, Y, Cs, S, dY, dhT, dcT,
-                        dX, dh0, dc0, grads, M, batch_sizes, variant)
+                        dX, dh0, dc0, grads, M, batch_sizes, variant, pack)
     else:
         _backward_layer(<double *> NULL, dtype, mode, X, weights, h0, c0, Y, Cs, S, dY, dhT,
-                        dcT, dX, dh0, dc0, grads, M, batch_sizes, variant)
+                        dcT, dX, dh0, dc0, grads, M, batch_sizes, variant, pack)
 
 
 cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple weights,
                          object h0, object c0, object Y, object Cs, object S, object dY,
                          object dhT, object dcT, object dX, object dh0, object dc0, tuple grads,
-                         object M, object batch_sizes, object variant) except -1:
+                         object M, object batch_sizes, object variant, list pack) except -1:
     cdef _Sizes z
     _layer_sizes(mode, X, weights, h0, c0, &z)
     cdef _Var var
@@ -133,7 +137,13 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
                                    k_weight_grad_work(<floating *> NULL, H, 0)) + 15) // 16 * 16
     cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
     cdef Py_ssize_t n_pblk = (P + WG_COLS - 1) // WG_COLS
-    cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS, n_xcblk = 1
+    if 0 < n_rblk < 2 * nt:
+        # few blocks of rows of dX (small batches, short sequences): their columns split too
+        n_xcblk = min(pan_I, (2 * nt + n_rblk - 1) // n_rblk)
+    # the reverse time loop's units: batch slices, or blocks of hidden units (schedule.pxi)
+    cdef int blocks_team = _blocks_team(True, D, B, H, GATES[mode], P, proj, n_sl, nt,
+                                        GH * P * sizeof(floating), NR)
     cdef Py_ssize_t S_b = 2 * H if mode == MODE_GRU else GH    # see "bias gradients" there
     cdef Py_ssize_t n_wsh = (S_b + WG_COLS - 1) // WG_COLS
     cdef Py_ssize_t n_wun = (GH - S_b + WG_COLS - 1) // WG_COLS
@@ -144,11 +154,39 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef Py_ssize_t n_mat = 3 if proj else 2
     cdef Py_ssize_t n_pack = til_I + D * (til_P + til_M)
     cdef Py_ssize_t n_pp = D * ((H + WG_COLS - 1) // WG_COLS) if var.peephole else 0
-    cdef Py_ssize_t n_big = n_w + n_r + n_pp + n_rblk
+    cdef Py_ssize_t n_big = n_w + n_r + n_pp + n_rblk * n_xcblk
     global _largest_team
     _largest_team = 0
+    _last_blocks[1] = blocks_team > 0
     # the work buffers of phase 4: one per thread of the team it actually runs on
     cdef int team_big = _team(nt, n_big, <double> D * TB * GH * (2 * I + P + H))
+    # Pack once, as forward_layer: the backward's panels live in an array kept in `pack`, with
+    # the fingerprints of the weights they were packed from and their layout; a call whose
+    # weights have the same fingerprints skips phase 1 (an in-place write is always seen).
+    cdef bint packed_ok = False
+    cdef uint64_t fp[12]
+    cdef Py_ssize_t n_fp = 0, isz = sizeof(floating)
+    cdef char *pan = NULL
+    if pack is not None:
+        with nogil:
+            for d in range(D):
+                mr_fingerprint(Wih[d], GH * I * isz, &fp[n_fp])
+                mr_fingerprint(Whh[d], GH * P * isz, &fp[n_fp + 2])
+                n_fp += 4
+                if proj:
+                    mr_fingerprint(Whr[d], P * H * isz, &fp[n_fp])
+                    n_fp += 2
+        layout = ("backward", mr_get_isa(), NR, dtype, mode, D, I, H, P, proj, var.before)
+        if (len(pack) == 3 and pack[0] == layout
+                and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
+            packed_ok = True
+            panels = pack[2]
+        else:
+            panels = np.empty(D * (size_hh + size_ih + size_hr) + 64 // isz, dtype)
+            fps = np.empty(n_fp, np.uint64)
+            memcpy(cnp.PyArray_DATA(<cnp.ndarray> fps), fp, n_fp * 8)
+        pan = <char *> cnp.PyArray_DATA(<cnp.ndarray> panels)
+        pan += (-<size_t> pan) % 64                      # the first 64-byte boundary
     cdef floating *bufs[14]
     cdef Py_ssize_t sizes[14]
     sizes[:] = [D * size_hh, D * size_ih, D * size_hr, size_X, D * size_Ht, D * size_M,
@@ -156,7 +194,13 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
                 D * B * P, D * B * H if lstm else 1, D * B * H if proj or var.before else 1,
                 max(B * H if proj else 1, 3 * H if lstm and var.cells else 1),
                 team_big * wg_size]
+    if pack is not None:
+        sizes[0] = sizes[1] = sizes[2] = 1
     _scratch(dtype, sizes, 14, <void **> bufs)
+    if pack is not None:
+        bufs[0] = <floating *> pan
+        bufs[1] = bufs[0] + D * size_hh
+        bufs[2] = bufs[1] + D * size_ih
     cdef floating *pWhhP = bufs[0]
     cdef floating *pWihP = bufs[1]
     cdef floating *pWhrP = bufs[2]
@@ -187,6 +231,8 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     g.S_b, g.n_wsh, g.n_wun, g.wsplit, g.bias = S_b, n_wsh, n_wun, wsplit, has_bias
     g.wg_size, g.wg_work = wg_size, pwork
     g.watch = _watch(<double> D * TB * GH * 2 * (I + P))
+    g.blocks, g.n_xcblk = blocks_team > 0, n_xcblk
+    g.stop[0] = g.stop[1] = 0
     g.K_w, g.rows = K_w, prows
     g.proj, g.lstm, g.bs = proj, lstm, pbs
     g.X, g.Y, g.h0, g.c0, g.Cs, g.S, g.M = pX, pY, ph0, pc0, pCs, pS, pM
@@ -205,17 +251,28 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
                                                                  dbih[d], dbhh[d])
     with nogil:
         # 1. pack W_hh, W_ih (, W_hr) as right operands     units: direction x matrix
-        _backward_phase(<floating *> NULL, &g, 0, n_mat * D,
-                        _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H)))
-        # 2. the reverse time loops                          units: direction x batch slice
-        _backward_phase(<floating *> NULL, &g, 1, D * n_sl,
-                        _team(nt, D * n_sl, <double> D * TB * (GH + H) * P))
+        #    (unless `pack` holds them, packed from the same weights)
+        if not packed_ok:
+            _backward_phase(<floating *> NULL, &g, 0, n_mat * D,
+                            _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H)))
+        # 2. the reverse time loops                          units: direction x batch slice,
+        #                                                    or x block of hidden units
+        if blocks_team > 0:
+            _backward_phase(<floating *> NULL, &g, 4, 1,
+                            _team(blocks_team, blocks_team, PARALLEL_MIN_WORK))
+        else:
+            _backward_phase(<floating *> NULL, &g, 1, D * n_sl,
+                            _team(nt, D * n_sl, <double> D * TB * (GH + H) * P))
         # 3. pack X, H_prev (, M) for the weight gradients   units: register tiles
         _backward_phase(<floating *> NULL, &g, 2, n_pack,
                         _team(nt, n_pack, PACK_COST * TB * (I + D * (P + H))))
         # 4. the big products and sums after the loop        units: blocks of result rows
+        #                                                    (dX: and of columns)
         _backward_phase(<floating *> NULL, &g, 3, n_big, team_big)
-    if g.watch and minirnn_unwatch_sigint():
+    cdef bint stopped = g.watch and minirnn_unwatch_sigint()
+    if pack is not None and not packed_ok and not stopped:
+        pack[:] = [layout, fps, panels]
+    if stopped:
         _interrupted()
     return 0
 

@@ -11,6 +11,9 @@ ctypedef struct _Bwd:
     Py_ssize_t wsplit              # units per shared block: 1, or 2 (W_ih and W_hh apart)
     Py_ssize_t wg_size             # elements of each thread's work buffer for them
     bint watch                     # stop early on Ctrl-C (see "interrupts")
+    bint blocks                    # the time loop's units: blocks of hidden units (schedule.pxi)
+    int stop[2]                    # blocks: Ctrl-C, as the threads agreed (minirnn_step_sync)
+    Py_ssize_t n_xcblk             # dX: blocks of columns per block of rows
     Py_ssize_t K_w                 # rows of their sums: T*B, or those taking a step (packed)
     const Py_ssize_t *rows         # NULL, or (packed) the rows (t*B + b) taking a step
     bint bias
@@ -95,14 +98,15 @@ cdef void _pack_active_rows(floating *kind, const _Bwd *g, Py_ssize_t u) noexcep
         k += n
 
 
-cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
+cdef void _backward_unit(floating *kind, _Bwd *g, int phase, Py_ssize_t u,
                          int tid) noexcept nogil:
     """Work unit u of a phase of backward_layer: 0 pack one weight matrix, 1 the reverse time
     loop of one (direction, batch slice), 2 pack one register tile of X, H_prev or M, 3 the
     weight and bias gradients of one block of gate columns, the rows of dW_hr of one block of
-    columns of dH, or one block of rows of dX. tid: the thread that runs it (0 <= tid < the
-    team), whose work buffer it uses."""
-    cdef Py_ssize_t d, k, b0, b1, r0, r1, t, g0, g1, p, rest
+    columns of dH, or one block of rows and columns of dX; 4 (the small-batch schedule, one
+    per thread) the reverse time loop of this thread's block of hidden units. tid: the thread
+    that runs it (0 <= tid < the team), whose work buffer it uses."""
+    cdef Py_ssize_t d, k, b0, b1, r0, r1, t, g0, g1, p, rest, c0, c1
     cdef Py_ssize_t TB = g.TB, GH = g.GH, B = g.B, P = g.P, H = g.H, I = g.In, DP = g.DP
     cdef Py_ssize_t D = g.D, pan_I = g.pan_I, pan_P = g.pan_P, til_M = g.til_M
     cdef Py_ssize_t til_I = g.til_I, til_P = g.til_P
@@ -157,7 +161,9 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                         <floating *> g.zeros, _cell_variant(&g.var, d),
                         <floating *> g.pp[d],
                         WhhP + d * g.size_hh + pan_P * k_panel_width(kind) * 2 * H
-                        if g.var.before else NULL, g.watch)
+                        if g.var.before else NULL, g.watch, 0, H, NULL, 0)
+    elif phase == 4:
+        _backward_blocks(kind, g)
     elif phase == 2:
         # X (T*B, I), H_prev (T*B, P) of each direction and, with projections, M (T*B, H) as
         # the left operands of the weight gradients (k_pack_tiles); the row (t, b) of H_prev is
@@ -244,10 +250,15 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
         elif u < n_w + n_r + g.n_pp:
             _peephole_grad(kind, g, u - n_w - n_r)
         else:
-            r0 = (u - n_w - n_r - g.n_pp) * BLOCK_ROWS
+            rest = u - n_w - n_r - g.n_pp
+            r0 = rest // g.n_xcblk * BLOCK_ROWS
             r1 = min(r0 + BLOCK_ROWS, TB)
+            # columns [c0, c1) of dX: whole panels of W_ih
+            p = rest % g.n_xcblk
+            c0 = p * g.pan_I // g.n_xcblk * k_panel_width(kind)
+            c1 = min((p + 1) * g.pan_I // g.n_xcblk * k_panel_width(kind), I)
             if g.bs == NULL:
-                _input_grad(kind, g, r0, r1)
+                _input_grad(kind, g, r0, r1, c0, c1)
             else:
                 # a packed batch: the rows of each step that take it are a prefix of its B
                 # rows; the others have zero gate gradients, and get dX = 0 without a product
@@ -256,11 +267,12 @@ cdef void _backward_unit(floating *kind, const _Bwd *g, int phase, Py_ssize_t u,
                     b0 = max(r0, t * B)
                     b1 = min(r1, t * B + g.bs[t])
                     if b1 > b0:
-                        _input_grad(kind, g, b0, b1)
+                        _input_grad(kind, g, b0, b1, c0, c1)
                     b0 = max(b0, b1)
                     b1 = min(r1, (t + 1) * B)
                     if b1 > b0:
-                        memset(<floating *> g.dX + b0 * I, 0, (b1 - b0) * I * sizeof(floating))
+                        _fill_rows(<floating *> g.dX + b0 * I + c0, I, c1 - c0, b1 - b0,
+                                   <floating *> NULL, 0)
                     t += 1
 
 
@@ -304,23 +316,62 @@ cdef void _peephole_grad(floating *kind, const _Bwd *g, Py_ssize_t u) noexcept n
         dp[2 * H + j] += <floating> acc[2 * WG_COLS + j - j0]
 
 
-cdef inline void _input_grad(floating *kind, const _Bwd *g, Py_ssize_t r0,
-                             Py_ssize_t r1) noexcept nogil:
-    """Rows r0 <= r < r1 of dX = the sum over directions of dG_x W_ih (direction 0 first)."""
+cdef inline void _input_grad(floating *kind, const _Bwd *g, Py_ssize_t r0, Py_ssize_t r1,
+                             Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Rows r0 <= r < r1, columns c0 <= c < c1 (c0 on a panel's edge) of dX = the sum over
+    directions of dG_x W_ih (direction 0 first)."""
     cdef Py_ssize_t TB = g.TB, GH = g.GH, I = g.In
     cdef floating *dGx = <floating *> g.dGx
     cdef floating *WihP = <floating *> g.WihP
-    k_gemm(r1 - r0, I, GH, dGx + r0 * GH, GH, WihP, <floating *> g.dX + r0 * I, I, 0, NULL)
+    k_gemm(r1 - r0, c1 - c0, GH, dGx + r0 * GH, GH, WihP + c0 * GH,
+           <floating *> g.dX + r0 * I + c0, I, 0, NULL)
     if g.D == 2:
-        k_gemm(r1 - r0, I, GH, dGx + (TB + r0) * GH, GH, WihP + g.size_ih,
-               <floating *> g.dX + r0 * I, I, 1, NULL)
+        k_gemm(r1 - r0, c1 - c0, GH, dGx + (TB + r0) * GH, GH, WihP + g.size_ih + c0 * GH,
+               <floating *> g.dX + r0 * I + c0, I, 1, NULL)
 
 
-cdef void _backward_phase(floating *kind, const _Bwd *g, int phase, Py_ssize_t units,
+cdef void _backward_blocks(floating *kind, _Bwd *g) noexcept nogil:
+    """The reverse time loops of the small-batch schedule, on the calling thread of a parallel
+    region: its block of hidden units of one direction (as _forward_blocks)."""
+    cdef int tid, nth
+    cdef Py_ssize_t d, j0, j1, B = g.B, H = g.H, P = g.P, TB = g.TB, GH = g.GH
+    cdef floating *WhhP = <floating *> g.WhhP
+    cdef floating *dGx = <floating *> g.dGx
+    cdef floating *dGh = <floating *> g.dGh
+    minirnn_team(&tid, &nth)
+    for d in range(g.D):
+        if not _unit_block(g.D, H, k_panel_width(kind), tid, nth, d, &j0, &j1):
+            continue
+        _backward_slice(g.mode, g.var.rev[d], g.T, B, 0, B, H, P, g.DP, g.SWH, g.bs,
+                        WhhP + d * g.size_hh, NULL,
+                        <floating *> g.h0 + d * B * P,
+                        <floating *> g.c0 + d * B * H if g.lstm else NULL,
+                        <floating *> g.Y + d * P,
+                        <floating *> g.Cs + d * TB * H if g.lstm else NULL,
+                        <floating *> g.S + d * TB * g.SWH if g.S != NULL else NULL,
+                        <floating *> g.dY + d * P, <floating *> g.dhT + d * B * P,
+                        <floating *> g.dcT + d * B * H if g.lstm else NULL,
+                        dGx + d * TB * GH, dGh + d * TB * GH, NULL,
+                        <floating *> g.dh0 + d * B * P,
+                        <floating *> g.dc0 + d * B * H if g.lstm else NULL,
+                        <floating *> g.dh + d * B * P,
+                        <floating *> g.dc + d * B * H if g.lstm else NULL,
+                        <floating *> g.dm + d * B * H if g.var.before else NULL,
+                        <floating *> g.zeros, _cell_variant(&g.var, d),
+                        <floating *> g.pp[d],
+                        WhhP + d * g.size_hh + g.pan_P * k_panel_width(kind) * 2 * H
+                        if g.var.before else NULL, g.watch, j0, j1, g.stop, tid)
+
+
+cdef void _backward_phase(floating *kind, _Bwd *g, int phase, Py_ssize_t units,
                           int team) noexcept nogil:
     """As _forward_phase, for backward_layer."""
     cdef Py_ssize_t u
-    if team > 1:
+    if phase == 4 and team > 1:
+        # the small-batch schedule: one region, every thread its block of units
+        with parallel(num_threads=team):
+            _backward_unit(kind, g, 4, 0, 0)
+    elif team > 1:
         for u in prange(units, schedule="dynamic", num_threads=team):
             if not (g.watch and minirnn_interrupted()):
                 _backward_unit(kind, g, phase, u, threadid())

@@ -169,3 +169,17 @@ cdef bint _has_peepholes(tuple weights, Py_ssize_t D) except -1:
         n_p += len(w) == 6 and w[5] is not None
     _check(n_p == 0 or n_p == D, "W_peephole must be given for every direction or none")
     return n_p == D
+
+
+def fingerprint(a):
+    """The fingerprint (csrc/fingerprint.h) of the bytes of a C-contiguous ndarray, as a pair
+    of ints: what forward_layer compares to tell whether the weights of its kept panels
+    changed. For tests and for readers; the kernels call the C function directly."""
+    if not cnp.PyArray_Check(a) or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> a):
+        raise ValueError("minirnn._kernels.fingerprint: expected a C-contiguous numpy.ndarray")
+    cdef uint64_t out[2]
+    cdef const void *p = cnp.PyArray_DATA(<cnp.ndarray> a)
+    cdef Py_ssize_t n = cnp.PyArray_NBYTES(<cnp.ndarray> a)
+    with nogil:
+        mr_fingerprint(p, n, out)
+    return int(out[0]), int(out[1])

@@ -6,6 +6,11 @@ ctypedef struct _Fwd:
     int mode
     # In is I (a C macro: complex.h's imaginary unit)
     Py_ssize_t D, T, B, In, H, P, DP, GH, SWH, TB, n_pan, pan_P, n_mat, n_blk, n_sl
+    Py_ssize_t n_cblk       # G_x: blocks of columns per block of rows
+    bint blocks             # the time loop's units are blocks of hidden units (schedule.pxi)
+    Py_ssize_t gstride      # blocks: where each gate's columns of W_hh^T start (else 0)
+    bint gate_pan           # ... packed gate by gate (H not a multiple of the panel width)
+    int stop[2]             # blocks: Ctrl-C, as the threads agreed (minirnn_step_sync)
     Py_ssize_t size_ih, size_hh, size_hr
     bint proj, lstm, training
     bint step_gx            # each time loop computes its own G_x rows (see "input product")
@@ -40,10 +45,11 @@ ctypedef struct _Fwd:
     void *qbuf
 
 
-cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) noexcept nogil:
-    """Work unit u of a phase of forward_layer: 0 pack one matrix, 1 one block of G_x rows,
-    2 the time loop of one (direction, batch slice)."""
-    cdef Py_ssize_t d, k, r0, rows, b0, b1
+cdef void _forward_unit(floating *kind, _Fwd *f, int phase, Py_ssize_t u) noexcept nogil:
+    """Work unit u of a phase of forward_layer: 0 pack one matrix, 1 one block of G_x (rows
+    and columns), 2 the time loop of one (direction, batch slice), 3 (the small-batch
+    schedule; one per thread) the time loop of this thread's block of hidden units."""
+    cdef Py_ssize_t d, k, r, r0, rows, b0, b1, q0, q1
     cdef Py_ssize_t TB = f.TB, GH = f.GH, B = f.B, P = f.P, H = f.H, I = f.In
     cdef floating *WihP = <floating *> f.WihP
     cdef floating *WhhP = <floating *> f.WhhP
@@ -54,6 +60,12 @@ cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) 
         d = u // f.n_mat
         if u % f.n_mat == 0:
             k_pack(I, GH, <floating *> f.Wih[d], 1, I, WihP + d * f.size_ih, 0, I, 0, f.n_pan)
+        elif u % f.n_mat == 1 and f.gate_pan:
+            # the small-batch schedule: each gate's H columns in panels of their own
+            for k in range(GATES[f.mode]):
+                k_pack(P, H, <floating *> f.Whh[d] + k * H * P, 1, P,
+                       WhhP + d * f.size_hh + k * f.gstride, 0, P, 0,
+                       (H + k_panel_width(kind) - 1) // k_panel_width(kind))
         elif u % f.n_mat == 1 and f.var.before:
             # the split product: W_hh's r, z rows (N = 2H) and its n rows (N = H) apart
             k_pack(P, 2 * H, <floating *> f.Whh[d], 1, P, WhhP + d * f.size_hh, 0, P, 0,
@@ -66,15 +78,23 @@ cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) 
         else:
             k_pack(H, P, <floating *> f.Whr[d], 1, H, WhrP + d * f.size_hr, 0, H, 0, f.pan_P)
     elif phase == 1:
-        d = u // f.n_blk
+        # a block of rows and of columns [q0, q1) (whole panels) of one direction's G_x
+        d = u // (f.n_blk * f.n_cblk)
+        k = u % (f.n_blk * f.n_cblk)
+        r = k // f.n_cblk
+        q0 = k % f.n_cblk * f.n_pan // f.n_cblk * k_panel_width(kind)
+        q1 = min((k % f.n_cblk + 1) * f.n_pan // f.n_cblk * k_panel_width(kind), GH)
         if f.blk == NULL:
-            r0 = (u % f.n_blk) * BLOCK_ROWS
+            r0 = r * BLOCK_ROWS
             rows = min(BLOCK_ROWS, TB - r0)
         else:
-            r0 = f.blk[2 * (u % f.n_blk)]
-            rows = f.blk[2 * (u % f.n_blk) + 1]
-        k_gemm(rows, GH, I, <floating *> f.X + r0 * I, I, WihP + d * f.size_ih,
-               Gx + (d * TB + r0) * GH, GH, 0, <floating *> f.bih[d])
+            r0 = f.blk[2 * r]
+            rows = f.blk[2 * r + 1]
+        k_gemm(rows, q1 - q0, I, <floating *> f.X + r0 * I, I, WihP + d * f.size_ih + q0 * I,
+               Gx + (d * TB + r0) * GH + q0, GH, 0,
+               <floating *> f.bih[d] + q0 if f.bih[d] != NULL else NULL)
+    elif phase == 3:
+        _forward_blocks(kind, f)
     else:
         # each (direction, batch slice) runs alone to its end: no barrier per step
         d = u // f.n_sl
@@ -98,16 +118,47 @@ cdef void _forward_unit(floating *kind, const _Fwd *f, int phase, Py_ssize_t u) 
                        _cell_variant(&f.var, d), <floating *> f.pp[d],
                        WhhP + d * f.size_hh + f.off_n if f.var.before else NULL,
                        <floating *> f.qbuf + d * B * H if f.var.before else NULL,
-                       f.watch)
+                       f.watch, 0, H, 0, NULL, 0)
 
 
-cdef void _forward_phase(floating *kind, const _Fwd *f, int phase, Py_ssize_t units,
+cdef void _forward_blocks(floating *kind, _Fwd *f) noexcept nogil:
+    """The time loops of the small-batch schedule (schedule.pxi), on the calling thread of a
+    parallel region: its block of hidden units of one direction, every batch row (see
+    _unit_block), all threads stepping together (SCHEDULE in _forward_slice)."""
+    cdef int tid, nth
+    cdef Py_ssize_t d, j0, j1, B = f.B, H = f.H, P = f.P, TB = f.TB, GH = f.GH
+    minirnn_team(&tid, &nth)
+    cdef floating *WhhP = <floating *> f.WhhP
+    for d in range(f.D):
+        if not _unit_block(f.D, H, k_panel_width(kind), tid, nth, d, &j0, &j1):
+            continue
+        _forward_slice(f.mode, f.var.rev[d], f.T, B, 0, B, H, P, f.DP, f.SWH, f.bs,
+                       <floating *> f.Gx + d * TB * GH, <floating *> f.X, f.In, NULL,
+                       <floating *> f.bih[d], WhhP + d * f.size_hh, <floating *> f.bhh[d], NULL,
+                       <floating *> f.h0 + d * B * P,
+                       <floating *> f.c0 + d * B * H if f.lstm else NULL,
+                       <floating *> f.Y + d * P, <floating *> f.hT + d * B * P,
+                       <floating *> f.cT + d * B * H if f.lstm else NULL,
+                       <floating *> f.Cs + d * TB * H if f.Cs != NULL else NULL,
+                       <floating *> f.S + d * TB * f.SWH if f.S != NULL else NULL, NULL,
+                       <floating *> f.gh + d * B * GH, <floating *> f.cbuf + d * 2 * B * H,
+                       NULL, _cell_variant(&f.var, d), <floating *> f.pp[d],
+                       WhhP + d * f.size_hh + f.off_n if f.var.before else NULL,
+                       <floating *> f.qbuf + d * B * H if f.var.before else NULL,
+                       f.watch, j0, j1, f.gstride, f.stop, tid)
+
+
+cdef void _forward_phase(floating *kind, _Fwd *f, int phase, Py_ssize_t units,
                          int team) noexcept nogil:
     """Run units 0..units-1 of a phase on `team` threads. One thread runs them in a plain loop:
     entering an OpenMP region, even with if(false), costs ~0.7 us in libgomp (measured: a
     tiny LSTM call 19.1 -> 16.7 us without any region)."""
     cdef Py_ssize_t u
-    if team > 1:
+    if phase == 3 and team > 1:
+        # the small-batch schedule: one region, every thread its block of units
+        with parallel(num_threads=team):
+            _forward_unit(kind, f, 3, 0)
+    elif team > 1:
         for u in prange(units, schedule="dynamic", num_threads=team):
             if not (f.watch and minirnn_interrupted()):
                 _forward_unit(kind, f, phase, u)
@@ -267,9 +318,23 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
         size_hh = off_n + (H + NR - 1) // NR * NR * P
     cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
     cdef int nt = _threads(), team
-    cdef bint step_gx = _step_input_product(D, B, n_sl, I, P, nt, <double> D * TB * GH * I,
-                                            (size_ih + size_hh + size_hr) * sizeof(floating),
-                                            D * TB * GH * sizeof(floating))
+    # the time loop's units: batch slices, or blocks of hidden units (schedule.pxi)
+    cdef int blocks_team = _blocks_team(False, D, B, H, GATES[mode], P, proj, n_sl, nt,
+                                        GH * P * sizeof(floating), NR)
+    cdef bint blocks = blocks_team > 0
+    cdef Py_ssize_t gstride = 0
+    cdef bint gate_pan = False
+    if blocks:
+        gstride = (H + NR - 1) // NR * NR * P
+        gate_pan = H % NR != 0
+        if gate_pan:
+            # each gate's columns packed apart (with H a multiple of NR, as they are anyway)
+            size_hh = GATES[mode] * gstride
+            if var.before:
+                off_n = 2 * gstride
+    cdef bint step_gx = not blocks and _step_input_product(
+        D, B, n_sl, I, P, nt, <double> D * TB * GH * I,
+        (size_ih + size_hh + size_hr) * sizeof(floating), D * TB * GH * sizeof(floating))
     # Pack once: with `pack`, the panels live in an array kept in it, with the fingerprints
     # (csrc/fingerprint.h) of the weights they were packed from and their layout (the ISA's
     # panel width, the shapes). A call whose weights have the same fingerprints and layout
@@ -290,7 +355,7 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
                 if proj:
                     mr_fingerprint(Whr[d], P * H * isz, &fp[n_fp])
                     n_fp += 2
-        layout = (mr_get_isa(), NR, dtype, mode, D, I, H, P, proj, var.before)
+        layout = (mr_get_isa(), NR, dtype, mode, D, I, H, P, proj, var.before, gate_pan)
         if (len(pack) == 3 and pack[0] == layout
                 and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
             packed_ok = True
@@ -323,17 +388,21 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     cdef floating *pzeros = bufs[7]                 # the peepholes of an LSTM variant without
     memset(pzeros, 0, (3 * H if lstm and var.cells else 1) * sizeof(floating))     # them
 
-    cdef Py_ssize_t n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS
+    cdef Py_ssize_t n_blk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS, n_cblk = 1
     cdef Py_ssize_t n_mat = 3 if proj else 2
     cdef const int64_t *pblk = NULL
     if pbs != NULL and not step_gx:
         # G_x only where a step is taken: rows t*B .. t*B + batch_sizes[t] - 1 of each step
         # (the blocks of phase 2; time loops that compute their own G_x skip that phase)
-        blocks = _active_blocks(batch_sizes, B)
-        n_blk = blocks.shape[0]
-        pblk = <const int64_t *> cnp.PyArray_DATA(<cnp.ndarray> blocks)
-    global _largest_team, _last_step_gx
+        act_blocks = _active_blocks(batch_sizes, B)
+        n_blk = act_blocks.shape[0]
+        pblk = <const int64_t *> cnp.PyArray_DATA(<cnp.ndarray> act_blocks)
+    if 0 < D * n_blk < 2 * nt:
+        # few blocks of rows (small batches, short sequences): their columns split as well
+        n_cblk = min(n_pan, (2 * nt + D * n_blk - 1) // (D * n_blk))
+    global _largest_team, _last_step_gx, _last_blocks
     _last_step_gx = step_gx
+    _last_blocks[0] = blocks
     if B == 0:
         return 0
     _largest_team = 0
@@ -343,6 +412,8 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     f.mode, f.D, f.T, f.B, f.In, f.H, f.P = mode, D, T, B, I, H, P
     f.DP, f.GH, f.SWH, f.TB = DP, GH, SWH, TB
     f.n_pan, f.pan_P, f.n_mat, f.n_blk, f.n_sl = n_pan, pan_P, n_mat, n_blk, n_sl
+    f.n_cblk, f.blocks, f.gstride, f.gate_pan = n_cblk, blocks, gstride, gate_pan
+    f.stop[0] = f.stop[1] = 0
     f.size_ih, f.size_hh, f.size_hr = size_ih, size_hh, size_hr
     f.proj, f.lstm, f.training, f.bs, f.blk = proj, lstm, training, pbs, pblk
     f.step_gx = step_gx
@@ -365,13 +436,20 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
                            _team(nt, n_mat * D, PACK_COST * D * GH * (I + P + H)))
         # 2. G_x = X W_ih^T + b_ih, all steps       units: direction x block of rows
         #    (unless each time loop computes its own rows, step by step)
+        #    (and of columns)
         if not step_gx:
-            _forward_phase(<floating *> NULL, &f, 1, D * n_blk,
-                           _team(nt, D * n_blk, <double> D * TB * GH * I))
-        # 3. the time loops                         units: direction x batch slice
-        _forward_phase(<floating *> NULL, &f, 2, D * n_sl,
-                       _team(nt, D * n_sl, <double> D * TB * ((GH + H) * P
-                                                              + (GH * I if step_gx else 0))))
+            _forward_phase(<floating *> NULL, &f, 1, D * n_blk * n_cblk,
+                           _team(nt, D * n_blk * n_cblk, <double> D * TB * GH * I))
+        # 3. the time loops                         units: direction x batch slice, or
+        #                                           direction x block of hidden units
+        if blocks:
+            _forward_phase(<floating *> NULL, &f, 3, 1, _team(blocks_team, blocks_team,
+                                                              PARALLEL_MIN_WORK))
+        else:
+            _forward_phase(<floating *> NULL, &f, 2, D * n_sl,
+                           _team(nt, D * n_sl, <double> D * TB * ((GH + H) * P
+                                                                  + (GH * I if step_gx
+                                                                     else 0))))
     cdef bint stopped = f.watch and minirnn_unwatch_sigint()
     if pack is not None and not packed_ok and not stopped:
         pack[:] = [layout, fps, panels]

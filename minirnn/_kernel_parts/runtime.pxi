@@ -41,6 +41,7 @@ cdef extern from * nogil:
        replaced (Python's, which records the signal for the interpreter); the time loops and
        the phases' work units read the flag and stop early. POSIX only. */
     #include <signal.h>
+    #include <stddef.h>
     #include <string.h>
     static volatile sig_atomic_t minirnn_sigint = 0;
     #if defined(__unix__) || defined(__APPLE__)
@@ -81,6 +82,36 @@ cdef extern from * nogil:
     static int minirnn_unwatch_sigint(void) { return 0; }
     #endif
     static int minirnn_interrupted(void) { return minirnn_sigint != 0; }
+
+    /* The small-batch schedule (schedule.pxi): one parallel region whose threads step through
+       time together. minirnn_team() is the calling thread's number and the size of its team
+       (0 and 1 outside a region, and in a serial build). minirnn_step_sync() is the barrier
+       at the start of step s: before it, thread 0 reads the Ctrl-C flag into stop[s % 2]
+       (when the call is watched), after it every thread reads that slot, so all of them stop
+       at the same step or none does (a thread that left the loop alone would leave the others
+       waiting in the next barrier forever). Two slots: thread 0 writes slot s % 2 again only
+       at step s + 2, after barrier s + 1, which no thread passes before it has read slot
+       s % 2 of step s. The barrier is also a memory flush: what a thread wrote before it is
+       seen by the others after it. An OpenMP barrier in a function called from the region
+       ("orphaned") binds to that region's team. */
+    #ifdef _OPENMP
+    static void minirnn_team(int *tid, int *nth) {
+        *tid = omp_get_thread_num();
+        *nth = omp_get_num_threads();
+    }
+    static void minirnn_barrier(void) {
+        #pragma omp barrier
+    }
+    #else
+    static void minirnn_team(int *tid, int *nth) { *tid = 0; *nth = 1; }
+    static void minirnn_barrier(void) { }
+    #endif
+    static int minirnn_step_sync(int *stop, int tid, ptrdiff_t s, int watch) {
+        if (watch && tid == 0)
+            stop[s & 1] = minirnn_interrupted();
+        minirnn_barrier();
+        return watch && stop[s & 1];
+    }
     """
     int MINIRNN_OPENMP_VERSION
     int MINIRNN_BUILT_WITH_OPENMP
@@ -90,3 +121,6 @@ cdef extern from * nogil:
     int minirnn_watch_sigint() noexcept
     int minirnn_unwatch_sigint() noexcept
     int minirnn_interrupted() noexcept
+    void minirnn_team(int *tid, int *nth) noexcept
+    void minirnn_barrier() noexcept
+    int minirnn_step_sync(int *stop, int tid, Py_ssize_t s, int watch) noexcept

@@ -172,6 +172,118 @@ cdef inline Py_ssize_t _n_slices(Py_ssize_t B, Py_ssize_t D,
     return n
 
 
+# --------------------------------------------------------------------------- small batches
+
+# The small-batch schedule. With batch slices, a batch of 1-7 rows (B // 4 slices) is one
+# slice: one thread runs each direction's whole time loop and the others wait. Then the time
+# loop's units are blocks of hidden units instead: thread k of the team computes, for every
+# batch row, the units j0 <= j < j1 of one direction -- all G gates of them (the columns
+# g*H + j of the recurrent product, from its own columns of W_hh^T, packed gate by gate), then
+# their cells (so each unit's cell runs where its gates were computed) -- and all threads step
+# through time together in one parallel region, with a barrier at the start of each step (the
+# next product reads all of h_{t-1}; GRU with the reset before the product: one more, before
+# the product on q = r * h_{t-1}). The backward likewise: the cells of its units at step t,
+# a barrier, then its columns of dh_{t-1} = dG_h W_hh (split by columns of W_hh) -- one barrier
+# per step; the weight gradients and dX afterwards as with slices (blocks of gate columns,
+# blocks of rows). _forward_slice and _backward_slice are the one time loop of both schedules.
+#  - blocks: whole panels of the product (csrc/gemm.h's NR columns: 32 floats with AVX-512),
+#    as many per thread as it can get: the threads of a direction (the team split evenly
+#    between directions) share its panels out in contiguous runs (_unit_block), so each
+#    thread reads the same 1/nth of W_hh at every step, and that slice stays in its own
+#    core's cache (GRU H = 512: 3 MB of W_hh, 1.5 MB per thread on 2 threads).
+#  - bitwise: a block decides which thread computes a number, never how: each element of
+#    the product is still one sum over k in order (the same micro-kernel, the same K blocks),
+#    each cell the same arithmetic per unit. So the results are the same bits for either
+#    schedule and any thread count (tests/test_schedule.py forces both).
+#  - the barrier: OpenMP's, in one region per call (libgomp spins, then sleeps). Measured
+#    (AMD EPYC Zen 4, 2 threads, loaded machine): see docs/performance.md, "The small-batch
+#    schedule".
+#  - not with projections (h_t = m_t W_hr^T needs all of m_t: one more barrier and a split of
+#    W_hr; those layers keep batch slices), nor when the batch slices already keep every
+#    thread busy (D * slices >= threads), nor for a step too small to share
+#    (BLOCKS_MIN_WORK multiply-adds per direction and step, B * G*H * P: below it the barrier
+#    and the idle wait cost more than the half step they save).
+#  - forward and backward choose apart (_blocks_team(backward, ...)): BLOCKS_MIN_WORK and
+#    BLOCKS_MIN_WORK_BWD.
+#  - Ctrl-C: thread 0 reads the flag before each step's barrier, every thread the answer
+#    after it (minirnn_step_sync, runtime.pxi): all stop at the same step. Fork: a child
+#    forked after a team ran has one thread (_threads), so it keeps batch slices.
+cdef double BLOCKS_MIN_WORK = 1 << 15
+cdef double BLOCKS_MIN_WORK_BWD = 1 << 16
+
+# 0: by shape; 1: always batch slices; 2: unit blocks wherever allowed (no projections), even
+# on one thread (tests: both schedules must give the same bits)
+cdef int _force_schedule = 0
+
+# the schedule of the latest forward_layer [0] and backward_layer [1] call (for tests)
+cdef bint _last_blocks[2]
+
+
+def _set_schedule(str name):
+    """Force the time loops' schedule: "auto" (by shape), "slices" or "blocks" (wherever
+    allowed, even on one thread); returns the previous setting. For tests and benchmarks:
+    results must not change to the bit."""
+    global _force_schedule
+    names = ("auto", "slices", "blocks")
+    if name not in names:
+        raise ValueError(f"schedule must be one of {names}, got {name!r}")
+    old = names[_force_schedule]
+    _force_schedule = names.index(name)
+    return old
+
+
+def _schedule_of_last_call(bint backward=False):
+    """"blocks" or "slices": the schedule of the latest forward_layer (backward_layer)."""
+    return "blocks" if _last_blocks[1 if backward else 0] else "slices"
+
+
+def _set_blocks_min_work(double forward, double backward):
+    """Set BLOCKS_MIN_WORK and BLOCKS_MIN_WORK_BWD; returns the previous pair (benchmarks)."""
+    global BLOCKS_MIN_WORK, BLOCKS_MIN_WORK_BWD
+    old = (BLOCKS_MIN_WORK, BLOCKS_MIN_WORK_BWD)
+    BLOCKS_MIN_WORK, BLOCKS_MIN_WORK_BWD = forward, backward
+    return old
+
+
+cdef int _blocks_team(bint backward, Py_ssize_t D, Py_ssize_t B, Py_ssize_t H, Py_ssize_t G,
+                      Py_ssize_t P, bint proj, Py_ssize_t n_sl, int nt,
+                      Py_ssize_t whh_bytes, Py_ssize_t NR) noexcept:
+    """0: the time loops run batch slices; else they run blocks of hidden units on a team of
+    that many threads (1: forced, on one thread). A function of the shape and the threads."""
+    cdef Py_ssize_t npan = (H + NR - 1) // NR
+    cdef int team = <int> min(<Py_ssize_t> nt, D * npan)
+    if proj or _force_schedule == 1:
+        return 0
+    if _force_schedule == 2:
+        return max(team, 1)
+    if team < 2 or team < D or D * n_sl >= nt:
+        return 0
+    if <double> B * G * H * P < (BLOCKS_MIN_WORK_BWD if backward else BLOCKS_MIN_WORK):
+        return 0
+    return team
+
+
+cdef inline bint _unit_block(Py_ssize_t D, Py_ssize_t H, Py_ssize_t NR, int tid, int nth,
+                             Py_ssize_t d, Py_ssize_t *j0, Py_ssize_t *j1) noexcept nogil:
+    """The units j0 <= j < j1 of direction d that thread tid of a team of nth computes, or
+    False if it has none of that direction. The team is split between the directions (threads
+    ceil(d*nth/D) <= tid < ceil((d+1)*nth/D) run direction d), each direction's panels of NR
+    units between its threads, in contiguous runs; one thread alone runs every unit of every
+    direction, one direction after the other (no barrier has another thread to wait for)."""
+    cdef Py_ssize_t npan = (H + NR - 1) // NR, first, end, k, c
+    if nth < D or nth == 1:
+        j0[0], j1[0] = 0, H
+        return True
+    first = (d * nth + D - 1) // D
+    end = ((d + 1) * nth + D - 1) // D
+    if tid < first or tid >= end:
+        return False
+    k, c = tid - first, end - first
+    j0[0] = min(k * npan // c * NR, H)
+    j1[0] = min((k + 1) * npan // c * NR, H)
+    return True
+
+
 def set_num_threads(n):
     """Use ``n`` threads (1 <= n <= MAX_NUM_THREADS) in the kernels from now on. Results do not
     depend on it. In a child forked after the kernels ran a team, the kernels run on one thread

@@ -34,7 +34,10 @@ that need more than ``G_x`` and ``G_h``, the extra inputs:
 * a **cell-state input to the gates** (LSTM peepholes): ``spec.peephole``, the
   ``(3H,)`` vector ``[p_i | p_f | p_o]``, multiplies ``c_{t-1}`` (i, f) and ``c_t`` (o).
 """
+from __future__ import annotations
+
 from collections import namedtuple
+from typing import Any, Optional
 
 from .. import variants
 from . import elman, gru, lstm
@@ -51,7 +54,7 @@ CellSpec.__doc__ = """What one layer and direction computes: ``acts`` its activa
 ``recur``/``recur_grad`` (the split product's two halves, None without it)."""
 
 
-def _no_split(spec):
+def _no_split(spec: Any) -> Optional[int]:
     return None
 
 
@@ -64,7 +67,9 @@ CELLS = {
 }
 
 
-def make_spec(mode, variant=None, direction=0, peephole=None, recur=None, recur_grad=None):
+def make_spec(mode: str, variant: Optional[variants.Variant] = None, direction: int = 0,
+              peephole: Optional[Any] = None, recur: Optional[Any] = None,
+              recur_grad: Optional[Any] = None) -> CellSpec:
     """The :class:`CellSpec` of one layer and direction (``variant`` None = PyTorch's)."""
     v = variants.DEFAULT if variant is None else variant
     return CellSpec(v.acts(mode, direction), v.cell_clip, v.reset_after,

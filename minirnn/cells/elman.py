@@ -22,10 +22,19 @@ Variants (:mod:`minirnn.variants`; ONNX's ``RNN``): ``act`` is any activation ``
 
     h_t = f(clip(a_t))          da = dh * f'(clip(a_t)) * [-clip <= a_t <= clip]
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
 from ..variants import activate, clip, clip_mask, derivative
+from .._typing import CellGrads, CellStep, FloatArray
+
+if TYPE_CHECKING:
+    from . import CellSpec
 
 
-def forward(gx, gh, h_prev, c_prev, spec):
+def forward(gx: FloatArray, gh: FloatArray, h_prev: FloatArray,
+            c_prev: Optional[FloatArray], spec: CellSpec) -> CellStep:
     (f,) = spec.acts
     # a_t = G_x + G_h
     a = gx + gh
@@ -35,7 +44,8 @@ def forward(gx, gh, h_prev, c_prev, spec):
     return h, None, (h, a)
 
 
-def backward(dh, dc, saved, h_prev, c_prev, spec):
+def backward(dh: FloatArray, dc: Optional[FloatArray], saved: Any, h_prev: FloatArray,
+             c_prev: Optional[FloatArray], spec: CellSpec) -> CellGrads:
     (f,) = spec.acts
     h, a = saved
     # backprop through  h_t = f(a_t):  da = dh * f'(a_t)    (tanh: 1 - h^2; relu: [h > 0])

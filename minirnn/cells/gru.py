@@ -41,9 +41,17 @@ n block of ``u_t = r_t * h_{t-1}`` (a *split product*, see :mod:`minirnn.cells`)
 Backward: ``dG_h[n] = dn`` (no factor r), ``du = dn @ W_hn``, ``dr = du * h_{t-1}``
 through ``r``'s derivative, and ``dh_prev`` gains ``du * r``; ``dW_hn = dG_h[n]^T U``.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
 import numpy as np
 
 from ..variants import activate, clip, clip_mask, derivative
+from .._typing import CellGrads, CellStep, FloatArray
+
+if TYPE_CHECKING:
+    from . import CellSpec
 
 # Gates have names, not offsets: block k of the 3H gate axis.
 GRU_R, GRU_Z, GRU_N = 0, 1, 2
@@ -54,7 +62,7 @@ def _split(g):
     return np.split(g, 3, axis=-1)
 
 
-def split(spec):
+def split(spec: CellSpec) -> Optional[int]:
     """The split product: with the reset gate before the product, the loop computes only the
     first two blocks (r, z) of ``G_h`` from ``h_{t-1}``; else one product (None)."""
     return None if spec.reset_after else 2
@@ -66,7 +74,8 @@ def _times_derivative(d, act, a, y, cell_clip):
     return d if cell_clip is None else d * clip_mask(a, cell_clip)
 
 
-def forward(gx, gh, h_prev, c_prev, spec):
+def forward(gx: FloatArray, gh: FloatArray, h_prev: FloatArray,
+            c_prev: Optional[FloatArray], spec: CellSpec) -> CellStep:
     f, g = spec.acts                          # sigmoid and tanh unless a variant says otherwise
     cc = spec.cell_clip                       # clip(a) = a without a cell_clip
     H = h_prev.shape[-1]
@@ -94,7 +103,8 @@ def forward(gx, gh, h_prev, c_prev, spec):
     return h, None, (r, z, n, gh_n, a_r, a_z, a_n, u)
 
 
-def backward(dh, dc, saved, h_prev, c_prev, spec):
+def backward(dh: FloatArray, dc: Optional[FloatArray], saved: Any, h_prev: FloatArray,
+             c_prev: Optional[FloatArray], spec: CellSpec) -> CellGrads:
     f, g = spec.acts
     cc = spec.cell_clip
     r, z, n, gh_n, a_r, a_z, a_n, u = saved

@@ -47,9 +47,17 @@ the weights is then unused: zero gradient). Backward with both::
     dc_prev = dc_t' * f + da_i * p_i + da_f * p_f
     dp      = [da_i * c_{t-1} | da_f * c_{t-1} | da_o * c_t]
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..variants import activate, clip, clip_mask, derivative
+from .._typing import CellGrads, CellStep, FloatArray
+
+if TYPE_CHECKING:
+    from . import CellSpec
 
 # Gates have names, not offsets: block k of the 4H gate axis.
 LSTM_I, LSTM_F, LSTM_G, LSTM_O = 0, 1, 2, 3
@@ -61,7 +69,8 @@ def _times_derivative(d, act, a, y, cell_clip):
     return d if cell_clip is None else d * clip_mask(a, cell_clip)
 
 
-def forward(gx, gh, h_prev, c_prev, spec):
+def forward(gx: FloatArray, gh: FloatArray, h_prev: FloatArray, c_prev: FloatArray,
+            spec: CellSpec) -> CellStep:
     fa, ga, ha = spec.acts            # sigmoid, tanh, tanh unless a variant says otherwise
     cc = spec.cell_clip               # clip(a) = a without a cell_clip
     a_i, a_f, a_g, a_o = np.split(gx + gh, 4, axis=-1)
@@ -84,7 +93,8 @@ def forward(gx, gh, h_prev, c_prev, spec):
     return h, c, (i, f, g, o, h_c, c, a_i, a_f, a_g, a_o)
 
 
-def backward(dh, dc, saved, h_prev, c_prev, spec):
+def backward(dh: FloatArray, dc: FloatArray, saved: Any, h_prev: FloatArray,
+             c_prev: FloatArray, spec: CellSpec) -> CellGrads:
     fa, ga, ha = spec.acts
     cc = spec.cell_clip
     i, f, g, o, h_c, c, a_i, a_f, a_g, a_o = saved
