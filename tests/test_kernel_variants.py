@@ -16,8 +16,8 @@ from minirnn import _backend_c, _kernels, variants
 from minirnn.conformance import TOLERANCE
 from minirnn.packed import pack_sequence, unpack_sequence
 
-from helpers import (assert_grad_close, join_state, make_cell, make_module, numerical_grad,
-                     perturb_biases, split_state)
+from helpers import (assert_grad_close, join_state, make_cell, make_module, model_with_state,
+                     numerical_grad, perturb_biases, split_state, train_step)
 
 DTYPES = [np.float64, np.float32]
 
@@ -45,47 +45,10 @@ VARIANTS = {
     "rnn_affine": ("RNN_TANH", dict(activations=[("Affine", 0.5, 0.1)])),
 }
 
+setup = model_with_state      # (mode, backend, variant, dtype, T, B, I, H, layers, ...)
+
 # (layers, bidirectional, reverse)
 LAYOUTS = [(2, True, False), (1, False, True), (2, False, False)]
-
-
-def setup(mode, backend, variant, dtype=np.float64, T=6, B=11, I=3, H=5, layers=2,
-          bidirectional=True, P=0, dropout=0.0, seed=0):
-    """A model of ``variant`` with perturbed biases and peepholes, an input and a random
-    initial state."""
-    rng = np.random.default_rng(seed)
-    kw = dict(variant)
-    if P:
-        kw["proj_size"] = P
-    m = make_module(mode, I, H, num_layers=layers, bidirectional=bidirectional, dtype=dtype,
-                    seed=seed, backend=backend, dropout=dropout, **kw)
-    perturb_biases(m, rng)
-    for name, p in m.named_parameters():
-        if "peephole" in name:
-            p += rng.standard_normal(p.shape).astype(dtype)
-    D = 2 if bidirectional else 1
-    x = rng.standard_normal((T, B, I)).astype(dtype)
-    h0 = rng.standard_normal((layers * D, B, P or H)).astype(dtype)
-    c0 = rng.standard_normal((layers * D, B, H)).astype(dtype)
-    return m, x, join_state(mode, h0, c0)
-
-
-def train_step(m, x, state, seed=1):
-    """forward + backward with random upstream gradients; every result, in a dict."""
-    rng = np.random.default_rng(seed)
-    m.zero_grad()
-    out, st = m(x, state)
-    h, c = split_state(m.mode, st)
-    g_out = rng.standard_normal(out.shape).astype(m.dtype)
-    g_h = rng.standard_normal(h.shape).astype(m.dtype)
-    g_c = None if c is None else rng.standard_normal(c.shape).astype(m.dtype)
-    gx, gst = m.backward(g_out, join_state(m.mode, g_h, g_c))
-    gh0, gc0 = split_state(m.mode, gst)
-    res = dict(out=out, h_n=h, grad_x=gx, grad_h0=gh0)
-    if c is not None:
-        res.update(c_n=c, grad_c0=gc0)
-    res.update({"grad." + k: v.copy() for k, v in m.grads.items()})
-    return res
 
 
 def assert_close(got, ref, dtype):

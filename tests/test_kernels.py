@@ -15,28 +15,10 @@ import minirnn
 from minirnn import _kernels
 from minirnn.conformance import DATA_DIR, TOLERANCE, find_cases, run_case
 
-from helpers import MODES, join_state, make_module, perturb_biases, split_state
+from helpers import MODES, join_state, make_module, perturb_biases, train_step
 
 DTYPES = [np.float64, np.float32]
 DATA = DATA_DIR
-
-
-def train_step(m, x, state, seed=1):
-    """forward + backward with random upstream gradients; every result, flattened to a dict."""
-    rng = np.random.default_rng(seed)
-    m.zero_grad()
-    out, st = m(x, state)
-    h, c = split_state(m.mode, st)
-    g_out = rng.standard_normal(out.shape).astype(m.dtype)
-    g_h = rng.standard_normal(h.shape).astype(m.dtype)
-    g_c = None if c is None else rng.standard_normal(c.shape).astype(m.dtype)
-    gx, gst = m.backward(g_out, join_state(m.mode, g_h, g_c))
-    gh0, gc0 = split_state(m.mode, gst)
-    res = dict(out=out, h_n=h, grad_x=gx, grad_h0=gh0)
-    if c is not None:
-        res.update(c_n=c, grad_c0=gc0)
-    res.update({"grad." + k: v.copy() for k, v in m.grads.items()})
-    return res
 
 
 def setup_model(mode, backend="c", dtype=np.float64, T=6, B=37, I=3, H=5, layers=2,

@@ -15,7 +15,8 @@ from minirnn import _kernels
 from minirnn.packed import PackedSequence, pack_sequence, unpack_sequence
 from minirnn.conformance import TOLERANCE
 
-from helpers import join_state, make_module, perturb_biases, split_state
+from helpers import (join_state, make_module, model_with_state, perturb_biases, split_state,
+                     train_step)
 
 pytestmark = pytest.mark.skipif(not hasattr(_kernels, "_set_schedule"),
                                 reason="kernels without the small-batch schedule")
@@ -53,40 +54,8 @@ def restore():
     minirnn.set_num_threads(n)
 
 
-def setup(mode, kw, dtype, T, B, I, H, layers=2, bidirectional=True, P=0, seed=0):
-    rng = np.random.default_rng(seed)
-    kw = dict(kw)
-    if P:
-        kw["proj_size"] = P
-    m = make_module(mode, I, H, num_layers=layers, bidirectional=bidirectional, dtype=dtype,
-                    seed=seed, backend="c", **kw)
-    perturb_biases(m, rng)
-    for name, p in m.named_parameters():
-        if "peephole" in name:
-            p += rng.standard_normal(p.shape).astype(dtype)
-    D = 2 if bidirectional else 1
-    x = rng.standard_normal((T, B, I)).astype(dtype)
-    h0 = rng.standard_normal((layers * D, B, P or H)).astype(dtype)
-    c0 = rng.standard_normal((layers * D, B, H)).astype(dtype)
-    return m, x, join_state(mode, h0, c0)
-
-
-def train_step(m, x, state, seed=1):
-    """forward + backward with random upstream gradients; every result, in a dict."""
-    rng = np.random.default_rng(seed)
-    m.zero_grad()
-    out, st = m(x, state)
-    h, c = split_state(m.mode, st)
-    g_out = rng.standard_normal(out.shape).astype(m.dtype)
-    g_h = rng.standard_normal(h.shape).astype(m.dtype)
-    g_c = None if c is None else rng.standard_normal(c.shape).astype(m.dtype)
-    gx, gst = m.backward(g_out, join_state(m.mode, g_h, g_c))
-    gh0, gc0 = split_state(m.mode, gst)
-    res = dict(out=out, h_n=h, grad_x=gx, grad_h0=gh0)
-    if c is not None:
-        res.update(c_n=c, grad_c0=gc0)
-    res.update({"grad." + k: v.copy() for k, v in m.grads.items()})
-    return res
+def setup(mode, kw, dtype, T, B, I, H, **more):
+    return model_with_state(mode, "c", kw, dtype, T, B, I, H, **more)
 
 
 def run_everywhere(make, run):
