@@ -245,8 +245,14 @@ def rnn_forward(mode, X, params, h0, c0, num_layers, bidirectional, need_tape=Tr
         kv, SW = None, _SAVED_WIDTH[mode]
     else:
         kv, SW = _kernel_variant(mode, variant)
-    lstm = mode == "LSTM"
     D = 2 if bidirectional else 1
+    if num_layers == 1 and not need_tape and batch_sizes is None:
+        # inference of one layer (a streaming call): the kernels make the outputs
+        Y, h_n, c_n = _kernels.infer_layer(
+            code, X, weights[0] if weights is not None else _layer_weights(params, 0, D), h0,
+            c0, kv, None if packs is None else packs[0])
+        return Y, h_n, c_n, None
+    lstm = mode == "LSTM"
     T, B, _ = X.shape
     dtype = X.dtype
     h0, c0, x = _c(h0), _c(c0), _c(X)

@@ -97,6 +97,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
+from libc.math cimport INFINITY
 from cpython.exc cimport PyErr_CheckSignals
 
 

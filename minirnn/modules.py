@@ -34,7 +34,7 @@ import numpy as np
 
 from . import _backend_c, _extension, functional
 from .variants import make_variant
-from ._grad_mode import is_grad_enabled
+from ._grad_mode import _enabled as _grad_enabled, is_grad_enabled
 from ._validation import (check_array, check_bool, check_dropout, check_dtype,
                           check_parameter_bytes, check_shape, check_size)
 from .cells import CELLS
@@ -117,6 +117,23 @@ class _Module:
             d["_variant_value"] = None if v.is_default else v
             d["_variant_key"] = v
         return d["_variant_value"]
+
+    def _inference_plan(self):
+        """What the short inference path of ``forward`` needs (see ``_inference_call``), built
+        once for the module's current ``variant`` and ``backend``: (variant, backend, mode code
+        or None where the short path does not apply, dtype, input_size, D, h width, c width)."""
+        d = self.__dict__
+        plan = d.get("_plan")
+        if plan is None or plan[0] is not d["variant"] or plan[1] is not d["backend"]:
+            ok = (d["backend"] == "c" and _backend_c._kernels is not None
+                  and getattr(self, "num_layers", 1) == 1 and self._variant_arg() is None)
+            D = 2 if getattr(self, "bidirectional", False) else 1
+            P = getattr(self, "_h_width", self.hidden_size)
+            plan = d["_plan"] = (
+                d["variant"], d["backend"], _backend_c._kernels.MODES[self.mode] if ok else None,
+                self.dtype, self.input_size, D, P,
+                self.hidden_size if self.mode == "LSTM" else None)
+        return plan
 
     def _zero_state(self, shape):
         """The default initial state (h0 or c0 of None): zeros of ``shape``. One read-only array
@@ -440,7 +457,7 @@ class _RNNBase(_Module):
 
     def _check_state(self, label, s, width, B, batched):
         """One initial state (h0 or c0): None -> zeros (L*D, B, width)."""
-        LD = self.num_layers * self.num_directions
+        LD = self.num_layers * (2 if self.bidirectional else 1)
         if s is None:
             return self._zero_state((LD, B, width))
         if s.__class__ is np.ndarray and s.dtype is self.dtype:   # the usual case, kept short
@@ -476,6 +493,12 @@ class _RNNBase(_Module):
         if self.mode == "LSTM":
             h0, c0 = hx if hx.__class__ is tuple and len(hx) == 2 else \
                 _pair("LSTM", "hx", hx, "h0, c0")
+            dt = self.dtype
+            if (batched and h0.__class__ is np.ndarray and c0.__class__ is np.ndarray
+                    and h0.dtype is dt and c0.dtype is dt):  # the usual case, kept short
+                LD = self.num_layers * (2 if self.bidirectional else 1)
+                if h0.shape == (LD, B, P) and c0.shape == (LD, B, H):
+                    return h0, c0
             return (self._check_state("h0", h0, P, B, batched),
                     self._check_state("c0", c0, H, B, batched))
         if isinstance(hx, (tuple, list)):
@@ -489,6 +512,9 @@ class _RNNBase(_Module):
 
         Returns ``(output, h_n)`` (RNN, GRU) or ``(output, (h_n, c_n))`` (LSTM).
         """
+        out = self._inference_call(input, hx)
+        if out is not None:
+            return out
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
         X, batched = self._check_input(input)
@@ -521,6 +547,43 @@ class _RNNBase(_Module):
         out, h_n, c_n = self._to_caller(out, batched), self._state_out(h_n, batched), \
             self._state_out(c_n, batched)
         return (out, (h_n, c_n)) if self.mode == "LSTM" else (out, h_n)
+
+    def _inference_call(self, input, hx):
+        """The usual streaming call, kept short: the full checks of ``forward`` were half of a
+        one-step call of a small model. It applies to inference (``no_grad``) of one layer of
+        PyTorch's cell on the compiled backend, time-major batched input and the state given,
+        every array of the module's dtype and exactly the expected shape, and computes what
+        the full path computes (the same kernel call). Anything else returns None: the full
+        path then checks, explains and runs it."""
+        d = self.__dict__
+        plan = d.get("_plan")
+        if plan is None or plan[0] is not d["variant"] or plan[1] is not d["backend"]:
+            plan = self._inference_plan()
+        _, _, code, dt, I, D, P, H = plan
+        if (code is None or _grad_enabled.get() or d["batch_first"]
+                or input.__class__ is not np.ndarray or input.dtype is not dt
+                or input.ndim != 3 or input.shape[2] != I or input.shape[0] == 0):
+            return None
+        w, packs = d.get("_c_weights_cache"), d.get("_c_packs_cache")
+        if w is None or packs is None:
+            return None
+        B = input.shape[1]
+        if H is None:                                  # RNN, GRU: hx is h0
+            if (hx.__class__ is not np.ndarray or hx.dtype is not dt
+                    or hx.shape != (D, B, P)):
+                return None
+            Y, h_n, _ = _backend_c._kernels.infer_layer(code, input, w[0], hx, None, None,
+                                                        packs[0])
+            return Y, h_n
+        if hx.__class__ is not tuple or len(hx) != 2:  # LSTM: hx is (h0, c0)
+            return None
+        h0, c0 = hx
+        if (h0.__class__ is not np.ndarray or c0.__class__ is not np.ndarray
+                or h0.dtype is not dt or c0.dtype is not dt
+                or h0.shape != (D, B, P) or c0.shape != (D, B, H)):
+            return None
+        Y, h_n, c_n = _backend_c._kernels.infer_layer(code, input, w[0], h0, c0, None, packs[0])
+        return Y, (h_n, c_n)
 
     def _forward_packed(self, packed, hx):
         """Packed input (see minirnn.packed): each sequence runs its own steps only.
@@ -1030,6 +1093,9 @@ class _CellBase(_Module):
 
     def forward(self, input: FloatArray, hx: StateIn = None) -> Union[FloatArray, StatePair]:
         """One step: returns ``h'`` (RNNCell, GRUCell) or ``(h', c')`` (LSTMCell)."""
+        out = self._inference_step(input, hx)
+        if out is not None:
+            return out
         name = type(self).__name__
         if input.__class__ is not np.ndarray or input.dtype is not self.dtype:
             check_array(name, "input", input, self.dtype)    # raises unless an equal dtype
@@ -1070,6 +1136,39 @@ class _CellBase(_Module):
             c = cast(FloatArray, c_n)                  # an LSTM's rnn_forward returns c_n
             return h, (c[0] if batched else c[0, 0])
         return h
+
+    def _inference_step(self, input, hx):
+        """The usual streaming step, kept short (as a module's ``_inference_call``): inference
+        of PyTorch's cell on the compiled backend, batched input (N, H_in) and the state given,
+        every array of the cell's dtype and shape. Anything else returns None (the full path)."""
+        d = self.__dict__
+        plan = d.get("_plan")
+        if plan is None or plan[0] is not d["variant"] or plan[1] is not d["backend"]:
+            plan = self._inference_plan()
+        _, _, code, dt, I, _, H, C = plan
+        if (code is None or _grad_enabled.get() or input.__class__ is not np.ndarray
+                or input.dtype is not dt or input.ndim != 2 or input.shape[1] != I):
+            return None
+        w, packs = d.get("_c_weights_cache"), d.get("_c_packs_cache")
+        if w is None or packs is None:
+            return None
+        shape = (input.shape[0], H)
+        if C is None:                                  # RNNCell, GRUCell: hx is h
+            if hx.__class__ is not np.ndarray or hx.dtype is not dt or hx.shape != shape:
+                return None
+            _, h_n, _ = _backend_c._kernels.infer_layer(code, input[None], w[0], hx[None],
+                                                        None, None, packs[0])
+            return h_n[0]
+        if hx.__class__ is not tuple or len(hx) != 2:  # LSTMCell: hx is (h, c)
+            return None
+        h, c = hx
+        if (h.__class__ is not np.ndarray or c.__class__ is not np.ndarray
+                or h.dtype is not dt or c.dtype is not dt or h.shape != shape
+                or c.shape != shape):
+            return None
+        _, h_n, c_n = _backend_c._kernels.infer_layer(code, input[None], w[0], h[None],
+                                                      c[None], None, packs[0])
+        return h_n[0], c_n[0]
 
     def backward(self, grad: StateIn) -> Tuple[FloatArray, Union[FloatArray, StatePair]]:
         """Backpropagate the latest step not yet backpropagated.

@@ -242,6 +242,49 @@ def forward_layer(int mode, X, tuple weights, h0, c0, Y, hT, cT, Cs, S, M=None,
                        batch_sizes, variant, pack)
 
 
+cdef object _contiguous(object a):
+    """`a` itself when it is a C-contiguous, aligned ndarray (the usual case), else a copy that
+    is (None stays None; anything else is left to the checks of forward_layer)."""
+    if a is None or not cnp.PyArray_Check(a) or (
+            cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> a) and cnp.PyArray_ISALIGNED(<cnp.ndarray> a)):
+        return a
+    return np.array(a, order="C")
+
+
+cdef object _empty_like_3d(object a, int typenum, Py_ssize_t last=-1):
+    """A new C-contiguous array of type `typenum` and a's 3-D shape (the last axis `last` if
+    given); a is a 3-D ndarray (checked by the caller)."""
+    cdef cnp.npy_intp dims[3]
+    cdef cnp.ndarray arr = <cnp.ndarray> a
+    dims[0], dims[1], dims[2] = arr.shape[0], arr.shape[1], arr.shape[2] if last < 0 else last
+    return cnp.PyArray_EMPTY(3, dims, typenum, 0)
+
+
+def infer_layer(int mode, X, tuple weights, h0, c0=None, variant=None, list pack=None):
+    """forward_layer for inference, with its outputs made here: returns (Y, hT, cT) (cT None
+    unless LSTM). X, h0, c0 as forward_layer's, each copied first if it is not C-contiguous
+    and aligned. The one-layer inference call of the compiled backend: a streaming call of a
+    small model costs a few microseconds, and making its outputs in Python was one of them."""
+    X, h0, c0 = _contiguous(X), _contiguous(h0), _contiguous(c0)
+    dtype = _dtype_of(X)
+    _check(cnp.PyArray_Check(h0) and cnp.PyArray_NDIM(<cnp.ndarray> h0) == 3,
+           "h0 must be a 3-D array (D, B, P)")
+    if c0 is not None:
+        _check(cnp.PyArray_Check(c0) and cnp.PyArray_NDIM(<cnp.ndarray> c0) == 3,
+               "c0 must be a 3-D array (D, B, H)")
+    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray> X)
+    Y = _empty_like_3d(X, typenum, len(weights) * cnp.PyArray_DIM(<cnp.ndarray> h0, 2))
+    hT = _empty_like_3d(h0, typenum)
+    cT = _empty_like_3d(c0, typenum) if c0 is not None else None
+    if dtype is _F32:
+        _forward_layer(<float *> NULL, dtype, mode, X, weights, h0, c0, Y, hT, cT, None, None,
+                       None, None, variant, pack)
+    else:
+        _forward_layer(<double *> NULL, dtype, mode, X, weights, h0, c0, Y, hT, cT, None, None,
+                       None, None, variant, pack)
+    return Y, hT, cT
+
+
 cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple weights,
                         object h0, object c0, object Y, object hT, object cT, object Cs,
                         object S, object M, object batch_sizes, object variant,

@@ -39,23 +39,38 @@ ctypedef struct _Var:
 # minirnn.variants.PYTORCH_ACTIVATIONS and DERIVATIVE_FROM_INPUT say
 _STD_ACT_IDS = {MODE_RNN_TANH: (1,), MODE_RNN_RELU: (2,), MODE_GRU: (0, 1), MODE_LSTM: (0, 1, 1)}
 _ACT_IDS_FROM_INPUT = frozenset((4, 5, 6, 8))
+# the same ids as C ints, for the call without a variant (slots past a cell's count unused)
+cdef int _STD_ACTS[4][3]
+_STD_ACTS[MODE_RNN_TANH][:] = [1, 0, 0]
+_STD_ACTS[MODE_RNN_RELU][:] = [2, 0, 0]
+_STD_ACTS[MODE_GRU][:] = [0, 1, 0]
+_STD_ACTS[MODE_LSTM][:] = [0, 1, 1]
 
 
 cdef int _parse_variant(int mode, object variant, Py_ssize_t D, bint peephole,
                         _Var *v) except -1:
     """Fill v from the ``variant`` argument (see above) of a layer of D directions."""
     cdef Py_ssize_t d, k
-    cdef int n_slots = len(_STD_ACT_IDS[mode])
-    std = _STD_ACT_IDS[mode]
+    cdef int n_slots = 2 if mode == MODE_GRU else 3 if mode == MODE_LSTM else 1
     memset(v, 0, sizeof(_Var))
     v.rev[1] = True
     v.peephole = peephole
-    reset_after, coupled, clip, reverse, acts = True, False, None, False, None
-    if variant is not None:
-        _check(isinstance(variant, tuple) and len(variant) == 5,
-               "variant must be None or (reset_after, coupled_input_forget, cell_clip, "
-               "reverse, activations)")
-        reset_after, coupled, clip, reverse, acts = variant
+    if variant is None:
+        # PyTorch's cell (the usual case, without a Python object: it runs on every call):
+        # its activations are used only for an LSTM with peepholes
+        _check(not peephole or mode == MODE_LSTM, "only LSTM takes peepholes")
+        v.cells = peephole
+        for d in range(D):
+            for k in range(n_slots):
+                v.cv[d].act[k] = _STD_ACTS[mode][k]
+            v.cv[d].std_acts = True
+            v.cv[d].clip = INFINITY
+        return 0
+    std = _STD_ACT_IDS[mode]
+    _check(isinstance(variant, tuple) and len(variant) == 5,
+           "variant must be None or (reset_after, coupled_input_forget, cell_clip, "
+           "reverse, activations)")
+    reset_after, coupled, clip, reverse, acts = variant
     _check(reset_after or mode == MODE_GRU, "reset_after=False is a GRU variant")
     _check(not coupled or mode == MODE_LSTM, "coupled_input_forget is an LSTM variant")
     _check(not peephole or mode == MODE_LSTM, "only LSTM takes peepholes")
@@ -63,9 +78,9 @@ cdef int _parse_variant(int mode, object variant, Py_ssize_t D, bint peephole,
     _check(not reverse or D == 1, "reverse is for a layer of one direction")
     v.rev[0] = bool(reverse)
     if acts is not None:
-        _check(isinstance(acts, tuple) and len(acts) == D
-               and all(isinstance(a, tuple) and len(a) == n_slots for a in acts),
-               f"activations must hold {n_slots} (id, alpha, beta) per direction")
+        if not (isinstance(acts, tuple) and len(acts) == D
+                and all(isinstance(a, tuple) and len(a) == n_slots for a in acts)):
+            _fail(f"activations must hold {n_slots} (id, alpha, beta) per direction")
     v.before = not reset_after
     v.cells = (not reset_after or bool(coupled) or clip is not None or acts is not None
                or peephole)
@@ -73,14 +88,15 @@ cdef int _parse_variant(int mode, object variant, Py_ssize_t D, bint peephole,
     for d in range(D):
         for k in range(n_slots):
             act = acts[d][k] if acts is not None else (std[k], 0.0, 0.0)
-            _check(0 <= act[0] < MR_N_ACTIVATIONS, f"unknown activation id {act[0]}")
+            if not 0 <= act[0] < MR_N_ACTIVATIONS:
+                _fail(f"unknown activation id {act[0]}")
             v.cv[d].act[k] = act[0]
             v.cv[d].alpha[k] = act[1]
             v.cv[d].beta[k] = act[2]
             pre = pre or act[0] in _ACT_IDS_FROM_INPUT
         v.cv[d].std_acts = acts is None or tuple(a[0] for a in acts[d]) == std
         v.cv[d].coupled = bool(coupled)
-        v.cv[d].clip = clip if clip is not None else float("inf")
+        v.cv[d].clip = clip if clip is not None else INFINITY
     v.pre = v.cells and pre
     for d in range(D):
         v.cv[d].save_pre = v.pre
