@@ -29,7 +29,9 @@ minirnn on the same batch padded (``c-padded``: every sequence run to T).
 
 Cell variants (``--variants``, see ``minirnn.variants``): a row of a variant times the
 compiled backend on the variant and, in turns with it, the compiled backend on PyTorch's cell
-of the same size and weights (the ``c-default`` column).
+of the same size and weights (the ``c-default`` column). ``--frozen`` adds ``c-frozen``:
+the same module through ``minirnn.freeze`` (weights that cannot change, so no call checks
+that they did), timed on the inference rows; onnxruntime's session is the like of it.
 
 Phases: ``infer`` = forward under ``minirnn.no_grad()`` / ``torch.no_grad()`` (onnxruntime:
 inference only, float32 only); ``train`` = zero the gradients, forward, backward with fixed
@@ -656,6 +658,9 @@ def parse_args(argv):
                         "cores this process may use)")
     p.add_argument("--no-torch", action="store_true", help="do not run torch")
     p.add_argument("--no-ort", action="store_true", help="do not run onnxruntime")
+    p.add_argument("--frozen", action="store_true",
+                   help="also time minirnn.freeze(module) on the inference rows (c-frozen: "
+                        "weights that cannot change, as an onnxruntime session's)")
     p.add_argument("--no-numpy", action="store_true",
                    help="do not time the NumPy path (default for --set runs; it is still "
                         "the reference of the check when torch does not run)")
@@ -829,6 +834,8 @@ def main(argv=None):
         names.append("c-default")
     if any_packed and names:
         names.append("c-padded")
+    if opt.frozen and names:
+        names.append("c-frozen")
     timed_numpy = not opt.no_numpy or not names
     if timed_numpy:
         names.append("numpy")

@@ -33,7 +33,8 @@ import time
 import numpy as np
 
 MODES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}      # our name -> class name
-CONTENDERS = ("c", "numpy", "c-default", "c-padded", "torch", "ort")
+CONTENDERS = ("c", "numpy", "c-default", "c-padded", "c-frozen", "torch", "ort")
+_MINIRNN = ("c", "numpy", "c-default", "c-padded", "c-frozen")
 
 
 # ------------------------------------------------------------------------------ the case
@@ -76,7 +77,9 @@ def _answer(output, states, lstm, grads=None, grad_input=None) -> dict:
 class MinirnnContender:
     """minirnn on one backend. ``default_cell``: PyTorch's cell of the case's size whatever
     its variant (timed next to a variant, not checked); ``padded``: a packed case run on the
-    padded batch, every sequence to T (timed next to the packed call, not checked)."""
+    padded batch, every sequence to T (timed next to the packed call, not checked); ``frozen``:
+    inference through ``minirnn.freeze`` of the module (weights that cannot change: no check
+    per call that they did; training rows are not its to time)."""
 
     def __init__(self, name: str):
         import minirnn
@@ -84,6 +87,7 @@ class MinirnnContender:
         self.backend = "numpy" if name == "numpy" else "c"
         self.default_cell = name == "c-default"
         self.padded = name == "c-padded"
+        self.frozen = name == "c-frozen"
 
     def prepare(self, case: Case) -> None:
         mr = self.mr
@@ -93,6 +97,8 @@ class MinirnnContender:
             raise LookupError("not a packed row")
         if self.backend not in mr.BACKENDS:
             raise LookupError(f"backend {self.backend!r} not built")
+        if self.frozen and not hasattr(mr, "freeze"):
+            raise LookupError("this minirnn has no minirnn.freeze")
         self.case = case
         kw = dict(case.module_kwargs(), dtype=np.dtype(case.dtype), backend=self.backend)
         if not self.default_cell:
@@ -100,6 +106,8 @@ class MinirnnContender:
         self.m = getattr(mr, MODES[case.mode])(case.I, case.H, **kw)
         self.m.load_state_dict({k: v for k, v in case.state_dict.items()
                                 if k in self.m.state_dict()})
+        if self.frozen:
+            self.m = mr.freeze(self.m)
         self.g_state = tuple(case.g_states) if case.lstm else case.g_states[0]
         self.x, self.g_out = case.x, case.g_out
         if case.lengths is not None and not self.padded:
@@ -111,6 +119,8 @@ class MinirnnContender:
 
     def call(self, phase: str):
         m = self.m
+        if self.frozen and phase != "infer":
+            raise LookupError("frozen weights: inference only")
         if phase == "infer":
             with self.mr.no_grad():
                 return m(self.x)
@@ -233,7 +243,7 @@ class OrtContender:
 
 
 def make_contender(name: str):
-    if name in ("c", "numpy", "c-default", "c-padded"):
+    if name in _MINIRNN:
         return MinirnnContender(name)
     if name == "torch":
         return TorchContender(name)
@@ -278,8 +288,7 @@ def worker_main(name: str) -> int:
     try:
         contender = make_contender(name)
         threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
-        if name in ("c", "numpy", "c-default", "c-padded") and hasattr(contender.mr,
-                                                                       "set_num_threads"):
+        if name in _MINIRNN and hasattr(contender.mr, "set_num_threads"):
             contender.mr.set_num_threads(threads)
         if name == "torch":
             contender.torch.set_num_threads(threads)
