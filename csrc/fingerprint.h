@@ -17,6 +17,10 @@
  * plain reading 72 GB/s; 8 MiB in L3 25 -> 50 GB/s, reading 50), where the 8 lanes before
  * (one dependent chain of adds) ran at a third of it. At H = 128 the check had cost more than
  * the streaming call's product it guards.
+ * Frozen weights (minirnn.freeze: arrays over an immutable `bytes` object) skip this read: the
+ * kernels keep the weights tuple the panels were packed from and, given that very tuple again,
+ * know its bytes cannot have changed (see "Pack once" in _kernel_parts/forward.pxi). The
+ * fingerprint is still taken when they pack, so every pack holds one.
  * Compiled once per instruction set (variant.h); the same numbers on every one (the vectors
  * are the compiler's generic vectors of 64 bytes: two or four registers where they are narrower).
  */

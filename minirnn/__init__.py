@@ -19,6 +19,7 @@ from .losses import cross_entropy, mse_loss
 from .clip import clip_grad_norm_, clip_grad_value_
 from . import optim
 from .gradcheck import GradcheckError, GradcheckResult, gradcheck
+from .freeze import freeze
 from .packed import (PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence,
                      pad_sequence, unpack_sequence, unpad_sequence)
 
@@ -28,4 +29,5 @@ __all__ = ["RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell", "no_grad",
            "release_buffers", "PackedSequence", "pack_padded_sequence", "pad_packed_sequence",
            "pack_sequence", "pad_sequence", "unpack_sequence", "unpad_sequence",
            "Linear", "Embedding", "cross_entropy", "mse_loss", "optim", "clip_grad_norm_",
-           "clip_grad_value_", "gradcheck", "GradcheckResult", "GradcheckError", "__version__"]
+           "clip_grad_value_", "gradcheck", "GradcheckResult", "GradcheckError", "freeze",
+           "__version__"]

@@ -170,6 +170,14 @@ def gradcheck(func: Any, inputs: Any, *, backward: Optional[Callable[[Any], Any]
             if p.dtype != np.float64:
                 raise TypeError(f"gradcheck: the module's parameters must be float64, {n} is "
                                 f"{p.dtype}; build the module with dtype=numpy.float64")
+            if check_parameters and not p.flags.writeable:
+                is_frozen = getattr(module, "frozen", False)
+                raise ValueError(
+                    f"gradcheck: the module's parameter {n} is read-only"
+                    f"{' (a frozen module, minirnn.freeze)' if is_frozen else ''}, and checking "
+                    "parameter gradients perturbs it in place: pass check_parameters=False to "
+                    "check the input gradients only, or check "
+                    + ("the module it was frozen from" if is_frozen else "a writeable copy"))
     forward = getattr(module, "forward", None) or func
     frozen_rows = getattr(module, "_frozen_rows", None) or {}
     generator = getattr(module, "generator", None)

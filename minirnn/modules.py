@@ -166,6 +166,7 @@ class _Module:
         params = self.__dict__.get("_params")
         if params is not None:
             if name in params:
+                self._refuse_if_frozen(f"cannot assign {name}")
                 v = self._checked_parameter_value(
                     name, value, params[name], f"{type(self).__name__}: assigning {name}")
                 np.copyto(params[name], v, casting="unsafe")
@@ -178,6 +179,34 @@ class _Module:
                     f"{type(self).__name__}: cannot assign {name!r}: this module was built with "
                     f"bias=False, so it has no {name} parameter (construct it with bias=True)")
         object.__setattr__(self, name, value)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether this module is a frozen inference copy (:func:`minirnn.freeze`): its
+        parameters can never change. False for every module built otherwise."""
+        return self.__dict__.get("_frozen", False)
+
+    def _refuse_if_frozen(self, what):
+        """The error of a write into a frozen module's parameters (``what``: what was tried)."""
+        if self.__dict__.get("_frozen", False):
+            raise ValueError(
+                f"{type(self).__name__}: {what}: this module is frozen (minirnn.freeze), its "
+                "parameters cannot change. Freeze a module with the new weights: load or assign "
+                "them in a trainable module m, then minirnn.freeze(m)")
+
+    # A frozen module is copied and pickled without what it derived from its parameters, and
+    # its parameters are made immutable again (NumPy restores arrays as writable copies).
+    def __getstate__(self) -> Dict[str, Any]:
+        if self.__dict__.get("_frozen", False):
+            from .freeze import frozen_state
+            return frozen_state(self.__dict__)
+        return self.__dict__
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if state.get("_frozen", False):
+            from .freeze import refreeze
+            refreeze(self)
 
     @staticmethod
     def _checked_parameter_value(name, value, p, where):
@@ -224,7 +253,8 @@ class _Module:
         every shape equal. Values are cast to the module's dtype (so float32 weights
         load into a float64 module); they may be NumPy arrays or anything
         ``numpy.asarray`` accepts (e.g. CPU torch tensors). Nothing is changed when
-        any check fails."""
+        any check fails. A frozen module (:func:`minirnn.freeze`) refuses it."""
+        self._refuse_if_frozen(f"cannot load_state_dict ({', '.join(self._params)})")
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
         missing = [k for k in self._params if k not in state_dict]

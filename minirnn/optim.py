@@ -79,6 +79,17 @@ class Optimizer:
             self._check(g)
             live = {id(m): dict(m.named_parameters()) for m in mods}
             g["params"] = [live[id(m)][n] for m, n in slots]
+            first = sum(len(s) for s in self._slots)       # (indices run over all groups)
+            for i, (p, (m, n)) in enumerate(zip(g["params"], slots)):
+                if isinstance(p, np.ndarray) and not p.flags.writeable:
+                    raise ValueError(
+                        f"{type(self).__name__}: parameter {first + i} "
+                        f"({type(m).__name__}.{n}) is a read-only array; an optimizer updates "
+                        "its parameters in place. "
+                        + ("This module is frozen (minirnn.freeze): train the module it was "
+                           "frozen from, then freeze a module with the new weights: "
+                           "minirnn.freeze(m)" if getattr(m, "frozen", False) else
+                           "Make it writeable (or pass a module whose parameters are)"))
             self.param_groups.append(g)
             self._slots.append(slots)
         self._modules = [m for slots in self._slots for m in dict.fromkeys(s[0] for s in slots)]

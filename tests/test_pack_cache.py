@@ -251,7 +251,7 @@ def test_the_backward_packs_once_and_again_after_a_write(mode):
     x = rng.standard_normal((3, 2, 6)).astype(np.float32)
     _train_step(m, x, None, 1)
     back = m._c_packs()[m.num_layers]                         # the backward's list of layer 0
-    assert len(back) == 3 and back[0][0] == "backward"
+    assert len(back) == 4 and back[0][0] == "backward"
     panels = back[2]
     _train_step(m, x, None, 1)
     assert back[2] is panels                                  # not packed again

@@ -162,29 +162,35 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef int team_big = _team(nt, n_big, <double> D * TB * GH * (2 * I + P + H))
     # Pack once, as forward_layer: the backward's panels live in an array kept in `pack`, with
     # the fingerprints of the weights they were packed from and their layout; a call whose
-    # weights have the same fingerprints skips phase 1 (an in-place write is always seen).
-    cdef bint packed_ok = False
+    # weights have the same fingerprints skips phase 1 (an in-place write is always seen), and
+    # a call given the frozen weights the panels were packed from skips the fingerprint too.
+    cdef bint packed_ok = False, frozen = False
     cdef uint64_t fp[12]
     cdef Py_ssize_t n_fp = 0, isz = sizeof(floating)
     cdef char *pan = NULL
     if pack is not None:
-        with nogil:
-            for d in range(D):
-                mr_fingerprint(Wih[d], GH * I * isz, &fp[n_fp])
-                mr_fingerprint(Whh[d], GH * P * isz, &fp[n_fp + 2])
-                n_fp += 4
-                if proj:
-                    mr_fingerprint(Whr[d], P * H * isz, &fp[n_fp])
-                    n_fp += 2
         layout = ("backward", mr_get_isa(), NR, dtype, mode, D, I, H, P, proj, var.before)
-        if (len(pack) == 3 and pack[0] == layout
-                and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
+        frozen = (len(pack) == 4 and pack[3] is weights and pack[0] == layout
+                  and _immutable_weights(weights, D, proj))
+        if not frozen:
+            with nogil:
+                for d in range(D):
+                    mr_fingerprint(Wih[d], GH * I * isz, &fp[n_fp])
+                    mr_fingerprint(Whh[d], GH * P * isz, &fp[n_fp + 2])
+                    n_fp += 4
+                    if proj:
+                        mr_fingerprint(Whr[d], P * H * isz, &fp[n_fp])
+                        n_fp += 2
+        if frozen or (len(pack) == 4 and pack[0] == layout
+                      and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
             packed_ok = True
             panels = pack[2]
         else:
             panels = np.empty(D * (size_hh + size_ih + size_hr) + 64 // isz, dtype)
             fps = np.empty(n_fp, np.uint64)
             memcpy(cnp.PyArray_DATA(<cnp.ndarray> fps), fp, n_fp * 8)
+            kept = weights if _immutable_weights(weights, D, proj) else None
+        _last_fingerprint[1] = not frozen
         pan = <char *> cnp.PyArray_DATA(<cnp.ndarray> panels)
         pan += (-<size_t> pan) % 64                      # the first 64-byte boundary
     cdef floating *bufs[14]
@@ -271,7 +277,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         _backward_phase(<floating *> NULL, &g, 3, n_big, team_big)
     cdef bint stopped = g.watch and minirnn_unwatch_sigint()
     if pack is not None and not packed_ok and not stopped:
-        pack[:] = [layout, fps, panels]
+        pack[:] = [layout, fps, panels, kept]
     if stopped:
         _interrupted()
     return 0

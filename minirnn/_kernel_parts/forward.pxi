@@ -1,6 +1,9 @@
 # minirnn/_kernel_parts/forward.pxi: forward_layer: its work units, phases, checks and buffers.
 # Included by minirnn/_kernels.pyx, in the order listed there (one extension module).
 
+from cpython.bytes cimport PyBytes_CheckExact
+from cpython.ref cimport PyObject
+
 ctypedef struct _Fwd:
     # the shapes and arrays of one forward_layer call (see forward_layer)
     int mode
@@ -185,6 +188,42 @@ cdef int _check_lstm_shapes(Py_ssize_t D, tuple weights, bint lstm, object c0, P
     return 0
 
 
+# whether the latest forward_layer [0] and backward_layer [1] call with `pack` read the
+# weights for their fingerprint (False: frozen weights, see "Pack once") (for tests)
+cdef bint _last_fingerprint[2]
+
+
+def _fingerprinted_last_call(bint backward=False):
+    """Whether the latest forward_layer (backward_layer) call given a `pack` computed the
+    fingerprint of its weights (False when it skipped it: frozen weights, see "Pack once")."""
+    return _last_fingerprint[1 if backward else 0]
+
+
+cdef int _immutable_weights(tuple weights, Py_ssize_t D, bint proj) except -1:
+    """Whether no byte of the packed weights (W_ih, W_hh, W_hr of every direction) can change:
+    each is a read-only array whose chain of bases (PyArray_BASE: arrays viewing arrays) ends
+    in a `bytes` object (minirnn.freeze: np.frombuffer of bytes), which NumPy never lets become
+    writeable, and each direction's arrays are held in a tuple, which cannot be refilled."""
+    cdef Py_ssize_t d, j
+    cdef PyObject *b
+    for d in range(D):
+        w = weights[d]
+        if type(w) is not tuple or len(w) < (5 if proj else 4):
+            return False
+        for j in range(3 if proj else 2):
+            a = w[4 if j == 2 else j]
+            if not cnp.PyArray_Check(a) or cnp.PyArray_ISWRITEABLE(<cnp.ndarray> a):
+                return False
+            while cnp.PyArray_Check(a):
+                b = cnp.PyArray_BASE(<cnp.ndarray> a)
+                if b == NULL:
+                    return False
+                a = <object> b
+            if not PyBytes_CheckExact(a):
+                return False
+    return True
+
+
 ctypedef struct _Sizes:
     # the sizes of one layer call, shared by forward_layer and backward_layer (In is I)
     Py_ssize_t D, T, B, In, H, P, GH
@@ -230,7 +269,8 @@ def forward_layer(int mode, X, tuple weights, h0, c0, Y, hT, cT, Cs, S, M=None,
     pack: None (pack the weights into scratch memory for this call), or a list the caller
     keeps with the layer's parameters, empty at first: the packed weights are kept there and
     used again by the next call while the weights are unchanged (see "Pack once" in
-    _forward_layer).
+    _forward_layer: checked by a fingerprint of the weights, or, for frozen weights whose
+    memory is a bytes object, by the identity of `weights`).
     Writes Y, hT (and cT, Cs, S, M). Every shape is checked before any computation.
     """
     dtype = _dtype_of(X)
@@ -385,28 +425,37 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     # when the call ends (never a half-packed one: not after Ctrl-C). A new array each time, so
     # another thread reading the old panels is never disturbed. The weights are read again on
     # every call (the fingerprint); an in-place write into a parameter is always seen.
-    cdef bint packed_ok = False
+    # Frozen weights (minirnn.freeze) are the exception: when every packed array's memory
+    # belongs to a bytes object (_immutable_weights), the pack also keeps `weights` itself (4th
+    # entry, else None), and a call given that very tuple (`is`: its arrays are the ones the
+    # panels were packed from, and their bytes cannot have changed) skips the fingerprint.
+    cdef bint packed_ok = False, frozen = False
     cdef uint64_t fp[12]
     cdef Py_ssize_t n_fp = 0, isz = sizeof(floating)
     cdef char *pan = NULL
     if pack is not None:
-        with nogil:
-            for d in range(D):
-                mr_fingerprint(Wih[d], GH * I * isz, &fp[n_fp])
-                mr_fingerprint(Whh[d], GH * P * isz, &fp[n_fp + 2])
-                n_fp += 4
-                if proj:
-                    mr_fingerprint(Whr[d], P * H * isz, &fp[n_fp])
-                    n_fp += 2
         layout = (mr_get_isa(), NR, dtype, mode, D, I, H, P, proj, var.before, gate_pan)
-        if (len(pack) == 3 and pack[0] == layout
-                and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
+        frozen = (len(pack) == 4 and pack[3] is weights and pack[0] == layout
+                  and _immutable_weights(weights, D, proj))
+        if not frozen:
+            with nogil:
+                for d in range(D):
+                    mr_fingerprint(Wih[d], GH * I * isz, &fp[n_fp])
+                    mr_fingerprint(Whh[d], GH * P * isz, &fp[n_fp + 2])
+                    n_fp += 4
+                    if proj:
+                        mr_fingerprint(Whr[d], P * H * isz, &fp[n_fp])
+                        n_fp += 2
+        if frozen or (len(pack) == 4 and pack[0] == layout
+                      and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
             packed_ok = True
             panels = pack[2]
         else:
             panels = np.empty(D * (size_ih + size_hh + size_hr) + 64 // isz, dtype)
             fps = np.empty(n_fp, np.uint64)
             memcpy(cnp.PyArray_DATA(<cnp.ndarray> fps), fp, n_fp * 8)
+            kept = weights if _immutable_weights(weights, D, proj) else None
+        _last_fingerprint[0] = not frozen
         pan = <char *> cnp.PyArray_DATA(<cnp.ndarray> panels)
         pan += (-<size_t> pan) % 64                      # the first 64-byte boundary
     cdef floating *bufs[9]
@@ -495,7 +544,7 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
                                                                      else 0))))
     cdef bint stopped = f.watch and minirnn_unwatch_sigint()
     if pack is not None and not packed_ok and not stopped:
-        pack[:] = [layout, fps, panels]
+        pack[:] = [layout, fps, panels, kept]
     if stopped:
         _interrupted()
     return 0
