@@ -162,7 +162,9 @@ def test_a_users_type_checker_sees_the_overloads(tmp_path, request):
     script = tmp_path / "user.py"
     script.write_text(textwrap.dedent(USER_SCRIPT))
     env = dict(os.environ, MYPYPATH=ROOT)
-    cache = request.config.cache.mkdir("mypy-user")   # kept between runs: numpy's stubs
+    # kept between runs (numpy's stubs) unless pytest runs with -p no:cacheprovider
+    cache_plugin = getattr(request.config, "cache", None)
+    cache = cache_plugin.mkdir("mypy-user") if cache_plugin is not None else tmp_path / "mypy"
     r = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(cache),
                         "--config-file", os.devnull, str(script)],
                        capture_output=True, text=True, env=env, cwd=str(tmp_path))
