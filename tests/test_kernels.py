@@ -95,6 +95,32 @@ def test_batch_slices_follow_the_shape_rules():
         assert _kernels.n_slices(*args) == expected, args
 
 
+def test_batch_slices_split_evenly_over_the_team():
+    # (B, D, weight bytes, threads) -> slices: fewer than the shape's count when its (direction,
+    # slice) units would leave one thread more slices than another and are fewer than 4 per
+    # thread; never fewer units than threads
+    cases = [((13, 1, 0, 1), 3), ((13, 1, 0, 2), 2), ((13, 1, 0, 3), 3), ((13, 1, 0, 4), 3),
+             ((40, 1, 0, 2), 4), ((56, 1, 0, 2), 6), ((37, 2, 0, 3), 3), ((37, 2, 0, 5), 4),
+             ((24, 1, 0, 2), 6), ((72, 1, 0, 2), 9), ((8, 1, 0, 2), 2)]
+    for args, expected in cases:
+        assert _kernels.n_slices(*args) == expected, args
+        assert _kernels.n_slices(*args[:3]) == _kernels.n_slices(*args[:3], 1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_uneven_slices_on_a_team_give_the_same_bits(mode, restore_threads):
+    # B = 13: 3 slices of the shape (4, 4, 5 rows) on 1 and 3 threads, 2 (6, 7) on 2 threads
+    results = {}
+    for n in (1, 2, 3):
+        minirnn.set_num_threads(n)
+        m, x, state = setup_model(mode, dtype=np.float32, T=30, B=13, I=37, H=85,
+                                  bidirectional=False)
+        results[n] = train_step(m, x, state)
+    for n in (2, 3):
+        for key, ref in results[1].items():
+            assert np.array_equal(results[n][key], ref), f"{key}: {n} threads != 1 thread"
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode,P", [(m, 0) for m in MODES] + [("LSTM", 4)])
 def test_results_are_bitwise_identical_for_any_batch_slices(mode, P, dtype, restore_threads,

@@ -135,7 +135,8 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     cdef int nt = _threads(), team
     cdef Py_ssize_t wg_size = (max(k_weight_grad_work(<floating *> NULL, I, P),
                                    k_weight_grad_work(<floating *> NULL, H, 0)) + 15) // 16 * 16
-    cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
+    cdef Py_ssize_t n_sl = _team_slices(
+        _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating)), D, nt)
     cdef Py_ssize_t n_pblk = (P + WG_COLS - 1) // WG_COLS
     cdef Py_ssize_t n_rblk = (TB + BLOCK_ROWS - 1) // BLOCK_ROWS, n_xcblk = 1
     if 0 < n_rblk < 2 * nt:

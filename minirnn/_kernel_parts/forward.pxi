@@ -399,8 +399,9 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
         # the split product: W_hh^T's r, z columns and its n columns packed apart
         off_n = (2 * H + NR - 1) // NR * NR * P
         size_hh = off_n + (H + NR - 1) // NR * NR * P
-    cdef Py_ssize_t n_sl = _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating))
     cdef int nt = _threads(), team
+    cdef Py_ssize_t n_sl = _team_slices(
+        _n_slices(B, D, (GH * P + (P * H if proj else 0)) * sizeof(floating)), D, nt)
     # the time loop's units: batch slices, or blocks of hidden units (schedule.pxi)
     cdef int blocks_team = _blocks_team(False, D, B, H, GATES[mode], P, proj, n_sl, nt,
                                         GH * P * sizeof(floating), NR)
