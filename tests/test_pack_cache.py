@@ -244,6 +244,42 @@ def test_the_backward_never_uses_stale_panels(mode, dtype, edit):
         assert np.array_equal(got[1][k], want[1][k]), k
 
 
+@pytest.fixture
+def shared_fingerprints():
+    """Two threads, and the fingerprints of any weights shared out among them."""
+    threads = minirnn.get_num_threads()
+    old = _kernels._set_fp_parallel_bytes(0)
+    minirnn.set_num_threads(2)
+    yield
+    minirnn.set_num_threads(threads)
+    _kernels._set_fp_parallel_bytes(old)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fingerprints_shared_out_among_threads_see_every_edit(mode, shared_fingerprints):
+    """The matrices' fingerprints taken by different threads: every edit is still seen, in
+    the forward and in the backward, and unchanged weights still reuse the panels."""
+    for edit in range(5):
+        rng = np.random.default_rng(20 + edit)
+        def make():
+            return make_module(mode, 5, 7, num_layers=2, bidirectional=True, seed=3,
+                               dtype=np.float64)
+        m = make()
+        perturb_biases(m, rng)
+        x = rng.standard_normal((4, 3, 5))
+        hx = _state(mode, rng, (4, 3, 7), np.float64)
+        first = _train_step(m, x, hx, 0)
+        again = _train_step(m, x, hx, 0)
+        assert np.array_equal(first[0], again[0])
+        _edits(m)[edit](m, rng)
+        got = _train_step(m, x, hx, 0)
+        want = _train_step(_fresh(m, make), x, hx, 0)
+        assert not np.array_equal(first[0], want[0]), edit
+        assert np.array_equal(got[0], want[0]), edit
+        for k in want[1]:
+            assert np.array_equal(got[1][k], want[1][k]), (edit, k)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_the_backward_packs_once_and_again_after_a_write(mode):
     rng = np.random.default_rng(5)

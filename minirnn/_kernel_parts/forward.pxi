@@ -199,6 +199,40 @@ def _fingerprinted_last_call(bint backward=False):
     return _last_fingerprint[1 if backward else 0]
 
 
+# The fingerprints of a call's weights (W_ih, W_hh, W_hr of each direction, in that order,
+# two words each) read them all once more. With weights of FP_PARALLEL_BYTES or more in all
+# and a team, the matrices are shared out among the threads, one whole matrix per unit: each
+# fingerprint is the same number whoever takes it. Measured (AMD EPYC Zen 5, 2 threads, quiet:
+# LSTM 512/512, batch 1, one step per call, 8 MiB of W_ih and W_hh): see docs/performance.md,
+# "Frozen weights". Below it a team's wake-up costs more than half the read saves.
+cdef Py_ssize_t FP_PARALLEL_BYTES = 2 * 1024 * 1024
+
+
+def _set_fp_parallel_bytes(Py_ssize_t nbytes):
+    """Set FP_PARALLEL_BYTES; returns the previous value (tests: 0 shares the fingerprints of
+    any weights out among a team)."""
+    global FP_PARALLEL_BYTES
+    old = FP_PARALLEL_BYTES
+    FP_PARALLEL_BYTES = max(nbytes, 0)
+    return old
+
+
+cdef void _fingerprints(const void **mats, const Py_ssize_t *nbytes, Py_ssize_t n,
+                        uint64_t *fp, int nt) noexcept nogil:
+    cdef Py_ssize_t u, total = 0
+    cdef int team = 1
+    for u in range(n):
+        total += nbytes[u]
+    if total >= FP_PARALLEL_BYTES:
+        team = _team(nt, n, PARALLEL_MIN_WORK)
+    if team > 1:
+        for u in prange(n, num_threads=team, schedule="dynamic"):
+            mr_fingerprint(mats[u], nbytes[u], fp + 2 * u)
+    else:
+        for u in range(n):
+            mr_fingerprint(mats[u], nbytes[u], fp + 2 * u)
+
+
 cdef int _immutable_weights(tuple weights, Py_ssize_t D, bint proj) except -1:
     """Whether no byte of the packed weights (W_ih, W_hh, W_hr of every direction) can change:
     each is a read-only array whose chain of bases (PyArray_BASE: arrays viewing arrays) ends
@@ -432,6 +466,8 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     # panels were packed from, and their bytes cannot have changed) skips the fingerprint.
     cdef bint packed_ok = False, frozen = False
     cdef uint64_t fp[12]
+    cdef const void *fp_mats[6]
+    cdef Py_ssize_t fp_bytes[6]
     cdef Py_ssize_t n_fp = 0, isz = sizeof(floating)
     cdef char *pan = NULL
     if pack is not None:
@@ -439,14 +475,15 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
         frozen = (len(pack) == 4 and pack[3] is weights and pack[0] == layout
                   and _immutable_weights(weights, D, proj))
         if not frozen:
+            for d in range(D):
+                fp_mats[n_fp // 2], fp_bytes[n_fp // 2] = Wih[d], GH * I * isz
+                fp_mats[n_fp // 2 + 1], fp_bytes[n_fp // 2 + 1] = Whh[d], GH * P * isz
+                n_fp += 4
+                if proj:
+                    fp_mats[n_fp // 2], fp_bytes[n_fp // 2] = Whr[d], P * H * isz
+                    n_fp += 2
             with nogil:
-                for d in range(D):
-                    mr_fingerprint(Wih[d], GH * I * isz, &fp[n_fp])
-                    mr_fingerprint(Whh[d], GH * P * isz, &fp[n_fp + 2])
-                    n_fp += 4
-                    if proj:
-                        mr_fingerprint(Whr[d], P * H * isz, &fp[n_fp])
-                        n_fp += 2
+                _fingerprints(fp_mats, fp_bytes, n_fp // 2, fp, nt)
         if frozen or (len(pack) == 4 and pack[0] == layout
                       and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
             packed_ok = True
