@@ -73,7 +73,14 @@ def check_dtype(dtype):
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}") from None
     if dt not in DTYPES:
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dt}")
-    return dt
+    return canonical_dtype(dt)
+
+
+def canonical_dtype(dt):
+    """NumPy's own instance of the dtype ``dt`` (float32 or float64), the one every new array
+    of that dtype carries: the short paths compare dtypes by identity (``a.dtype is
+    m.dtype``), and a copied or unpickled dtype is an equal but other object."""
+    return np.dtype(dt.type)
 
 
 def check_dropout(dropout):

@@ -27,6 +27,7 @@ from typing import Any, Dict, TypeVar
 
 import numpy as np
 
+from ._validation import canonical_dtype
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, _Module
 
 __all__ = ["freeze"]
@@ -101,7 +102,8 @@ def freeze(module: _M) -> _M:
     memo[id(state["_tape"])] = []
     memo[id(state["grads"])] = {name: np.zeros_like(p) for name, p in frozen.items()}
     new = object.__new__(type(module))
-    new.__dict__.update(copy.deepcopy(state, memo))
+    memo[id(state["dtype"])] = canonical_dtype(state["dtype"])   # not a copy: the short paths
+    new.__dict__.update(copy.deepcopy(state, memo))                # compare dtypes by identity
     new.__dict__["_frozen"] = True
     return new
 

@@ -35,7 +35,7 @@ import numpy as np
 from . import _backend_c, _extension, functional
 from .variants import make_variant
 from ._grad_mode import _enabled as _grad_enabled, is_grad_enabled
-from ._validation import (check_array, check_bool, check_dropout, check_dtype,
+from ._validation import (canonical_dtype, check_array, check_bool, check_dropout, check_dtype,
                           check_parameter_bytes, check_shape, check_size)
 from .cells import CELLS
 from .packed import PackedSequence, packed_rows, padded_from_rows
@@ -194,16 +194,21 @@ class _Module:
                 "parameters cannot change. Freeze a module with the new weights: load or assign "
                 "them in a trainable module m, then minirnn.freeze(m)")
 
-    # A frozen module is copied and pickled without what it derived from its parameters, and
-    # its parameters are made immutable again (NumPy restores arrays as writable copies).
+    # A module is copied and pickled without what it derived from its parameters (the kernels'
+    # weight tuples and packed panels, as large as the weights; rebuilt by the next call), and
+    # a frozen module's parameters are made immutable again (NumPy restores arrays as writable
+    # copies).
     def __getstate__(self) -> Dict[str, Any]:
+        from .freeze import DERIVED_STATE, frozen_state
         if self.__dict__.get("_frozen", False):
-            from .freeze import frozen_state
             return frozen_state(self.__dict__)
-        return self.__dict__
+        return {k: v for k, v in self.__dict__.items() if k not in DERIVED_STATE}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__dict__.update(state)
+        if "dtype" in state:            # NumPy's own dtype object, not the copy: see canonical_dtype
+            self.__dict__["dtype"] = canonical_dtype(state["dtype"])
+        self.__dict__.pop("_plan", None)     # it holds the dtype too; rebuilt on the next call
         if state.get("_frozen", False):
             from .freeze import refreeze
             refreeze(self)

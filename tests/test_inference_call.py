@@ -105,6 +105,40 @@ def test_projections_take_the_short_path_too(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def _copies(m):
+    """m copied the ways a served module is made: frozen, deep-copied, pickled (a worker
+    process gets its module that way), and a frozen copy pickled."""
+    import copy
+    import pickle
+    return {"freeze": minirnn.freeze(m), "deepcopy": copy.deepcopy(m),
+            "pickle": pickle.loads(pickle.dumps(m)),
+            "frozen, pickled": pickle.loads(pickle.dumps(minirnn.freeze(m)))}
+
+
+@pytest.mark.parametrize("cell", [False, True])
+@pytest.mark.parametrize("mode", MODES)
+def test_copies_of_a_module_take_the_short_path_too(mode, cell, monkeypatch):
+    # a copied or unpickled module's dtype is an equal but other object than the arrays'
+    # own: the short path must still take their calls, and give the original's bits
+    rng = np.random.default_rng(12)
+    m = make_cell(mode, 4, 7, seed=5) if cell else make_module(mode, 4, 7, seed=5)
+    perturb_biases(m, rng)
+    shape = (2, 7) if cell else (1, 2, 7)
+    x = rng.standard_normal((2, 4) if cell else (3, 2, 4)).astype(np.float32)
+    hx = _state(mode, rng, shape, np.float32)
+    with minirnn.no_grad():
+        want = m(x, hx)
+    spy = _Spy(monkeypatch)
+    for how, c in _copies(m).items():
+        with minirnn.no_grad():
+            c(x, hx)                                   # the first call builds the weights' tuples
+            spy.calls = 0
+            got = c(x, hx)
+        assert spy.calls == 0, how
+        for a, b in zip(_flat(got), _flat(want)):
+            np.testing.assert_array_equal(a, b, err_msg=how)
+
+
 def test_streaming_state_carried_matches_one_call_of_the_whole_sequence():
     rng = np.random.default_rng(4)
     m = minirnn.LSTM(8, 16, seed=1)

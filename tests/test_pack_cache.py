@@ -345,3 +345,71 @@ def test_the_backward_of_projections_and_packed_input_sees_writes():
     assert np.array_equal(got[0], want[0])
     for k in want[1]:
         assert np.array_equal(got[1][k], want[1][k]), k
+
+
+# ------------------------------------------------------------------ copies of the kept panels
+
+def _shifted_copy(panels):
+    """A copy of a panels array whose data starts at another offset from a 64-byte boundary
+    (as a copy made by copy.deepcopy or pickle may): the same bytes, one element later."""
+    isz = panels.itemsize
+    big = np.empty(panels.size + 64 // isz + 1, panels.dtype)
+    shift = next(k for k in range(1, 64 // isz + 1)
+                 if (big[k:].ctypes.data - panels.ctypes.data) % 64 != 0)
+    out = big[shift:shift + panels.size]
+    out[...] = panels
+    return out
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+@pytest.mark.parametrize("mode", MODES)
+def test_panels_copied_to_another_offset_are_packed_again(mode, frozen):
+    """The forward's and the backward's kept panels moved to an array that starts at another
+    offset from a 64-byte boundary: read from the new boundary they would be shifted, so the
+    kernels pack again and the answers stay a fresh module's, to the bit."""
+    rng = np.random.default_rng(30)
+    def make():
+        return make_module(mode, 5, 24, seed=3)
+    m = make()
+    perturb_biases(m, rng)
+    if frozen:
+        m = minirnn.freeze(m)
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    hx = _state(mode, rng, (1, 3, 24), np.float32)
+    want = _train_step(m, x, hx, 0)
+    with minirnn.no_grad():
+        want_infer = m(x, hx)[0]
+    for pack in m._c_packs():
+        assert len(pack) == 4
+        pack[2] = _shifted_copy(pack[2])
+    got = _train_step(m, x, hx, 0)
+    assert np.array_equal(got[0], want[0])
+    for k in want[1]:
+        assert np.array_equal(got[1][k], want[1][k]), k
+    for pack in m._c_packs():
+        pack[2] = _shifted_copy(pack[2])
+    with minirnn.no_grad():
+        assert np.array_equal(m(x, hx)[0], want_infer)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_copied_module_computes_what_the_original_does(mode, how):
+    """A module copied after calls (its caches hold packed panels) gives the original's bits,
+    in inference and in a training step."""
+    import copy
+    import pickle
+    rng = np.random.default_rng(31)
+    m = make_module(mode, 5, 40, num_layers=2, seed=3)
+    perturb_biases(m, rng)
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    hx = _state(mode, rng, (2, 3, 40), np.float32)
+    want = _train_step(m, x, hx, 0)
+    with minirnn.no_grad():
+        want_infer = m(x, hx)[0]
+    for _ in range(3):                   # new arrays land at various offsets
+        c = copy.deepcopy(m) if how == "deepcopy" else pickle.loads(pickle.dumps(m))
+        with minirnn.no_grad():
+            assert np.array_equal(c(x, hx)[0], want_infer)
+        got = _train_step(c, x, hx, 0)
+        assert np.array_equal(got[0], want[0])

@@ -174,7 +174,7 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     if pack is not None:
         layout = ("backward", mr_get_isa(), NR, dtype, mode, D, I, H, P, proj, var.before)
         frozen = (len(pack) == 4 and pack[3] is weights and pack[0] == layout
-                  and _immutable_weights(weights, D, proj))
+                  and _panels_where_packed(pack) and _immutable_weights(weights, D, proj))
         if not frozen:
             for d in range(D):
                 fp_mats[n_fp // 2], fp_bytes[n_fp // 2] = Wih[d], GH * I * isz
@@ -185,14 +185,13 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
                     n_fp += 2
             with nogil:
                 _fingerprints(fp_mats, fp_bytes, n_fp // 2, fp, nt)
-        if frozen or (len(pack) == 4 and pack[0] == layout
+        if frozen or (len(pack) == 4 and pack[0] == layout and _panels_where_packed(pack)
                       and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
             packed_ok = True
             panels = pack[2]
         else:
             panels = np.empty(D * (size_hh + size_ih + size_hr) + 64 // isz, dtype)
-            fps = np.empty(n_fp, np.uint64)
-            memcpy(cnp.PyArray_DATA(<cnp.ndarray> fps), fp, n_fp * 8)
+            fps = _new_fingerprints(fp, n_fp, panels)
             kept = weights if _immutable_weights(weights, D, proj) else None
         _last_fingerprint[1] = not frozen
         pan = <char *> cnp.PyArray_DATA(<cnp.ndarray> panels)

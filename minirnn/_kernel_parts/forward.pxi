@@ -233,6 +233,33 @@ cdef void _fingerprints(const void **mats, const Py_ssize_t *nbytes, Py_ssize_t 
             mr_fingerprint(mats[u], nbytes[u], fp + 2 * u)
 
 
+cdef inline size_t _panel_offset(object panels) noexcept:
+    """The bytes from the start of a panels array to its first 64-byte boundary, where the
+    panels begin (the array has 64 bytes to spare)."""
+    return (-<size_t> cnp.PyArray_DATA(<cnp.ndarray> panels)) % 64
+
+
+cdef object _new_fingerprints(const uint64_t *fp, Py_ssize_t n_fp, object panels):
+    """What a pack keeps beside its panels: the n_fp words of the weights' fingerprints, then
+    the panels' offset (_panel_offset) at packing time."""
+    fps = np.empty(n_fp + 1, np.uint64)
+    cdef uint64_t *w = <uint64_t *> cnp.PyArray_DATA(<cnp.ndarray> fps)
+    memcpy(w, fp, n_fp * 8)
+    w[n_fp] = _panel_offset(panels)
+    return fps
+
+
+cdef bint _panels_where_packed(object pack):
+    """Whether a pack's panels still begin at the offset they were packed at. A copy of the
+    pack (copy.deepcopy, pickle: a module's caches copied with it) holds them in a new array,
+    which may start at another offset from a 64-byte boundary: then the panels, read from the
+    new boundary, would be shifted, so the call packs again."""
+    fps = pack[1]
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray> fps)
+    return n > 0 and (<uint64_t *> cnp.PyArray_DATA(<cnp.ndarray> fps))[n - 1] == \
+        _panel_offset(pack[2])
+
+
 cdef int _immutable_weights(tuple weights, Py_ssize_t D, bint proj) except -1:
     """Whether no byte of the packed weights (W_ih, W_hh, W_hr of every direction) can change:
     each is a read-only array whose chain of bases (PyArray_BASE: arrays viewing arrays) ends
@@ -464,6 +491,8 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     # belongs to a bytes object (_immutable_weights), the pack also keeps `weights` itself (4th
     # entry, else None), and a call given that very tuple (`is`: its arrays are the ones the
     # panels were packed from, and their bytes cannot have changed) skips the fingerprint.
+    # Either way the panels must begin where they were packed (_panels_where_packed: a copied
+    # pack may hold them at another offset from a 64-byte boundary); else the call packs again.
     cdef bint packed_ok = False, frozen = False
     cdef uint64_t fp[12]
     cdef const void *fp_mats[6]
@@ -473,7 +502,7 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     if pack is not None:
         layout = (mr_get_isa(), NR, dtype, mode, D, I, H, P, proj, var.before, gate_pan)
         frozen = (len(pack) == 4 and pack[3] is weights and pack[0] == layout
-                  and _immutable_weights(weights, D, proj))
+                  and _panels_where_packed(pack) and _immutable_weights(weights, D, proj))
         if not frozen:
             for d in range(D):
                 fp_mats[n_fp // 2], fp_bytes[n_fp // 2] = Wih[d], GH * I * isz
@@ -484,14 +513,13 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
                     n_fp += 2
             with nogil:
                 _fingerprints(fp_mats, fp_bytes, n_fp // 2, fp, nt)
-        if frozen or (len(pack) == 4 and pack[0] == layout
+        if frozen or (len(pack) == 4 and pack[0] == layout and _panels_where_packed(pack)
                       and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
             packed_ok = True
             panels = pack[2]
         else:
             panels = np.empty(D * (size_ih + size_hh + size_hr) + 64 // isz, dtype)
-            fps = np.empty(n_fp, np.uint64)
-            memcpy(cnp.PyArray_DATA(<cnp.ndarray> fps), fp, n_fp * 8)
+            fps = _new_fingerprints(fp, n_fp, panels)
             kept = weights if _immutable_weights(weights, D, proj) else None
         _last_fingerprint[0] = not frozen
         pan = <char *> cnp.PyArray_DATA(<cnp.ndarray> panels)
