@@ -35,9 +35,9 @@ __all__ = ["freeze"]
 _FREEZABLE = (RNN, GRU, LSTM, RNNCell, GRUCell, LSTMCell)
 _M = TypeVar("_M", RNN, GRU, LSTM, RNNCell, GRUCell, LSTMCell)
 
-#: what a module keeps derived from its parameters: a frozen copy starts without it (the
-#: kernels' weight tuples and packed panels must be those of the new, immutable arrays)
-DERIVED_STATE = ("_c_weights_cache", "_c_packs_cache")
+#: what a module keeps derived from its parameters and settings: a copy starts without it (the
+#: kernels' weight tuples and packed panels must be those of the new arrays; the short path's plan)
+DERIVED_STATE = ("_c_weights_cache", "_c_packs_cache", "_plan")
 #: caches rebuilt on first use, started empty in a frozen copy
 EMPTY_CACHES = ("_zeros", "_zero_hx")
 

@@ -195,7 +195,8 @@ class _Module:
                 "them in a trainable module m, then minirnn.freeze(m)")
 
     # A module is copied and pickled without what it derived from its parameters (the kernels'
-    # weight tuples and packed panels, as large as the weights; rebuilt by the next call), and
+    # weight tuples and packed panels, as large as the weights, and the short path's plan;
+    # rebuilt by the next call), and
     # a frozen module's parameters are made immutable again (NumPy restores arrays as writable
     # copies).
     def __getstate__(self) -> Dict[str, Any]:
@@ -208,7 +209,6 @@ class _Module:
         self.__dict__.update(state)
         if "dtype" in state:            # NumPy's own dtype object, not the copy: see canonical_dtype
             self.__dict__["dtype"] = canonical_dtype(state["dtype"])
-        self.__dict__.pop("_plan", None)     # it holds the dtype too; rebuilt on the next call
         if state.get("_frozen", False):
             from .freeze import refreeze
             refreeze(self)

@@ -167,8 +167,6 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
     # a call given the frozen weights the panels were packed from skips the fingerprint too.
     cdef bint packed_ok = False, frozen = False
     cdef uint64_t fp[12]
-    cdef const void *fp_mats[6]
-    cdef Py_ssize_t fp_bytes[6]
     cdef Py_ssize_t n_fp = 0, isz = sizeof(floating)
     cdef char *pan = NULL
     if pack is not None:
@@ -176,15 +174,10 @@ cdef int _backward_layer(floating *kind, object dtype, int mode, object X, tuple
         frozen = (len(pack) == 4 and pack[3] is weights and pack[0] == layout
                   and _panels_where_packed(pack) and _immutable_weights(weights, D, proj))
         if not frozen:
-            for d in range(D):
-                fp_mats[n_fp // 2], fp_bytes[n_fp // 2] = Wih[d], GH * I * isz
-                fp_mats[n_fp // 2 + 1], fp_bytes[n_fp // 2 + 1] = Whh[d], GH * P * isz
-                n_fp += 4
-                if proj:
-                    fp_mats[n_fp // 2], fp_bytes[n_fp // 2] = Whr[d], P * H * isz
-                    n_fp += 2
             with nogil:
-                _fingerprints(fp_mats, fp_bytes, n_fp // 2, fp, nt)
+                n_fp = _weight_fingerprints(<const void **> Wih, <const void **> Whh,
+                                            <const void **> Whr, D, GH * I * isz,
+                                            GH * P * isz, P * H * isz if proj else 0, fp, nt)
         if frozen or (len(pack) == 4 and pack[0] == layout and _panels_where_packed(pack)
                       and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
             packed_ok = True

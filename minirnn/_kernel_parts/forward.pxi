@@ -217,10 +217,22 @@ def _set_fp_parallel_bytes(Py_ssize_t nbytes):
     return old
 
 
-cdef void _fingerprints(const void **mats, const Py_ssize_t *nbytes, Py_ssize_t n,
-                        uint64_t *fp, int nt) noexcept nogil:
-    cdef Py_ssize_t u, total = 0
+cdef Py_ssize_t _weight_fingerprints(const void **Wih, const void **Whh, const void **Whr,
+                                     Py_ssize_t D, Py_ssize_t ih_bytes, Py_ssize_t hh_bytes,
+                                     Py_ssize_t hr_bytes, uint64_t *fp, int nt) noexcept nogil:
+    """The fingerprints of D directions' W_ih, W_hh (and, with hr_bytes > 0, W_hr) into fp,
+    two words per matrix in that order; returns the words written."""
+    cdef const void *mats[6]
+    cdef Py_ssize_t nbytes[6]
+    cdef Py_ssize_t d, u, n = 0, total = 0
     cdef int team = 1
+    for d in range(D):
+        mats[n], nbytes[n] = Wih[d], ih_bytes
+        mats[n + 1], nbytes[n + 1] = Whh[d], hh_bytes
+        n += 2
+        if hr_bytes > 0:
+            mats[n], nbytes[n] = Whr[d], hr_bytes
+            n += 1
     for u in range(n):
         total += nbytes[u]
     if total >= FP_PARALLEL_BYTES:
@@ -231,6 +243,7 @@ cdef void _fingerprints(const void **mats, const Py_ssize_t *nbytes, Py_ssize_t 
     else:
         for u in range(n):
             mr_fingerprint(mats[u], nbytes[u], fp + 2 * u)
+    return 2 * n
 
 
 cdef inline size_t _panel_offset(object panels) noexcept:
@@ -495,8 +508,6 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
     # pack may hold them at another offset from a 64-byte boundary); else the call packs again.
     cdef bint packed_ok = False, frozen = False
     cdef uint64_t fp[12]
-    cdef const void *fp_mats[6]
-    cdef Py_ssize_t fp_bytes[6]
     cdef Py_ssize_t n_fp = 0, isz = sizeof(floating)
     cdef char *pan = NULL
     if pack is not None:
@@ -504,15 +515,10 @@ cdef int _forward_layer(floating *kind, object dtype, int mode, object X, tuple 
         frozen = (len(pack) == 4 and pack[3] is weights and pack[0] == layout
                   and _panels_where_packed(pack) and _immutable_weights(weights, D, proj))
         if not frozen:
-            for d in range(D):
-                fp_mats[n_fp // 2], fp_bytes[n_fp // 2] = Wih[d], GH * I * isz
-                fp_mats[n_fp // 2 + 1], fp_bytes[n_fp // 2 + 1] = Whh[d], GH * P * isz
-                n_fp += 4
-                if proj:
-                    fp_mats[n_fp // 2], fp_bytes[n_fp // 2] = Whr[d], P * H * isz
-                    n_fp += 2
             with nogil:
-                _fingerprints(fp_mats, fp_bytes, n_fp // 2, fp, nt)
+                n_fp = _weight_fingerprints(<const void **> Wih, <const void **> Whh,
+                                            <const void **> Whr, D, GH * I * isz,
+                                            GH * P * isz, P * H * isz if proj else 0, fp, nt)
         if frozen or (len(pack) == 4 and pack[0] == layout and _panels_where_packed(pack)
                       and memcmp(fp, cnp.PyArray_DATA(<cnp.ndarray> pack[1]), n_fp * 8) == 0):
             packed_ok = True
